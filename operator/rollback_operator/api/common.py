@@ -1,0 +1,113 @@
+"""Building blocks shared by both resources: durations, secret references, targets, base model.
+
+Durations stay strings in the model (so a manifest round-trips unchanged) and are parsed on use.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class Model(BaseModel):
+    """Base of every API model: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=False,
+    )
+
+    def wire(self) -> dict[str, object]:
+        """The model as it is stored in Kubernetes: camelCase keys, no unset optionals."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse `30s`, `5m`, `1h30m`, `24h`, `7d`, `250ms` into a timedelta."""
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"{text!r} is not a duration such as 30s, 5m, 1h or 24h")
+    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """Render a timedelta as `3h12m`, `45s` or `0s`, the inverse of `parse_duration`."""
+    total = int(delta.total_seconds())
+    if total <= 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, total = divmod(total, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def _positive_duration(text: str) -> str:
+    if parse_duration(text) <= timedelta(0):
+        raise ValueError(f"duration {text!r} must be greater than zero")
+    return text
+
+
+Duration = Annotated[
+    str,
+    Field(pattern=DURATION_PATTERN, examples=["30s", "5m", "1h", "24h"]),
+    AfterValidator(_positive_duration),
+]
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+DnsName = Annotated[
+    str,
+    Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+]
+
+
+class Target(StrEnum):
+    """A layer of the app that a rollback can act on."""
+
+    FRONTEND = "frontend"
+    BACKEND = "backend"
+    DATABASE = "database"
+    STORAGE = "storage"
+
+
+ALL_TARGETS: tuple[Target, ...] = tuple(Target)
+
+
+class SecretKeyRef(Model):
+    """A key of a Secret in the resource's namespace."""
+
+    name: DnsName = Field(description="Name of the Secret, in the same namespace.")
+    key: NonEmpty = Field(description="Key inside the Secret's data.")
+
+
+class LocalObjectRef(Model):
+    """A reference to an object by name in the same namespace."""
+
+    name: DnsName = Field(description="Name of the object, in the same namespace.")
+
+
+class ObjectMeta(Model):
+    """The parts of metadata the operator reads; everything else is kept but ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    generation: int = 1
+    resource_version: str | None = None
+    creation_timestamp: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,110 @@
+"""Condition types, reasons and the one function that changes a conditions list.
+
+Conditions follow the Kubernetes API conventions (metav1.Condition) and kstatus, so that
+`kubectl wait --for=condition=Ready` works and tools see `Reconciling` / `Stalled`.
+Every type and reason the operator writes is declared here, once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from rollback_operator.api.common import Model
+
+
+class ConditionType(StrEnum):
+    """Every condition type either resource publishes."""
+
+    READY = "Ready"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+    PLANNED = "Planned"
+    APPROVED = "Approved"
+    VERIFIED = "Verified"
+    SPEC_CHANGE_REFUSED = "SpecChangeRefused"
+    BREACHING = "Breaching"
+
+
+class Reason(StrEnum):
+    """Machine-readable reasons (one CamelCase word each)."""
+
+    INVALID_SPEC = "InvalidSpec"
+    POLICY_NOT_FOUND = "PolicyNotFound"
+    PLANNING = "Planning"
+    PLANNED = "Planned"
+    PLAN_FAILED = "PlanFailed"
+    DRY_RUN = "DryRun"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    APPROVED = "Approved"
+    NOT_REQUIRED = "NotRequired"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    VERIFYING = "Verifying"
+    SUCCEEDED = "Succeeded"
+    PARTIALLY_FAILED = "PartiallyFailed"
+    FAILED = "Failed"
+    ABORTED = "Aborted"
+    CHECKS_PASSED = "ChecksPassed"
+    CHECKS_FAILED = "ChecksFailed"
+    NO_CHECKS = "NoChecks"
+    SPEC_IMMUTABLE = "SpecImmutable"
+    VALID = "Valid"
+    RULES_BREACHING = "RulesBreaching"
+    RULES_CLEAR = "RulesClear"
+
+
+Status = Literal["True", "False", "Unknown"]
+
+
+class Condition(Model):
+    """One observation about the resource, as in metav1.Condition."""
+
+    type: str = Field(description="Condition type, such as Ready or Stalled.")
+    status: Status = Field(description="True, False or Unknown.")
+    reason: str = Field(description="One CamelCase word a program can match on.")
+    message: str = Field(default="", description="What a person should know.")
+    last_transition_time: datetime = Field(description="When the status last changed.")
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this condition reflects."
+    )
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: ConditionType,
+    status: bool | None,
+    reason: Reason,
+    message: str,
+    *,
+    now: datetime,
+    generation: int | None,
+) -> list[Condition]:
+    """Return `conditions` with `type_` set; keep lastTransitionTime if the status holds."""
+    text: Status = "Unknown" if status is None else ("True" if status else "False")
+    previous = find(conditions, type_)
+    since = previous.last_transition_time if previous and previous.status == text else now
+    new = Condition(
+        type=type_.value,
+        status=text,
+        reason=reason.value,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+    rest = [c for c in conditions if c.type != type_.value]
+    return [*rest, new]
+
+
+def find(conditions: list[Condition], type_: ConditionType) -> Condition | None:
+    """The condition of this type, if present."""
+    return next((c for c in conditions if c.type == type_.value), None)
+
+
+def is_true(conditions: list[Condition], type_: ConditionType) -> bool:
+    """Whether the condition of this type is present and True."""
+    found = find(conditions, type_)
+    return found is not None and found.status == "True"

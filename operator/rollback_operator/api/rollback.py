@@ -1,0 +1,227 @@
+"""The Rollback resource: one execution of the runbook, its plan, steps and outcome.
+
+Field descriptions double as CRD documentation (`kubectl explain rollback.spec`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal, Self
+
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from rollback_operator.api.common import (
+    ALL_TARGETS,
+    LocalObjectRef,
+    Model,
+    NonEmpty,
+    ObjectMeta,
+    Target,
+)
+from rollback_operator.api.conditions import Condition
+
+QUICK_TARGETS: tuple[Target, ...] = (Target.FRONTEND, Target.BACKEND)
+
+
+class DeploymentPin(Model):
+    """Roll a frontend or backend back to this deployment."""
+
+    deployment_id: NonEmpty = Field(description="Provider deployment id to make live.")
+
+
+class BackupPin(Model):
+    """Restore the database from this backup."""
+
+    backup: NonEmpty = Field(description="Backup object name (key relative to the prefix).")
+
+
+class StoragePin(Model):
+    """Restore files as they were at this time."""
+
+    as_of: datetime = Field(description="RFC 3339 time, such as 2024-01-01T00:00:00Z.")
+
+
+class Pins(Model):
+    """Explicit rollback targets; the default is each target's last good state."""
+
+    frontend: DeploymentPin | None = None
+    backend: DeploymentPin | None = None
+    database: BackupPin | None = None
+    storage: StoragePin | None = None
+
+    def pinned(self) -> list[Target]:
+        """The targets with a pin."""
+        return [t for t in ALL_TARGETS if getattr(self, t.value) is not None]
+
+
+class RollbackSpec(Model):
+    """What to roll back, how, to what, and why."""
+
+    policy_ref: LocalObjectRef = Field(description="The RollbackPolicy that says how to reach it.")
+    mode: Literal["quick", "full"] = Field(
+        default="quick",
+        description="quick: instant rollback of frontend and backend; full: the whole runbook.",
+    )
+    targets: list[Target] | None = Field(
+        default=None,
+        min_length=1,
+        description="Layers to roll back. Default: quick -> frontend, backend; full -> all four.",
+    )
+    to: Pins = Field(default_factory=Pins, description="Optional pins; default last good state.")
+    version: str | None = Field(default=None, description="What we roll back to, for the record.")
+    reason: str | None = Field(default=None, description="Why, for the record and notifications.")
+    dry_run: bool = Field(default=False, description="Plan only; change nothing.")
+    require_approval: bool = Field(
+        default=False, description="Wait in AwaitingApproval until approved by annotation."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.targets is not None and len(set(self.targets)) != len(self.targets):
+            raise ValueError("targets: each target may appear once")
+        chosen = self.chosen_targets()
+        if self.mode == "quick":
+            extra = [t.value for t in chosen if t not in QUICK_TARGETS]
+            if extra:
+                raise ValueError(
+                    f"targets: quick mode rolls back frontend and backend only, not "
+                    f"{', '.join(extra)}; use mode: full"
+                )
+        stray = [t.value for t in self.to.pinned() if t not in chosen]
+        if stray:
+            raise ValueError(f"to: pins for targets not selected: {', '.join(stray)}")
+        return self
+
+    def chosen_targets(self) -> list[Target]:
+        """The targets this rollback acts on, defaults applied, in the runbook's order."""
+        if self.targets is not None:
+            return [t for t in ALL_TARGETS if t in self.targets]
+        return list(QUICK_TARGETS) if self.mode == "quick" else list(ALL_TARGETS)
+
+
+class Phase(StrEnum):
+    """Where a rollback is in its life."""
+
+    PENDING = "Pending"
+    PLANNING = "Planning"
+    PLANNED = "Planned"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    VERIFYING = "Verifying"
+    SUCCEEDED = "Succeeded"
+    PARTIALLY_FAILED = "PartiallyFailed"
+    FAILED = "Failed"
+    ABORTED = "Aborted"
+
+
+TERMINAL_PHASES = frozenset(
+    {Phase.PLANNED, Phase.SUCCEEDED, Phase.PARTIALLY_FAILED, Phase.FAILED, Phase.ABORTED}
+)
+STARTED_PHASES = frozenset({Phase.RUNNING, Phase.VERIFYING})
+
+
+class StepState(StrEnum):
+    """Where one step is."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+
+
+class StepStatus(Model):
+    """The record of one step: what ran, when, how often, with which external ids."""
+
+    name: str = Field(description="Step name, such as stop-traffic or restore-database.")
+    target: Target | None = Field(default=None, description="The layer it acts on, if any.")
+    state: StepState = StepState.PENDING
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    message: str | None = None
+    external_ids: dict[str, str] = Field(default_factory=dict)
+
+
+class DeploymentPlan(Model):
+    """A frontend or backend move."""
+
+    from_: str | None = Field(default=None, alias="from", description="Live deployment now.")
+    to: str = Field(description="Deployment that will be live.")
+
+
+class DatabasePlan(Model):
+    """A database restore."""
+
+    backup: str
+    taken_at: datetime | None = None
+    data_loss_window: str | None = Field(
+        default=None, description="Writes since the backup that the restore discards."
+    )
+
+
+class StoragePlan(Model):
+    """A point-in-time restore of files."""
+
+    as_of: datetime
+    objects_to_restore: int = 0
+    objects_to_hide: int = 0
+
+
+class RollbackPlan(Model):
+    """What each target will move from and to."""
+
+    frontend: DeploymentPlan | None = None
+    backend: DeploymentPlan | None = None
+    database: DatabasePlan | None = None
+    storage: StoragePlan | None = None
+
+
+class CheckResult(Model):
+    """One verification check."""
+
+    name: str
+    passed: bool
+    message: str = ""
+
+
+class ReportRef(Model):
+    """Where the incident report is stored."""
+
+    config_map: str | None = None
+    s3_key: str | None = None
+
+
+class RollbackStatus(Model):
+    """What the operator did and observed."""
+
+    observed_generation: int | None = None
+    accepted_generation: int | None = Field(
+        default=None, description="The generation the plan was made from; later edits refused."
+    )
+    phase: Phase = Phase.PENDING
+    conditions: list[Condition] = Field(default_factory=list)
+    mode: Literal["quick", "full"] | None = None
+    targets: list[Target] = Field(default_factory=list)
+    plan: RollbackPlan | None = None
+    steps: list[StepStatus] = Field(default_factory=list)
+    verification: list[CheckResult] = Field(default_factory=list)
+    queue_position: int | None = Field(default=None, description="Place in the queue, from 1.")
+    approved_by: str | None = None
+    report_ref: ReportRef | None = None
+    message: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Rollback(Model):
+    """A Rollback object as read from the API."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: RollbackSpec
+    status: RollbackStatus = Field(default_factory=RollbackStatus)

@@ -1,0 +1,134 @@
+"""The Protocols that rollback steps call, one per kind of provider, and their value types.
+
+Every mutating call takes an idempotency `key` (`<rollback uid>/<step>/<target>`) and must look
+before it acts: called twice with the same arguments it has one effect. Every read-only call is
+safe to repeat. Adapters raise only `providers.errors` exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.api.rollback import CheckResult, DatabasePlan, DeploymentPlan, StoragePlan
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a mutating call did: a sentence for the record and ids to find it again."""
+
+    message: str
+    external_ids: Mapping[str, str] = field(default_factory=dict)
+
+
+class DeploymentTarget(Protocol):
+    """A frontend or backend that can go back to an earlier deployment (Vercel, Railway)."""
+
+    async def plan(self, pin: str | None) -> DeploymentPlan:
+        """The live deployment and the one to return to: `pin`, or the last good one."""
+        ...
+
+    async def stop_traffic(self, key: str) -> StepResult:
+        """Stop serving traffic; the result's ids let `resume_traffic` undo exactly this."""
+        ...
+
+    async def rollback(self, to: str, key: str) -> StepResult:
+        """Make `to` live and wait until it is; a no-op when it already is."""
+        ...
+
+    async def resume_traffic(self, key: str, recorded: Mapping[str, str]) -> StepResult:
+        """Serve traffic again, restoring what `stop_traffic` recorded."""
+        ...
+
+
+class Database(Protocol):
+    """A database restored from dumps (PostgreSQL)."""
+
+    async def plan(self, pin: str | None) -> DatabasePlan:
+        """The backup to restore (`pin` or the newest) and when it was taken; checks it."""
+        ...
+
+    async def safety_backup(self, key: str) -> StepResult:
+        """Dump the current database, once per key; ids name the dump."""
+        ...
+
+    async def restore(self, backup: str, key: str) -> StepResult:
+        """Replace the database's contents with `backup`."""
+        ...
+
+
+class Storage(Protocol):
+    """Files restored to a point in time (S3)."""
+
+    async def plan(self, as_of: datetime) -> StoragePlan:
+        """What a restore to `as_of` would change."""
+        ...
+
+    async def restore(self, as_of: datetime, key: str) -> StepResult:
+        """Make every object as it was at `as_of`, never deleting a version."""
+        ...
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something people should hear about a rollback."""
+
+    kind: Literal["started", "finished"]
+    namespace: str
+    name: str
+    uid: str
+    mode: str
+    targets: tuple[str, ...]
+    reason: str
+    phase: str
+    summary: str
+    trigger: str = "manual"
+
+
+class Notifier(Protocol):
+    """A channel to people (Slack, Statuspage, PagerDuty)."""
+
+    name: str
+
+    async def notify(self, notice: Notice, key: str) -> StepResult:
+        """Send `notice` once per key."""
+        ...
+
+
+class Verifier(Protocol):
+    """The post-rollback checklist."""
+
+    async def verify(self) -> list[CheckResult]:
+        """Run every configured check and return each result."""
+        ...
+
+
+@dataclass
+class Providers:
+    """The providers one policy needs; a target is None when the policy does not define it."""
+
+    frontend: DeploymentTarget | None = None
+    backend: DeploymentTarget | None = None
+    database: Database | None = None
+    storage: Storage | None = None
+    notifiers: list[Notifier] = field(default_factory=list)
+    verifier: Verifier | None = None
+
+
+class SecretReader(Protocol):
+    """Reads one key of a Secret in a namespace."""
+
+    async def read(self, namespace: str, name: str, key: str) -> str:
+        """The decoded value; raises PermanentError when the Secret or key is missing."""
+        ...
+
+
+class ProviderFactory(Protocol):
+    """Builds the providers for one policy, reading its Secrets."""
+
+    async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
+        """Providers for every target, notifier and check the policy defines."""
+        ...

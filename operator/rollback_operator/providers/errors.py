@@ -1,0 +1,45 @@
+"""The error hierarchy every provider raises, so the engine can decide: retry, or fail the step.
+
+Messages must never contain a secret: adapters build them from status codes, ids and the
+provider's own error text, never from request headers or URLs with credentials.
+"""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """Anything that went wrong talking to a provider."""
+
+    def __init__(self, message: str, *, provider: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.message}" if self.provider else self.message
+
+
+class RetryableError(ProviderError):
+    """A transient failure (timeout, connection reset, 5xx): trying again may work."""
+
+    def __init__(
+        self, message: str, *, provider: str = "", retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.retry_after = retry_after
+
+
+class RateLimitedError(RetryableError):
+    """The provider asked us to slow down (429); `retry_after` says for how long."""
+
+
+class PermanentError(ProviderError):
+    """A failure that repeating the same call will not fix."""
+
+
+class NotFoundError(PermanentError):
+    """The thing asked for does not exist (a deployment, a backup, a bucket)."""
+
+
+class UnauthorizedError(PermanentError):
+    """The credentials were refused or lack a permission."""

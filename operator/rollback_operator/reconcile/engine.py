@@ -1,0 +1,235 @@
+"""The durable step engine: plan, gate, queue, then run each step and record it before the next.
+
+`Engine.run` is a function of the recorded status and the world: started again after a crash
+with the status it left, it resumes at the first unfinished step. A step that was running when
+the operator died is redone from its start; a finished one never runs again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from rollback_operator.api.conditions import ConditionType, Reason
+from rollback_operator.api.policy import RollbackPolicySpec
+from rollback_operator.api.rollback import (
+    STARTED_PHASES,
+    TERMINAL_PHASES,
+    Phase,
+    ReportRef,
+    Rollback,
+    RollbackStatus,
+    StepState,
+)
+from rollback_operator.providers.base import Providers
+from rollback_operator.providers.errors import ProviderError
+from rollback_operator.reconcile import outcome, transitions
+from rollback_operator.reconcile.plan import REPORT, TRAITS, VERIFY, groups, steps_for
+from rollback_operator.reconcile.planning import PlanError, make_plan
+from rollback_operator.reconcile.ports import Clock, Controls, Recorder, ReportStore
+from rollback_operator.reconcile.runner import RetryPolicy, StepRunner, Stopping
+from rollback_operator.reconcile.steps import StepContext
+
+logger = logging.getLogger(__name__)
+
+_WARNING_PHASES = {Phase.FAILED, Phase.PARTIALLY_FAILED, Phase.ABORTED}
+
+
+@dataclass
+class Engine:
+    """Runs one Rollback to its end, recording every change through `recorder`."""
+
+    recorder: Recorder
+    controls: Controls
+    clock: Clock
+    reports: ReportStore
+    retry: RetryPolicy
+    tick: float = 0.5
+    trigger: str = "manual"
+
+    def __post_init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._safety_backup = True
+
+    async def run(
+        self, rollback: Rollback, policy: RollbackPolicySpec, providers: Providers
+    ) -> Phase | None:
+        """Drive `rollback` from its recorded status to a terminal phase (None if stopped)."""
+        status = rollback.status.model_copy(deep=True)
+        database = policy.targets.database
+        self._safety_backup = database is None or database.postgres.safety_backup
+        try:
+            return await self._drive(rollback, status, providers)
+        except Stopping:
+            logger.info("Operator stopping; %s resumes from its record", rollback.metadata.name)
+            return None
+
+    async def _drive(self, rb: Rollback, status: RollbackStatus, pv: Providers) -> Phase | None:
+        if status.phase in TERMINAL_PHASES:
+            return status.phase
+        if status.accepted_generation is None:
+            planned = await self._plan(rb, status, pv)
+            if planned is not None:
+                return planned
+        self._refuse_spec_change(status)
+        if status.phase == Phase.AWAITING_APPROVAL and not await self._await_approval(status):
+            return await self._finish(rb, status, pv, aborted=True)
+        if status.phase == Phase.QUEUED and not await self._await_turn(status):
+            return await self._finish(rb, status, pv, aborted=True)
+        if status.phase not in STARTED_PHASES:
+            status.started_at = status.started_at or self.clock.now()
+            await self._enter(status, Phase.RUNNING, "Running the plan's steps")
+        return await self._finish(rb, status, pv, aborted=False)
+
+    async def _plan(self, rb: Rollback, status: RollbackStatus, pv: Providers) -> Phase | None:
+        spec, now = rb.spec, self.clock.now()
+        await self._enter(status, Phase.PLANNING, "Planning: reading each target's state")
+        try:
+            plan = await StepRunner.with_retries(
+                self.retry, self.controls, make_plan, spec, pv, now
+            )
+        except (PlanError, ProviderError) as error:
+            self._mark(status, ConditionType.PLANNED, False, Reason.PLAN_FAILED, str(error))
+            await self._enter(status, Phase.FAILED, f"Planning failed: {error}", Reason.PLAN_FAILED)
+            return Phase.FAILED
+        status.plan, status.mode = plan, spec.mode
+        status.targets = spec.chosen_targets()
+        status.steps = steps_for(spec.mode, status.targets, safety_backup=self._safety_backup)
+        status.accepted_generation = self.controls.generation()
+        self._mark(status, ConditionType.PLANNED, True, Reason.PLANNED, "Plan ready")
+        if spec.dry_run:
+            await self._enter(status, Phase.PLANNED, "Dry run: plan ready, nothing changed")
+            return Phase.PLANNED
+        if spec.require_approval:
+            note = "Waiting for the annotation rollback.mindmate.app/approved-by"
+            self._mark(status, ConditionType.APPROVED, False, Reason.AWAITING_APPROVAL, note)
+            await self._enter(status, Phase.AWAITING_APPROVAL, note)
+        else:
+            self._mark(status, ConditionType.APPROVED, True, Reason.NOT_REQUIRED, "Not required")
+            await self._enter(status, Phase.QUEUED, "Waiting for other rollbacks of these targets")
+        return None
+
+    async def _await_approval(self, status: RollbackStatus) -> bool:
+        while True:
+            if self.controls.abort_requested():
+                return False
+            who = self.controls.approved_by()
+            if who:
+                status.approved_by = who
+                self._mark(status, ConditionType.APPROVED, True, Reason.APPROVED, f"By {who}")
+                await self._enter(status, Phase.QUEUED, f"Approved by {who}")
+                return True
+            await self._pause()
+
+    async def _await_turn(self, status: RollbackStatus) -> bool:
+        while True:
+            if self.controls.abort_requested():
+                return False
+            position = await self.controls.admit()
+            if position == 0:
+                status.queue_position = None
+                return True
+            if status.queue_position != position:
+                status.queue_position = position
+                await self._enter(status, Phase.QUEUED, f"Queued at position {position}")
+            await self._pause()
+
+    async def _finish(
+        self, rb: Rollback, status: RollbackStatus, pv: Providers, *, aborted: bool
+    ) -> Phase:
+        async def checkpoint() -> None:
+            await self._save(status)
+
+        ctx = StepContext(rb, status, pv, self.reports, self.clock.now, checkpoint, self.trigger)
+        runner = StepRunner(self.retry, self.controls, self.clock, self.recorder, self._save)
+        for group in groups(status.steps):
+            todo = [status.steps[i] for i in group if status.steps[i].state in _OPEN]
+            if not todo:
+                continue
+            first = todo[0]
+            if not aborted and self.controls.abort_requested():
+                aborted = True
+                await self.recorder.event(
+                    warning=True, reason="AbortRequested", message="Skipping steps not started"
+                )
+            if not TRAITS[first.name].always and (aborted or outcome.failed_critical(status.steps)):
+                why = outcome.ABORTED_MESSAGE if aborted else outcome.AFTER_FAILURE_MESSAGE
+                for step in todo:
+                    step.state, step.message = StepState.SKIPPED, why
+                await self._save(status)
+                continue
+            if first.name == VERIFY:
+                await self._enter(status, Phase.VERIFYING, "Verifying the rollback")
+            if first.name == REPORT:
+                ctx.outcome = outcome.judge(status.steps)
+            await asyncio.gather(*(runner.run(step, ctx) for step in todo))
+            if first.name == VERIFY:
+                self._record_verification(status)
+        final = outcome.judge(status.steps)
+        status.finished_at = self.clock.now()
+        status.report_ref = _report_ref(status) or status.report_ref
+        await self.controls.release()
+        await self._enter(status, final, outcome.summary(status.steps, final))
+        return final
+
+    def _record_verification(self, status: RollbackStatus) -> None:
+        step = next(s for s in status.steps if s.name == VERIFY)
+        passed = step.state == StepState.SUCCEEDED
+        reason = Reason.CHECKS_PASSED if passed else Reason.CHECKS_FAILED
+        if passed and not status.verification:
+            reason = Reason.NO_CHECKS
+        self._mark(status, ConditionType.VERIFIED, passed, reason, step.message or "")
+
+    def _refuse_spec_change(self, status: RollbackStatus) -> None:
+        generation = self.controls.generation()
+        if status.accepted_generation is not None and generation != status.accepted_generation:
+            self._mark(
+                status,
+                ConditionType.SPEC_CHANGE_REFUSED,
+                True,
+                Reason.SPEC_IMMUTABLE,
+                f"spec changed after planning (generation {generation}); the rollback keeps "
+                f"running generation {status.accepted_generation}",
+            )
+
+    def _mark(
+        self, status: RollbackStatus, type_: ConditionType, value: bool, reason: Reason, text: str
+    ) -> None:
+        transitions.mark(
+            status,
+            type_,
+            value,
+            reason,
+            text,
+            now=self.clock.now(),
+            generation=self.controls.generation(),
+        )
+
+    async def _enter(
+        self, status: RollbackStatus, phase: Phase, message: str, reason: Reason | None = None
+    ) -> None:
+        before = status.phase
+        now, generation = self.clock.now(), self.controls.generation()
+        transitions.enter(status, phase, message, now=now, generation=generation, reason=reason)
+        await self._save(status)
+        if before != phase or phase == Phase.QUEUED:
+            warning = phase in _WARNING_PHASES
+            await self.recorder.event(warning=warning, reason=phase.value, message=message)
+
+    async def _save(self, status: RollbackStatus) -> None:
+        async with self._lock:
+            await self.recorder.save(status)
+
+    async def _pause(self) -> None:
+        if await self.controls.pause(self.tick):
+            raise Stopping
+
+
+_OPEN = (StepState.PENDING, StepState.RUNNING)
+
+
+def _report_ref(status: RollbackStatus) -> ReportRef | None:
+    step = next((s for s in status.steps if s.name == REPORT), None)
+    name = step.external_ids.get("configMap") if step else None
+    return ReportRef(config_map=name) if name else None

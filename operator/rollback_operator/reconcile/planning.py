@@ -1,0 +1,74 @@
+"""Make a rollback's plan: for each target, where it is now and where it will go.
+
+Planning only reads. It is what a dry run shows and what the steps later execute, so a spec
+edited after the start cannot change what runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rollback_operator.api.common import Target, format_duration
+from rollback_operator.api.policy import RollbackPolicySpec
+from rollback_operator.api.rollback import DatabasePlan, RollbackPlan, RollbackSpec
+from rollback_operator.providers.base import Providers
+
+
+class PlanError(Exception):
+    """The plan cannot be made from this spec and policy; the message names the field."""
+
+
+def check_against_policy(spec: RollbackSpec, policy: RollbackPolicySpec) -> str | None:
+    """Why `spec` cannot run under `policy`, or None when it can."""
+    defined = policy.targets.defined()
+    missing = [t.value for t in spec.chosen_targets() if t not in defined]
+    if missing:
+        return (
+            f"spec.targets: {', '.join(missing)} not defined in the policy's spec.targets "
+            f"(defined: {', '.join(t.value for t in defined) or 'none'})"
+        )
+    return None
+
+
+async def make_plan(spec: RollbackSpec, providers: Providers, now: datetime) -> RollbackPlan:
+    """The plan for every chosen target, in the runbook's order."""
+    chosen = spec.chosen_targets()
+    plan = RollbackPlan()
+    if Target.FRONTEND in chosen and providers.frontend:
+        pin = spec.to.frontend.deployment_id if spec.to.frontend else None
+        plan.frontend = await providers.frontend.plan(pin)
+    if Target.BACKEND in chosen and providers.backend:
+        pin = spec.to.backend.deployment_id if spec.to.backend else None
+        plan.backend = await providers.backend.plan(pin)
+    if Target.DATABASE in chosen:
+        plan.database = await _database(spec, providers, now)
+    if Target.STORAGE in chosen and providers.storage:
+        as_of = await _storage_time(spec, plan.database, providers, now)
+        plan.storage = await providers.storage.plan(as_of)
+    return plan
+
+
+async def _database(spec: RollbackSpec, providers: Providers, now: datetime) -> DatabasePlan:
+    if providers.database is None:
+        raise PlanError("spec.targets: database is not defined in the policy")
+    pin = spec.to.database.backup if spec.to.database else None
+    chosen = await providers.database.plan(pin)
+    if chosen.taken_at is not None:
+        chosen.data_loss_window = format_duration(now - chosen.taken_at)
+    return chosen
+
+
+async def _storage_time(
+    spec: RollbackSpec, database: DatabasePlan | None, providers: Providers, now: datetime
+) -> datetime:
+    if spec.to.storage is not None:
+        if spec.to.storage.as_of > now:
+            raise PlanError("spec.to.storage.asOf: is in the future")
+        return spec.to.storage.as_of
+    if database is None and providers.database is not None:
+        database = await providers.database.plan(None)
+    if database is None or database.taken_at is None:
+        raise PlanError(
+            "spec.to.storage.asOf: required when no database backup time can be used instead"
+        )
+    return database.taken_at

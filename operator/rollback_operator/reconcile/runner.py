@@ -1,0 +1,129 @@
+"""Runs one step with retries and records each attempt before and after it happens.
+
+Two retry layers exist on purpose: the HTTP layer retries briefly inside one call; this one
+retries a whole step with a growing delay (honouring Retry-After) and gives up after
+`max_attempts`, failing the step with the last reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+from rollback_operator.api.rollback import RollbackStatus, StepState, StepStatus
+from rollback_operator.providers.errors import PermanentError, ProviderError, RetryableError
+from rollback_operator.reconcile.ports import Clock, Controls, Recorder
+from rollback_operator.reconcile.steps import STEPS, StepContext, StepFailed, target_label
+
+logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+RESUMED = "interrupted by an operator restart; redone from its start"
+
+
+class Stopping(Exception):
+    """The operator is shutting down; the record stays as it is and is resumed later."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a step is retried after a transient error."""
+
+    max_attempts: int = 5
+    base_delay: float = 2.0
+    max_delay: float = 60.0
+
+    def delay(self, attempt: int, hint: float | None) -> float:
+        """Seconds to wait before attempt `attempt + 1`."""
+        backoff = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        return max(backoff, min(hint or 0.0, self.max_delay * 5))
+
+
+@dataclass
+class StepRunner:
+    """Executes steps for one rollback."""
+
+    retry: RetryPolicy
+    controls: Controls
+    clock: Clock
+    recorder: Recorder
+    save: Callable[[RollbackStatus], Awaitable[None]]
+
+    async def run(self, step: StepStatus, ctx: StepContext) -> None:
+        """Run `step` until it succeeds, fails for good, or the operator stops."""
+        resumed = step.state == StepState.RUNNING
+        while True:
+            step.state = StepState.RUNNING
+            step.started_at = step.started_at or self.clock.now()
+            step.attempts += 1
+            step.message = RESUMED if resumed else f"attempt {step.attempts}"
+            resumed = False
+            await self.save(ctx.status)
+            try:
+                result = await STEPS[step.name](step, ctx)
+            except RetryableError as error:
+                if step.attempts >= self.retry.max_attempts:
+                    await self._fail(step, ctx, f"gave up after {step.attempts} attempts: {error}")
+                    return
+                await self._wait(step, ctx, error)
+                continue
+            except (StepFailed, PermanentError) as error:
+                await self._fail(step, ctx, str(error))
+                return
+            except ProviderError as error:
+                await self._fail(step, ctx, str(error))
+                return
+            step.state, step.finished_at = StepState.SUCCEEDED, self.clock.now()
+            step.message = result.message
+            step.external_ids = {**step.external_ids, **result.external_ids}
+            await self.save(ctx.status)
+            await self.recorder.event(
+                warning=False,
+                reason="StepSucceeded",
+                message=f"{step.name}{target_label(step.target)}: {result.message}",
+            )
+            return
+
+    async def _wait(self, step: StepStatus, ctx: StepContext, error: RetryableError) -> None:
+        delay = self.retry.delay(step.attempts, error.retry_after)
+        step.message = f"attempt {step.attempts} failed: {error}; retrying in {delay:.0f}s"
+        await self.save(ctx.status)
+        await self.recorder.event(
+            warning=True,
+            reason="StepRetrying",
+            message=f"{step.name}{target_label(step.target)}: {step.message}",
+        )
+        if await self.controls.pause(delay):
+            raise Stopping
+
+    async def _fail(self, step: StepStatus, ctx: StepContext, message: str) -> None:
+        step.state, step.finished_at, step.message = StepState.FAILED, self.clock.now(), message
+        await self.save(ctx.status)
+        await self.recorder.event(
+            warning=True,
+            reason="StepFailed",
+            message=f"{step.name}{target_label(step.target)}: {message}",
+        )
+
+    @staticmethod
+    async def with_retries(
+        retry: RetryPolicy,
+        controls: Controls,
+        call: Callable[P, Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Call a read-only operation, retrying transient errors like a step would."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await call(*args, **kwargs)
+            except RetryableError as error:
+                if attempt >= retry.max_attempts:
+                    raise
+                if await controls.pause(retry.delay(attempt, error.retry_after)):
+                    raise Stopping from error

@@ -1,0 +1,191 @@
+"""What each step does: one function per step name, calling the providers.
+
+Steps get everything from a `StepContext` and return a `StepResult`; the engine records it.
+Every provider call carries the step's idempotency key, so a redone step has one effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from rollback_operator.api.common import Target
+from rollback_operator.api.rollback import (
+    DeploymentPlan,
+    Phase,
+    Rollback,
+    RollbackStatus,
+    StepState,
+    StepStatus,
+)
+from rollback_operator.providers.base import DeploymentTarget, Notice, Providers, StepResult
+from rollback_operator.providers.errors import PermanentError
+from rollback_operator.reconcile import plan as p
+from rollback_operator.reconcile.ports import ReportStore
+from rollback_operator.reconcile.report import render
+
+
+class StepFailed(Exception):
+    """A step finished but did not achieve its aim (such as a failed verification check)."""
+
+
+@dataclass
+class StepContext:
+    """Everything a step may read or record."""
+
+    rollback: Rollback
+    status: RollbackStatus
+    providers: Providers
+    reports: ReportStore
+    now: Callable[[], datetime]
+    checkpoint: Callable[[], Awaitable[None]]
+    trigger: str = "manual"
+    outcome: Phase | None = None
+
+    def key(self, step: StepStatus) -> str:
+        """The idempotency key of `step` for this rollback."""
+        return p.idempotency_key(self.rollback.metadata.uid, step)
+
+
+StepFn = Callable[[StepStatus, StepContext], Awaitable[StepResult]]
+
+
+def _target(ctx: StepContext, step: StepStatus) -> tuple[DeploymentTarget, DeploymentPlan]:
+    target = step.target
+    provider = getattr(ctx.providers, target.value) if target else None
+    move = getattr(ctx.status.plan, target.value) if target and ctx.status.plan else None
+    if provider is None or move is None:
+        raise PermanentError(f"no provider or plan for target {target}")
+    return provider, move
+
+
+async def _stop_traffic(step: StepStatus, ctx: StepContext) -> StepResult:
+    provider, _ = _target(ctx, step)
+    return await provider.stop_traffic(ctx.key(step))
+
+
+async def _instant_rollback(step: StepStatus, ctx: StepContext) -> StepResult:
+    provider, move = _target(ctx, step)
+    return await provider.rollback(move.to, ctx.key(step))
+
+
+async def _deploy_previous(step: StepStatus, ctx: StepContext) -> StepResult:
+    provider, move = _target(ctx, step)
+    moved = await provider.rollback(move.to, ctx.key(step))
+    stopped = next(
+        (s for s in ctx.status.steps if s.name == p.STOP_TRAFFIC and s.target == step.target),
+        None,
+    )
+    recorded = stopped.external_ids if stopped else {}
+    resumed = await provider.resume_traffic(ctx.key(step), recorded)
+    return StepResult(
+        message=f"{moved.message}; {resumed.message}",
+        external_ids={**moved.external_ids, **resumed.external_ids},
+    )
+
+
+async def _safety_backup(step: StepStatus, ctx: StepContext) -> StepResult:
+    if ctx.providers.database is None:
+        raise PermanentError("no database provider")
+    return await ctx.providers.database.safety_backup(ctx.key(step))
+
+
+async def _restore_database(step: StepStatus, ctx: StepContext) -> StepResult:
+    plan = ctx.status.plan.database if ctx.status.plan else None
+    if ctx.providers.database is None or plan is None:
+        raise PermanentError("no database provider or plan")
+    return await ctx.providers.database.restore(plan.backup, ctx.key(step))
+
+
+async def _restore_storage(step: StepStatus, ctx: StepContext) -> StepResult:
+    plan = ctx.status.plan.storage if ctx.status.plan else None
+    if ctx.providers.storage is None or plan is None:
+        raise PermanentError("no storage provider or plan")
+    return await ctx.providers.storage.restore(plan.as_of, ctx.key(step))
+
+
+async def _verify(step: StepStatus, ctx: StepContext) -> StepResult:
+    verifier = ctx.providers.verifier
+    results = await verifier.verify() if verifier else []
+    ctx.status.verification = results
+    failed = [r for r in results if not r.passed]
+    if failed:
+        names = ", ".join(f"{r.name} ({r.message})" for r in failed)
+        raise StepFailed(f"{len(failed)} of {len(results)} checks failed: {names}")
+    if not results:
+        return StepResult("no verification checks configured")
+    return StepResult(f"all {len(results)} checks passed")
+
+
+async def _report(step: StepStatus, ctx: StepContext) -> StepResult:
+    markdown = render(ctx.rollback, ctx.status, ctx.outcome, ctx.now())
+    name = await ctx.reports.store(markdown)
+    return StepResult(f"report stored in ConfigMap {name}", {"configMap": name})
+
+
+def _notice(ctx: StepContext, kind: str) -> Notice:
+    spec, meta = ctx.rollback.spec, ctx.rollback.metadata
+    phase = ctx.outcome or ctx.status.phase
+    return Notice(
+        kind="started" if kind == "started" else "finished",
+        namespace=meta.namespace,
+        name=meta.name,
+        uid=meta.uid,
+        mode=spec.mode,
+        targets=tuple(t.value for t in ctx.status.targets),
+        reason=spec.reason or "",
+        phase=phase.value,
+        summary=ctx.status.message or "",
+        trigger=ctx.trigger,
+    )
+
+
+async def _notify(step: StepStatus, ctx: StepContext, kind: str) -> StepResult:
+    started = next((s for s in ctx.status.steps if s.name == p.NOTIFY_STARTED), None)
+    if kind == "finished" and started is not None and started.state == StepState.SKIPPED:
+        return StepResult("nothing was announced, so there is nothing to close")
+    notice, ids, errors = _notice(ctx, kind), dict(step.external_ids), []
+    for notifier in ctx.providers.notifiers:
+        if f"{notifier.name}.sent" in ids:
+            continue
+        try:
+            result = await notifier.notify(notice, f"{ctx.key(step)}/{notifier.name}")
+        except PermanentError as error:
+            errors.append(f"{notifier.name}: {error.message}")
+            continue
+        ids.update({f"{notifier.name}.{k}": v for k, v in result.external_ids.items()})
+        ids[f"{notifier.name}.sent"] = "true"
+        step.external_ids = dict(ids)
+        await ctx.checkpoint()
+    if errors:
+        raise StepFailed("; ".join(errors))
+    sent = len(ctx.providers.notifiers)
+    return StepResult(f"{sent} notifier(s) told" if sent else "no notifiers configured", ids)
+
+
+async def _notify_started(step: StepStatus, ctx: StepContext) -> StepResult:
+    return await _notify(step, ctx, "started")
+
+
+async def _notify_finished(step: StepStatus, ctx: StepContext) -> StepResult:
+    return await _notify(step, ctx, "finished")
+
+
+STEPS: dict[str, StepFn] = {
+    p.NOTIFY_STARTED: _notify_started,
+    p.STOP_TRAFFIC: _stop_traffic,
+    p.SAFETY_BACKUP: _safety_backup,
+    p.RESTORE_DATABASE: _restore_database,
+    p.RESTORE_STORAGE: _restore_storage,
+    p.DEPLOY_PREVIOUS: _deploy_previous,
+    p.INSTANT_ROLLBACK: _instant_rollback,
+    p.VERIFY: _verify,
+    p.REPORT: _report,
+    p.NOTIFY_FINISHED: _notify_finished,
+}
+
+
+def target_label(target: Target | None) -> str:
+    """How a step's target reads in messages."""
+    return f" ({target.value})" if target else ""

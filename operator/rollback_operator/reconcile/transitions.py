@@ -1,0 +1,92 @@
+"""Phase changes of a Rollback and the conditions that go with each, in one table.
+
+A phase is a printer column; conditions are what tools read: `Ready` (the summary),
+`Reconciling` and `Stalled` (kstatus), so `kubectl wait --for=condition=Ready` works and a
+failure is visible at once as `Stalled`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rollback_operator.api.conditions import ConditionType, Reason, set_condition
+from rollback_operator.api.rollback import Phase, RollbackStatus
+
+# phase -> (Ready, Reconciling, Stalled, reason)
+_TABLE: dict[Phase, tuple[bool, bool, bool, Reason]] = {
+    Phase.PENDING: (False, True, False, Reason.PLANNING),
+    Phase.PLANNING: (False, True, False, Reason.PLANNING),
+    Phase.PLANNED: (True, False, False, Reason.DRY_RUN),
+    Phase.AWAITING_APPROVAL: (False, True, False, Reason.AWAITING_APPROVAL),
+    Phase.QUEUED: (False, True, False, Reason.QUEUED),
+    Phase.RUNNING: (False, True, False, Reason.RUNNING),
+    Phase.VERIFYING: (False, True, False, Reason.VERIFYING),
+    Phase.SUCCEEDED: (True, False, False, Reason.SUCCEEDED),
+    Phase.PARTIALLY_FAILED: (False, False, True, Reason.PARTIALLY_FAILED),
+    Phase.FAILED: (False, False, True, Reason.FAILED),
+    Phase.ABORTED: (False, False, True, Reason.ABORTED),
+}
+
+
+def enter(
+    status: RollbackStatus,
+    phase: Phase,
+    message: str,
+    *,
+    now: datetime,
+    generation: int,
+    reason: Reason | None = None,
+) -> bool:
+    """Move to `phase` and set Ready/Reconciling/Stalled; False if nothing changed."""
+    ready, reconciling, stalled, default_reason = _TABLE[phase]
+    why = reason or default_reason
+    changed = status.phase != phase or status.message != message
+    status.phase = phase
+    status.message = message
+    status.observed_generation = generation
+    for type_, value in (
+        (ConditionType.READY, ready),
+        (ConditionType.RECONCILING, reconciling),
+        (ConditionType.STALLED, stalled),
+    ):
+        status.conditions = set_condition(
+            status.conditions, type_, value, why, message, now=now, generation=generation
+        )
+    return changed
+
+
+def mark(
+    status: RollbackStatus,
+    type_: ConditionType,
+    value: bool | None,
+    reason: Reason,
+    message: str,
+    *,
+    now: datetime,
+    generation: int,
+) -> None:
+    """Set one of the detail conditions (Planned, Approved, Verified, SpecChangeRefused)."""
+    status.conditions = set_condition(
+        status.conditions, type_, value, reason, message, now=now, generation=generation
+    )
+
+
+def invalid(status: RollbackStatus, message: str, *, now: datetime, generation: int) -> None:
+    """Bad input: Stalled with reason InvalidSpec; the phase stays Pending so a fix can proceed."""
+    status.phase = Phase.PENDING
+    status.message = message
+    status.observed_generation = generation
+    for type_, value in (
+        (ConditionType.READY, False),
+        (ConditionType.RECONCILING, False),
+        (ConditionType.STALLED, True),
+    ):
+        status.conditions = set_condition(
+            status.conditions,
+            type_,
+            value,
+            Reason.INVALID_SPEC,
+            message,
+            now=now,
+            generation=generation,
+        )

@@ -1,0 +1,89 @@
+"""An in-memory host for the engine: records statuses and Events, plays approval and abort.
+
+Stands in for the Kubernetes API in engine tests, so each claim about the engine is checked
+without a cluster and without real time passing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from rollback_operator.api.rollback import RollbackStatus
+
+
+@dataclass
+class SteppingClock:
+    """A clock that moves one second each time it is read."""
+
+    at: datetime = field(default_factory=lambda: datetime(2024, 1, 1, 3, tzinfo=UTC))
+
+    def now(self) -> datetime:
+        self.at += timedelta(seconds=1)
+        return self.at
+
+
+@dataclass
+class MemoryReports:
+    """Keeps reports in a dict."""
+
+    reports: dict[str, str] = field(default_factory=dict)
+
+    async def store(self, markdown: str) -> str:
+        name = f"report-{len(self.reports) + 1}"
+        self.reports[name] = markdown
+        return name
+
+
+@dataclass
+class MemoryHost:
+    """Recorder and Controls in memory."""
+
+    generation_now: int = 1
+    abort: bool = False
+    approver: str | None = None
+    queue: list[int] = field(default_factory=list)  # positions admit() returns, then 0
+    stop_after_pauses: int | None = None
+    statuses: list[RollbackStatus] = field(default_factory=list)
+    events: list[tuple[bool, str, str]] = field(default_factory=list)
+    pauses: int = 0
+    released: bool = False
+    on_pause: list[str] = field(default_factory=list)  # actions: "approve", "abort"
+
+    async def save(self, status: RollbackStatus) -> None:
+        self.statuses.append(status.model_copy(deep=True))
+
+    async def event(self, *, warning: bool, reason: str, message: str) -> None:
+        self.events.append((warning, reason, message))
+
+    def abort_requested(self) -> bool:
+        return self.abort
+
+    def approved_by(self) -> str | None:
+        return self.approver
+
+    def generation(self) -> int:
+        return self.generation_now
+
+    async def admit(self) -> int:
+        return self.queue.pop(0) if self.queue else 0
+
+    async def release(self) -> None:
+        self.released = True
+
+    async def pause(self, seconds: float) -> bool:
+        self.pauses += 1
+        if self.on_pause:
+            action = self.on_pause.pop(0)
+            if action == "approve":
+                self.approver = "alice"
+            elif action == "abort":
+                self.abort = True
+        return self.stop_after_pauses is not None and self.pauses >= self.stop_after_pauses
+
+    @property
+    def last(self) -> RollbackStatus:
+        return self.statuses[-1]
+
+    def reasons(self) -> list[str]:
+        return [reason for _, reason, _ in self.events]

@@ -1,0 +1,314 @@
+"""Stateful in-memory fakes of every provider Protocol, for the engine and the operator tests.
+
+One `FakeWorld` holds the state of all targets as plain JSON. It can be saved to a file after
+every change, so an operator process killed with SIGKILL and started again meets the same world,
+and the test that owns the file can count every mutating call. Faults and crash points are part
+of the state: a fault is consumed when raised, a crash point when it fires.
+
+Each fake looks before it acts, like the real adapters must: a call that would change nothing
+records a request but not a mutation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.api.rollback import CheckResult, DatabasePlan, DeploymentPlan, StoragePlan
+from rollback_operator.providers.base import Notice, Providers, SecretReader, StepResult
+from rollback_operator.providers.errors import (
+    NotFoundError,
+    PermanentError,
+    RateLimitedError,
+    RetryableError,
+)
+
+State = dict[str, Any]
+BACKUP_TIME = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def default_state() -> State:
+    """A world with two deployments per app target, two backups, and versioned storage."""
+    return {
+        "frontend": {"history": ["dpl_old", "dpl_new"], "live": "dpl_new", "paused": False},
+        "backend": {"history": ["d-old", "d-new"], "live": "d-new", "replicas": 2},
+        "database": {
+            "backups": {
+                "backup_20231231.dump": (BACKUP_TIME - timedelta(days=1)).isoformat(),
+                "backup_20240101.dump": BACKUP_TIME.isoformat(),
+            },
+            "contents": "today",
+            "safety": {},
+            "restored": {},
+        },
+        "storage": {"as_of": None, "restored": {}},
+        "checks": [],
+        "notices": [],
+        "calls": {},
+        "requests": {},
+        "faults": {},
+        "crash": None,
+        "latency": 0.0,
+    }
+
+
+class FakeWorld:
+    """The shared state of every fake, optionally persisted to `path` after each change."""
+
+    def __init__(self, state: State | None = None, path: Path | None = None) -> None:
+        self.path = path
+        self.state: State = state if state is not None else default_state()
+        self.allow_crash = False
+
+    @classmethod
+    def load(cls, path: Path) -> FakeWorld:
+        """The world saved at `path`."""
+        return cls(json.loads(path.read_text()), path)
+
+    def save(self) -> None:
+        """Write the state atomically (a reader never sees half a file)."""
+        if self.path is not None:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True))
+            os.replace(tmp, self.path)
+
+    def calls(self, op: str) -> int:
+        """How many times `op` changed the world."""
+        return int(self.state["calls"].get(op, 0))
+
+    def inject(self, op: str, *faults: Mapping[str, Any]) -> None:
+        """Queue faults for `op`: {"kind": "retryable"|"rate-limited"|"permanent", ...}."""
+        self.state["faults"].setdefault(op, []).extend(dict(f) for f in faults)
+        self.save()
+
+    async def op(self, op: str, mutate: Callable[[], str | None], done: str) -> StepResult:
+        """Run one operation: latency, crash point, fault, look-then-act, persist."""
+        await asyncio.sleep(float(self.state.get("latency", 0.0)))
+        self.state["requests"][op] = self.state["requests"].get(op, 0) + 1
+        self._crash(f"before:{op}")
+        self._fault(op)
+        changed = mutate()
+        if changed is not None:
+            self.state["calls"][op] = self.calls(op) + 1
+        self.save()
+        self._crash(f"after:{op}")
+        return StepResult(changed or done)
+
+    def read(self, op: str) -> None:
+        """A read-only call: only faults apply."""
+        self.state["requests"][op] = self.state["requests"].get(op, 0) + 1
+        self._fault(op)
+
+    def _fault(self, op: str) -> None:
+        queue = self.state["faults"].get(op) or []
+        if not queue:
+            return
+        fault = queue.pop(0)
+        self.save()
+        kind, text = fault.get("kind", "retryable"), f"injected {fault.get('kind')} fault"
+        if kind == "rate-limited":
+            raise RateLimitedError(text, provider="fake", retry_after=fault.get("retry_after"))
+        if kind == "permanent":
+            raise PermanentError(text, provider="fake")
+        raise RetryableError(text, provider="fake")
+
+    def _crash(self, point: str) -> None:
+        if self.allow_crash and self.state.get("crash") == point:
+            self.state["crash"] = None
+            self.save()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class FakeDeploymentTarget:
+    """A frontend or backend with a deployment history and a traffic switch."""
+
+    def __init__(self, world: FakeWorld, target: str) -> None:
+        self.world, self.target = world, target
+
+    def _state(self) -> State:
+        state: State = self.world.state[self.target]
+        return state
+
+    async def plan(self, pin: str | None) -> DeploymentPlan:
+        self.world.read(f"{self.target}.plan")
+        state = self._state()
+        history: list[str] = state["history"]
+        if pin is not None and pin not in history:
+            raise NotFoundError(f"deployment {pin} not found", provider=self.target)
+        live = state["live"]
+        earlier = history[: history.index(live)] if live in history else history
+        if pin is None and not earlier:
+            raise PermanentError("no earlier deployment to roll back to", provider=self.target)
+        return DeploymentPlan.model_validate({"from": live, "to": pin or earlier[-1]})
+
+    async def stop_traffic(self, key: str) -> StepResult:
+        state = self._state()
+
+        def act() -> str | None:
+            if self.target == "frontend":
+                if state["paused"]:
+                    return None
+                state["paused"] = True
+                return "paused the project"
+            if state["replicas"] == 0:
+                return None
+            state["original_replicas"] = state["replicas"]
+            state["replicas"] = 0
+            return "scaled to 0 replicas"
+
+        result = await self.world.op(f"{self.target}.stop_traffic", act, "traffic already stopped")
+        ids = {"replicas": str(state.get("original_replicas", 0))} if self.target == "backend" else {}
+        return StepResult(result.message, ids)
+
+    async def rollback(self, to: str, key: str) -> StepResult:
+        state = self._state()
+
+        def act() -> str | None:
+            if state["live"] == to:
+                return None
+            state["live"] = to
+            return f"{to} is live"
+
+        result = await self.world.op(f"{self.target}.rollback", act, f"{to} was already live")
+        return StepResult(result.message, {"deploymentId": to})
+
+    async def resume_traffic(self, key: str, recorded: Mapping[str, str]) -> StepResult:
+        state = self._state()
+
+        def act() -> str | None:
+            if self.target == "frontend":
+                if not state["paused"]:
+                    return None
+                state["paused"] = False
+                return "unpaused the project"
+            want = int(recorded.get("replicas", "1"))
+            if state["replicas"] == want:
+                return None
+            state["replicas"] = want
+            return f"scaled back to {want} replicas"
+
+        return await self.world.op(f"{self.target}.resume_traffic", act, "traffic already on")
+
+
+class FakeDatabase:
+    """A database whose contents are a label, restored from named backups."""
+
+    def __init__(self, world: FakeWorld) -> None:
+        self.world = world
+
+    def _state(self) -> State:
+        state: State = self.world.state["database"]
+        return state
+
+    async def plan(self, pin: str | None) -> DatabasePlan:
+        self.world.read("database.plan")
+        backups: dict[str, str] = self._state()["backups"]
+        if not backups:
+            raise NotFoundError("no backups found", provider="database")
+        name = pin or max(backups, key=lambda b: backups[b])
+        if name not in backups:
+            raise NotFoundError(f"backup {name} not found", provider="database")
+        return DatabasePlan(backup=name, taken_at=datetime.fromisoformat(backups[name]))
+
+    async def safety_backup(self, key: str) -> StepResult:
+        state = self._state()
+        name = f"safety/{key.replace('/', '-')}.dump"
+
+        def act() -> str | None:
+            if key in state["safety"]:
+                return None
+            state["safety"][key] = {"name": name, "contents": state["contents"]}
+            return f"dumped the current database to {name}"
+
+        result = await self.world.op("database.safety_backup", act, f"{name} already exists")
+        return StepResult(result.message, {"safetyBackup": name})
+
+    async def restore(self, backup: str, key: str) -> StepResult:
+        state = self._state()
+
+        def act() -> str | None:
+            if state["restored"].get(key) == backup:
+                return None
+            state["contents"] = f"restored from {backup}"
+            state["restored"][key] = backup
+            return f"restored {backup}"
+
+        return await self.world.op("database.restore", act, f"{backup} already restored")
+
+
+class FakeStorage:
+    """A bucket whose point in time is a timestamp."""
+
+    def __init__(self, world: FakeWorld) -> None:
+        self.world = world
+
+    async def plan(self, as_of: datetime) -> StoragePlan:
+        self.world.read("storage.plan")
+        return StoragePlan(as_of=as_of, objects_to_restore=3, objects_to_hide=1)
+
+    async def restore(self, as_of: datetime, key: str) -> StepResult:
+        state: State = self.world.state["storage"]
+
+        def act() -> str | None:
+            if state["restored"].get(key) == as_of.isoformat():
+                return None
+            state["as_of"] = state["restored"][key] = as_of.isoformat()
+            return f"restored objects as of {as_of.isoformat()}"
+
+        return await self.world.op("storage.restore", act, "objects already restored")
+
+
+class FakeNotifier:
+    """A notification channel that keeps every notice it was sent, once per key."""
+
+    def __init__(self, world: FakeWorld, name: str = "fake") -> None:
+        self.world, self.name = world, name
+
+    async def notify(self, notice: Notice, key: str) -> StepResult:
+        notices: list[dict[str, str]] = self.world.state["notices"]
+
+        def act() -> str | None:
+            if any(n["key"] == key for n in notices):
+                return None
+            notices.append({"key": key, "kind": notice.kind, "phase": notice.phase})
+            return f"told {self.name}"
+
+        result = await self.world.op(f"notify.{self.name}", act, "already told")
+        return StepResult(result.message, {"id": str(len(notices))})
+
+
+class FakeVerifier:
+    """Returns the check results written in the world's `checks`."""
+
+    def __init__(self, world: FakeWorld) -> None:
+        self.world = world
+
+    async def verify(self) -> list[CheckResult]:
+        self.world.read("verify")
+        return [CheckResult.model_validate(c) for c in self.world.state["checks"]]
+
+
+class FakeProviderFactory:
+    """Builds fakes for whatever targets a policy defines."""
+
+    def __init__(self, world: FakeWorld) -> None:
+        self.world = world
+
+    async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
+        targets = policy.spec.targets
+        world = self.world
+        return Providers(
+            frontend=FakeDeploymentTarget(world, "frontend") if targets.frontend else None,
+            backend=FakeDeploymentTarget(world, "backend") if targets.backend else None,
+            database=FakeDatabase(world) if targets.database else None,
+            storage=FakeStorage(world) if targets.storage else None,
+            notifiers=[FakeNotifier(world)],
+            verifier=FakeVerifier(world),
+        )
