@@ -164,7 +164,9 @@ class FakeDeploymentTarget:
             return "scaled to 0 replicas"
 
         result = await self.world.op(f"{self.target}.stop_traffic", act, "traffic already stopped")
-        ids = {"replicas": str(state.get("original_replicas", 0))} if self.target == "backend" else {}
+        ids = (
+            {"replicas": str(state.get("original_replicas", 0))} if self.target == "backend" else {}
+        )
         return StepResult(result.message, ids)
 
     async def rollback(self, to: str, key: str) -> StepResult:

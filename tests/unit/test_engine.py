@@ -84,7 +84,8 @@ async def test_quick_rollback_moves_frontend_and_backend_and_succeeds() -> None:
     assert all(state == StepState.SUCCEEDED for _, _, state in h.steps())
     assert h.condition(ConditionType.READY) == "True"
     assert h.condition(ConditionType.STALLED) == "False"
-    assert h.host.last.plan and h.host.last.plan.frontend
+    assert h.host.last.plan
+    assert h.host.last.plan.frontend
     assert h.host.last.plan.frontend.from_ == "dpl_new"
     assert h.host.released
 
@@ -112,7 +113,9 @@ async def test_full_rollback_runs_the_runbook_order_and_restores_every_layer() -
     assert len(world["database"]["safety"]) == 1
     assert all(h.world.calls(op) == 1 for op in DESTRUCTIVE_OPS)
     plan = h.host.last.plan
-    assert plan and plan.database and plan.database.data_loss_window
+    assert plan
+    assert plan.database
+    assert plan.database.data_loss_window
 
 
 async def test_each_step_is_recorded_before_the_next_begins() -> None:
@@ -130,7 +133,8 @@ async def test_dry_run_plans_and_changes_nothing() -> None:
     h = Harness(mode="full", dryRun=True)
     assert await h.run() == Phase.PLANNED
     assert h.world.state["calls"] == {}
-    assert h.host.last.plan and h.host.last.plan.storage
+    assert h.host.last.plan
+    assert h.host.last.plan.storage
     assert h.condition(ConditionType.PLANNED) == "True"
     assert h.condition(ConditionType.READY) == "True"
     assert all(state == StepState.PENDING for _, _, state in h.steps())
@@ -185,7 +189,8 @@ async def test_retries_give_up_after_max_attempts_and_fail_the_step() -> None:
     assert await h.run() == Phase.PARTIALLY_FAILED
     front = next(s for s in h.host.last.steps if s.target and s.target.value == "frontend")
     assert front.state == StepState.FAILED
-    assert front.message and front.message.startswith("gave up after 3 attempts")
+    assert front.message
+    assert front.message.startswith("gave up after 3 attempts")
 
 
 async def test_permanent_failure_of_first_destructive_step_fails_and_skips_the_rest() -> None:

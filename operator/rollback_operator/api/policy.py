@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, model_validator
 from pydantic.alias_generators import to_camel
 
 from rollback_operator.api.common import (
@@ -66,7 +66,7 @@ class PostgresTarget(Model):
 
     url_secret_ref: SecretKeyRef = Field(description="Secret key holding the DATABASE_URL.")
     backups: BackupLocation = Field(description="Where the database dumps are.")
-    safety_backup: bool = Field(
+    safety_backup: StrictBool = Field(
         default=True, description="Dump the current database before a restore."
     )
 
@@ -198,7 +198,7 @@ class Rule(Model):
     for_: NonNegativeDuration = Field(
         default="0s", alias="for", description="How long a threshold must hold, such as 5m."
     )
-    auto_rollback: bool = Field(
+    auto_rollback: StrictBool = Field(
         default=False, description="Roll back automatically when critical holds for `for`."
     )
     no_data: NoData = Field(default=NoData.IGNORE, description="ignore, breach or hold.")
@@ -223,7 +223,7 @@ class Rule(Model):
 class MaxRollbacks(Model):
     """At most `count` automatic rollbacks within `window`."""
 
-    count: int = Field(default=3, ge=1, description="Automatic rollbacks allowed per window.")
+    count: StrictInt = Field(default=3, ge=1, description="Automatic rollbacks allowed per window.")
     window: Duration = Field(default="24h", description="The sliding window.")
 
 
@@ -245,7 +245,7 @@ class HealthCheck(Model):
 
     name: DnsName
     url: HttpUrl
-    expect_status: int = Field(default=200, ge=100, le=599)
+    expect_status: StrictInt = Field(default=200, ge=100, le=599)
 
 
 class Expect(Model):
@@ -269,7 +269,9 @@ class Verification(Model):
 
     health_checks: list[HealthCheck] = Field(default_factory=list)
     sql_checks: list[SqlCheck] = Field(default_factory=list)
-    storage: bool = Field(default=False, description="Check the bucket can be listed and read.")
+    storage: StrictBool = Field(
+        default=False, description="Check the bucket can be listed and read."
+    )
     window: NonNegativeDuration = Field(
         default="0s", description="Critical rules must stay clear this long after the rollback."
     )
@@ -317,7 +319,9 @@ class Contact(Model):
 class RollbackPolicySpec(Model):
     """How to reach every layer of one app, which metrics guard it, and what to do."""
 
-    suspend: bool = Field(default=False, description="Stop automatic rollbacks; keep evaluating.")
+    suspend: StrictBool = Field(
+        default=False, description="Stop automatic rollbacks; keep evaluating."
+    )
     targets: Targets = Field(description="How to reach each layer of the app.")
     object_store: ObjectStore | None = Field(
         default=None, description="S3 connection for backups, storage and reports."

@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal, Self
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, StrictBool, model_validator
 from pydantic.alias_generators import to_camel
 
 from rollback_operator.api.common import (
@@ -72,8 +72,8 @@ class RollbackSpec(Model):
     to: Pins = Field(default_factory=Pins, description="Optional pins; default last good state.")
     version: str | None = Field(default=None, description="What we roll back to, for the record.")
     reason: str | None = Field(default=None, description="Why, for the record and notifications.")
-    dry_run: bool = Field(default=False, description="Plan only; change nothing.")
-    require_approval: bool = Field(
+    dry_run: StrictBool = Field(default=False, description="Plan only; change nothing.")
+    require_approval: StrictBool = Field(
         default=False, description="Wait in AwaitingApproval until approved by annotation."
     )
 

@@ -1,0 +1,54 @@
+# rollback-operator: every target is listed by `make help`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.DEFAULT_GOAL := help
+
+help: ## List every target
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the operator with its dev tools
+
+fmt: install ## Format the code
+	$(BIN)/ruff format operator tests bench
+	$(BIN)/ruff check --fix operator tests bench
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
+
+typecheck: install ## mypy --strict over the package and the tests
+	$(BIN)/mypy operator tests bench
+
+imports: install ## import-linter layer contracts
+	$(BIN)/lint-imports
+
+crds: install ## Regenerate crds/ and the chart's CRDs from the API models
+	rm -f crds/*.yaml charts/rollback-operator/crds/*.yaml
+	mkdir -p crds charts/rollback-operator/crds
+	$(PY) -m rollback_operator crds --output-dir crds
+	$(PY) -m rollback_operator crds --output-dir charts/rollback-operator/crds
+
+pytest: install ## Run the test suite only
+	$(BIN)/pytest -q
+
+test: lint typecheck imports pytest ## Everything CI checks: lint, types, layers, tests
+
+demo: install ## A quick rollback end to end on the emulated API with fake providers
+	$(PY) -m tests.demo $(ARGS)
+
+bench: install ## Benchmarks; figures go to docs/benchmarks.md
+	$(PY) -m bench.quick_overhead
+
+clean: ## Remove caches (keeps .venv)
+	rm -rf .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
+
+.PHONY: help install fmt lint typecheck imports crds pytest test demo bench clean

@@ -1,0 +1,97 @@
+"""The composition root: builds clients, providers and the kopf registry, then runs kopf.
+
+The only module that names concrete providers. Tests call `run` with a fake provider factory;
+the `rollback-operator run` command calls it with the real one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from rollback_operator.api import GROUP
+from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.handlers import rollback as rollback_handlers
+from rollback_operator.handlers.deps import Deps
+from rollback_operator.kube import KubeApi, credentials
+from rollback_operator.providers.base import ProviderFactory, Providers, SecretReader
+from rollback_operator.providers.unavailable import Unavailable
+from rollback_operator.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class RealProviderFactory:
+    """Adapters for every target, notifier and check a policy defines."""
+
+    async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
+        targets, checks = policy.spec.targets, policy.spec.verification
+        has_checks = bool(checks.health_checks or checks.sql_checks or checks.storage)
+        return Providers(
+            frontend=Unavailable("the Vercel adapter") if targets.frontend else None,
+            backend=Unavailable("the Railway adapter") if targets.backend else None,
+            database=Unavailable("the PostgreSQL adapter") if targets.database else None,
+            storage=Unavailable("the S3 adapter") if targets.storage else None,
+            verifier=Unavailable("post-rollback verification") if has_checks else None,
+        )
+
+
+def _configure(settings: kopf.OperatorSettings, own: Settings) -> None:
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.INFO
+    settings.peering.name = own.peering_name
+    settings.peering.priority = own.priority
+    settings.peering.standalone = own.standalone
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.error_backoffs = [0.5, 1, 2, 5, 10]
+
+
+def build_registry(own: Settings) -> kopf.OperatorRegistry:
+    """An explicit registry with every handler of the operator."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        _configure(settings, own)
+
+    @kopf.on.login(registry=registry)
+    def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+        deps: Deps = memo
+        return kopf.ConnectionInfo(**credentials(deps.kube))
+
+    rollback_handlers.register(registry)
+    return registry
+
+
+async def run(
+    settings: Settings,
+    providers: ProviderFactory | None = None,
+    *,
+    stop_flag: Any = None,
+    ready_flag: Any = None,
+) -> None:
+    """Run the operator until it is told to stop."""
+    kube = await KubeApi.connect(settings.kubeconfig)
+    deps = Deps(settings=settings, kube=kube, providers=providers or RealProviderFactory())
+    try:
+        await kopf.operator(
+            registry=build_registry(settings),
+            memo=deps,
+            clusterwide=settings.all_namespaces,
+            namespaces=settings.namespaces,
+            standalone=settings.standalone,
+            priority=settings.priority,
+            peering_name=settings.peering_name,
+            liveness_endpoint=settings.liveness_endpoint,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        await kube.close()

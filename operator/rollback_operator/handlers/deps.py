@@ -1,0 +1,52 @@
+"""The typed memo handed to every handler: settings, clients, the provider factory, the clock.
+
+Built once by the composition root (`app`); kopf copies memos per object, so `__copy__`
+returns the same instance and every handler shares one set of clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from rollback_operator.kube import KubeApi
+from rollback_operator.providers.base import ProviderFactory
+from rollback_operator.reconcile.runner import RetryPolicy
+from rollback_operator.settings import Settings
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        """Now, in UTC."""
+        return datetime.now(UTC)
+
+
+@dataclass
+class Admission:
+    """Rollbacks this process has let start, so two never start at once on the same targets."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    running: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Deps:
+    """Everything the handlers need."""
+
+    settings: Settings
+    kube: KubeApi
+    providers: ProviderFactory
+    clock: SystemClock = field(default_factory=SystemClock)
+    admission: Admission = field(default_factory=Admission)
+
+    def __copy__(self) -> Deps:
+        return self
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The step retry policy from the settings."""
+        s = self.settings
+        return RetryPolicy(s.step_max_attempts, s.step_base_delay, s.step_max_delay)

@@ -1,0 +1,110 @@
+"""One Rollback as the engine sees it while it runs: records, Events, annotations, the queue.
+
+Implements the engine's ports (Recorder, Controls, ReportStore) on top of kopf's live body and
+the Kubernetes gateway. The body of a kopf daemon is a live view, so annotations set by people
+(approve, abort) are seen here without another API call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from rollback_operator.api import ABORT_ANNOTATION, API_VERSION, APPROVED_BY_ANNOTATION
+from rollback_operator.api.rollback import Phase, RollbackStatus
+from rollback_operator.handlers.deps import Deps
+from rollback_operator.handlers.patching import merge_diff
+from rollback_operator.reconcile import queue, transitions
+
+PLURAL = "rollbacks"
+
+
+def queue_entry(body: kopf.Body) -> queue.QueueEntry:
+    """What the queue needs from a Rollback body."""
+    status, spec = body.get("status", {}), body.get("spec", {})
+    targets = status.get("targets") or spec.get("targets") or []
+    return queue.QueueEntry(
+        uid=body.metadata.uid or "",
+        name=body.metadata.name or "",
+        created=body.metadata.get("creationTimestamp", ""),
+        phase=Phase(status.get("phase", Phase.PENDING.value)),
+        targets=frozenset(targets),
+    )
+
+
+class LiveRollback:
+    """The engine's Recorder, Controls and ReportStore for one Rollback object."""
+
+    def __init__(
+        self, body: kopf.Body, stopped: kopf.DaemonStopped, deps: Deps, peers: Any
+    ) -> None:
+        self.body, self.stopped, self.deps, self.peers = body, stopped, deps, peers
+        self._saved: dict[str, Any] = dict(body.get("status", {}))
+        self._namespace = body.metadata.namespace or ""
+        self._name = body.metadata.name or ""
+
+    async def save(self, status: RollbackStatus) -> None:
+        wire = status.wire()
+        patch = merge_diff(self._saved, wire)
+        if patch:
+            await self.deps.kube.patch_status(PLURAL, self._namespace, self._name, patch)
+            self._saved = wire
+
+    async def event(self, *, warning: bool, reason: str, message: str) -> None:
+        kopf.event(
+            self.body, type="Warning" if warning else "Normal", reason=reason, message=message
+        )
+
+    def abort_requested(self) -> bool:
+        value = self.body.metadata.annotations.get(ABORT_ANNOTATION, "")
+        return value.strip().lower() in {"true", "yes", "1"}
+
+    def approved_by(self) -> str | None:
+        who = self.body.metadata.annotations.get(APPROVED_BY_ANNOTATION, "").strip()
+        return who or None
+
+    def generation(self) -> int:
+        return int(self.body.metadata.get("generation") or 1)
+
+    async def admit(self) -> int:
+        me = queue_entry(self.body)
+        admission = self.deps.admission
+        async with admission.lock:
+            others = list(self.peers)
+            position = queue.position(me, others, admission.running)
+            if position == 0:
+                admission.running.add(me.uid)
+            return position
+
+    async def release(self) -> None:
+        self.deps.admission.running.discard(self.body.metadata.uid or "")
+
+    async def pause(self, seconds: float) -> bool:
+        await self.stopped.wait(seconds)
+        return bool(self.stopped)
+
+    async def store(self, markdown: str) -> str:
+        name = f"{self._name}-report"
+        owner = {
+            "apiVersion": API_VERSION,
+            "kind": "Rollback",
+            "name": self._name,
+            "uid": self.body.metadata.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+        await self.deps.kube.upsert_config_map(
+            self._namespace, name, {"report.md": markdown}, owner
+        )
+        return name
+
+    async def invalid(self, message: str) -> None:
+        """Record bad input once: Stalled, reason InvalidSpec, and a Warning Event."""
+        status = RollbackStatus.model_validate(self.body.get("status", {}))
+        if status.message == message and status.phase == Phase.PENDING:
+            return
+        now = self.deps.clock.now()
+        transitions.invalid(status, message, now=now, generation=self.generation())
+        await self.save(status)
+        await self.event(warning=True, reason="InvalidSpec", message=message)

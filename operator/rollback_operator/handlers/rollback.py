@@ -1,0 +1,126 @@
+"""The Rollback daemon: validate, find the policy, build providers, hand over to the engine.
+
+One daemon per Rollback. It exits once the rollback reaches a terminal phase; after an operator
+restart kopf starts it again, and the engine resumes from the recorded status.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from rollback_operator.api import GROUP, TRIGGER_LABEL, VERSION
+from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.api.rollback import TERMINAL_PHASES, Rollback
+from rollback_operator.api.validation import describe
+from rollback_operator.handlers.deps import Deps
+from rollback_operator.handlers.live import LiveRollback, queue_entry
+from rollback_operator.providers.base import Providers
+from rollback_operator.providers.errors import ProviderError
+from rollback_operator.reconcile.engine import Engine
+from rollback_operator.reconcile.planning import check_against_policy
+
+logger = logging.getLogger(__name__)
+Prepared = tuple[Rollback, RollbackPolicy, Providers]
+RECHECK_SECONDS = 5.0
+
+
+def _terminal(body: kopf.Body) -> bool:
+    return body.get("status", {}).get("phase") in {p.value for p in TERMINAL_PHASES}
+
+
+def index_policies(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
+    """Index every RollbackPolicy by (namespace, name), parsed, or the reason it is invalid."""
+    try:
+        return {(namespace, name): RollbackPolicy.model_validate(dict(body))}
+    except ValidationError as error:
+        return {(namespace, name): describe(error, "spec")}
+
+
+def index_rollbacks(*, body: kopf.Body, namespace: str | None, spec: kopf.Spec, **_: Any) -> Any:
+    """Index every Rollback by (namespace, policy name), for the queue."""
+    policy = (spec.get("policyRef") or {}).get("name", "")
+    return {(namespace, policy): queue_entry(body)}
+
+
+async def _prepare(body: kopf.Body, policies: Any, deps: Deps) -> Prepared | str:
+    """The parsed rollback, its policy and providers; or why they cannot be had."""
+    try:
+        rollback = Rollback.model_validate(dict(body))
+    except ValidationError as error:
+        return describe(error)
+    namespace, ref = rollback.metadata.namespace, rollback.spec.policy_ref.name
+    found = list(policies.get((namespace, ref), []))
+    if not found:
+        return f"spec.policyRef.name: RollbackPolicy {ref!r} not found in namespace {namespace!r}"
+    policy = found[0]
+    if isinstance(policy, str):
+        return f"spec.policyRef.name: RollbackPolicy {ref!r} is invalid: {policy}"
+    problem = check_against_policy(rollback.spec, policy.spec)
+    if problem:
+        return problem
+    try:
+        providers = await deps.providers.build(policy, deps.kube)
+    except ProviderError as error:
+        return f"spec.policyRef.name: RollbackPolicy {ref!r} cannot be used: {error}"
+    return rollback, policy, providers
+
+
+async def run_rollback(
+    *,
+    body: kopf.Body,
+    stopped: kopf.DaemonStopped,
+    memo: Any,
+    policy_index: Any = None,
+    rollback_index: Any = None,
+    **_: Any,
+) -> None:
+    """Drive one Rollback to its end, or wait while its input is bad."""
+    deps: Deps = memo
+    while not stopped and not _terminal(body):
+        namespace = body.metadata.namespace or ""
+        policy = (body.get("spec", {}).get("policyRef") or {}).get("name", "")
+        live = LiveRollback(body, stopped, deps, _Peers(rollback_index, (namespace, policy)))
+        prepared = await _prepare(body, policy_index, deps)
+        if isinstance(prepared, str):
+            await live.invalid(prepared)
+            if await live.pause(RECHECK_SECONDS):
+                return
+            continue
+        rollback, policy_obj, providers = prepared
+        trigger = rollback.metadata.labels.get(TRIGGER_LABEL, "manual")
+        tick = deps.settings.poll_interval
+        engine = Engine(live, live, deps.clock, live, deps.retry, tick, trigger)
+        phase = await engine.run(rollback, policy_obj.spec, providers)
+        logger.info("Rollback %s/%s ended in %s", namespace, body.metadata.name, phase)
+        return
+
+
+class _Peers:
+    """The live set of rollbacks that share this rollback's policy."""
+
+    def __init__(self, index: Any, key: tuple[str, str]) -> None:
+        self.index, self.key = index, key
+
+    def __iter__(self) -> Any:
+        return iter(list(self.index.get(self.key, [])))
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    """Register the Rollback handlers and the indexes they use."""
+    kopf.index(GROUP, VERSION, "rollbackpolicies", id="policy_index", registry=registry)(
+        index_policies
+    )
+    kopf.index(GROUP, VERSION, "rollbacks", id="rollback_index", registry=registry)(index_rollbacks)
+    kopf.daemon(
+        GROUP,
+        VERSION,
+        "rollbacks",
+        id="run",
+        registry=registry,
+        cancellation_timeout=10.0,
+        when=lambda body, **_: not _terminal(body),
+    )(run_rollback)

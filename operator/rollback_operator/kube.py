@@ -1,0 +1,131 @@
+"""The operator's own calls to the Kubernetes API: status patches, Secrets, ConfigMaps, creates.
+
+kopf watches and posts Events; everything else goes through this one small gateway, so the
+handlers stay free of client details and the calls we make are easy to list for RBAC.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from rollback_operator.api import GROUP, VERSION
+from rollback_operator.providers.errors import NotFoundError, PermanentError, RetryableError
+
+MERGE_PATCH = "application/merge-patch+json"
+Body = dict[str, Any]
+
+
+def _translate(error: ApiException, what: str) -> Exception:
+    if error.status == 404:
+        return NotFoundError(f"{what} not found", provider="kubernetes")
+    if error.status in (401, 403):
+        return PermanentError(f"{what}: access denied ({error.status})", provider="kubernetes")
+    if error.status in (409, 429) or error.status >= 500:
+        return RetryableError(f"{what}: HTTP {error.status}", provider="kubernetes")
+    return PermanentError(f"{what}: HTTP {error.status} {error.reason}", provider="kubernetes")
+
+
+class KubeApi:
+    """A thin async wrapper over kubernetes_asyncio for the calls the operator makes."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._api = api
+        self._custom = client.CustomObjectsApi(api)
+        self._core = client.CoreV1Api(api)
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None) -> KubeApi:
+        """In-cluster config when running in a pod, else the kubeconfig."""
+        cfg = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=cfg)
+        except config.ConfigException:
+            await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+        return cls(client.ApiClient(configuration=cfg))
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._api.close()
+
+    async def patch_status(self, plural: str, namespace: str, name: str, patch: Body) -> Body:
+        """Merge-patch the status subresource of one of our objects."""
+        try:
+            result: Body = await self._custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"status": patch},
+                _content_type=MERGE_PATCH,
+            )
+        except ApiException as error:
+            raise _translate(error, f"{plural}/{name}") from None
+        return result
+
+    async def create(self, plural: str, namespace: str, body: Body) -> Body:
+        """Create one of our objects."""
+        try:
+            result: Body = await self._custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, body
+            )
+        except ApiException as error:
+            raise _translate(error, plural) from None
+        return result
+
+    async def read(self, namespace: str, name: str, key: str) -> str:
+        """One decoded key of a Secret (the SecretReader Protocol)."""
+        what = f"Secret {namespace}/{name}"
+        try:
+            secret = await self._core.read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            raise _translate(error, what) from None
+        data = secret.data or {}
+        if key not in data:
+            raise PermanentError(f"{what} has no key {key!r}", provider="kubernetes")
+        return base64.b64decode(data[key]).decode()
+
+    async def upsert_config_map(
+        self, namespace: str, name: str, data: dict[str, str], owner: Body
+    ) -> None:
+        """Create or replace a ConfigMap owned by `owner` (so it goes when the owner goes)."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "ownerReferences": [owner]},
+            "data": data,
+        }
+        try:
+            await self._core.create_namespaced_config_map(namespace, body)
+        except ApiException as error:
+            if error.status != 409:
+                raise _translate(error, f"ConfigMap {name}") from None
+            try:
+                await self._core.patch_namespaced_config_map(
+                    name, namespace, {"data": data}, _content_type=MERGE_PATCH
+                )
+            except ApiException as again:
+                raise _translate(again, f"ConfigMap {name}") from None
+
+
+def credentials(api: KubeApi) -> dict[str, Any]:
+    """Server, CA and credentials of the loaded configuration, for kopf's own connection."""
+    cfg = api._api.configuration
+    if cfg.refresh_api_key_hook is not None:
+        cfg.refresh_api_key_hook(cfg)
+    auth = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
+    prefix = (cfg.api_key_prefix or {}).get("authorization", "")
+    token = auth.split(" ", 1)[-1] if auth and (" " in auth or prefix) else auth
+    return {
+        "server": cfg.host,
+        "ca_path": cfg.ssl_ca_cert,
+        "insecure": not cfg.verify_ssl,
+        "scheme": "Bearer" if token else None,
+        "token": token,
+        "certificate_path": cfg.cert_file,
+        "private_key_path": cfg.key_file,
+    }

@@ -1,0 +1,35 @@
+"""The operator's settings: one class, read from the environment and the command line.
+
+This is the only module that reads the environment (prefix `ROLLBACK_OPERATOR_`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the operator can be told at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="ROLLBACK_OPERATOR_", extra="ignore")
+
+    namespaces: list[str] = Field(default_factory=list, description="Namespaces to watch.")
+    all_namespaces: bool = Field(default=False, description="Watch every namespace.")
+    kubeconfig: str | None = Field(default=None, description="Kubeconfig path; else in-cluster.")
+    standalone: bool = Field(default=False, description="No peering: the only operator.")
+    peering_name: str = Field(default="rollback-operator", description="kopf peering object.")
+    priority: int = Field(default=0, description="Peering priority of this replica.")
+    liveness_endpoint: str | None = Field(
+        default="http://0.0.0.0:8080/healthz", description="kopf's health endpoint."
+    )
+    log_format: Literal["text", "json"] = "text"
+    verbose: bool = False
+    step_max_attempts: int = Field(default=5, ge=1, description="Attempts per step.")
+    step_base_delay: float = Field(default=2.0, ge=0, description="First retry delay, seconds.")
+    step_max_delay: float = Field(default=60.0, ge=0, description="Longest retry delay.")
+    poll_interval: float = Field(
+        default=0.5, gt=0, description="How often a waiting rollback looks again."
+    )

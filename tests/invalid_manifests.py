@@ -1,0 +1,192 @@
+"""A table of invalid manifests: each with the field its error must name.
+
+`schema` says whether the generated CRD schema alone refuses it (an API server would), or only
+the operator's models can (cross-field rules, or facts only the operator can look up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tests import builders
+
+
+@dataclass(frozen=True)
+class Case:
+    """One invalid manifest."""
+
+    id: str
+    manifest: dict[str, Any]
+    field: str  # must appear in the error message
+    schema: bool  # the CRD schema refuses it too
+
+
+def _rb(**spec: Any) -> dict[str, Any]:
+    return builders.rollback(**spec)
+
+
+def _pol(**spec: Any) -> dict[str, Any]:
+    return builders.policy(**spec)
+
+
+def _rule(**fields: Any) -> dict[str, Any]:
+    base = {"name": "err", "query": "up", "critical": {"above": 0.05}, "for": "5m"}
+    return {k: v for k, v in {**base, **fields}.items() if v is not None}
+
+
+PROM = {"prometheus": {"url": "http://prometheus:9090"}}
+
+ROLLBACK_CASES = [
+    Case("mode-unknown", _rb(mode="fast"), "spec.mode", True),
+    Case("mode-wrong-type", _rb(mode=3), "spec.mode", True),
+    Case("targets-unknown", _rb(targets=["frontend", "cdn"]), "spec.targets", True),
+    Case("targets-not-a-list", _rb(targets="frontend"), "spec.targets", True),
+    Case("targets-empty", _rb(targets=[]), "spec.targets", True),
+    Case("targets-repeated", _rb(targets=["frontend", "frontend"]), "spec.targets", True),
+    Case("policy-ref-missing", _rb(policyRef=None), "spec.policyRef", True),
+    Case("policy-ref-empty-name", _rb(policyRef={"name": ""}), "spec.policyRef.name", True),
+    Case("policy-ref-bad-name", _rb(policyRef={"name": "Mind_Mate"}), "spec.policyRef.name", True),
+    Case("dry-run-not-bool", _rb(dryRun="maybe"), "spec.dryRun", True),
+    Case("approval-not-bool", _rb(requireApproval=[]), "spec.requireApproval", True),
+    Case("unknown-field", _rb(rollbackEverything=True), "spec", True),
+    Case("reason-wrong-type", _rb(reason={"text": "x"}), "spec.reason", True),
+    Case(
+        "pin-missing-deployment-id", _rb(to={"frontend": {}}), "spec.to.frontend.deploymentId", True
+    ),
+    Case("pin-bad-time", _rb(mode="full", to={"storage": {"asOf": "yesterday"}}), "spec.to", True),
+    Case(
+        "pin-for-unselected-target",
+        _rb(targets=["frontend"], to={"backend": {"deploymentId": "d-1"}}),
+        "spec.to",
+        False,
+    ),
+    Case(
+        "quick-mode-with-database",
+        _rb(mode="quick", targets=["frontend", "database"]),
+        "spec.targets",
+        False,
+    ),
+    Case("quick-mode-database-pin", _rb(to={"database": {"backup": "b.dump"}}), "spec.to", False),
+]
+
+POLICY_CASES = [
+    Case(
+        "threshold-both-above-and-below",
+        _pol(metrics=PROM, rules=[_rule(critical={"above": 1, "below": 0})]),
+        "spec.rules[0].critical",
+        True,
+    ),
+    Case(
+        "threshold-neither",
+        _pol(metrics=PROM, rules=[_rule(critical={})]),
+        "spec.rules[0].critical",
+        True,
+    ),
+    Case(
+        "duration-bad-for", _pol(metrics=PROM, rules=[_rule(**{"for": "5 minutes"})]), "for", True
+    ),
+    Case("duration-bad-interval", _pol(evaluationInterval="30"), "spec.evaluationInterval", True),
+    Case("duration-zero-interval", _pol(evaluationInterval="0s"), "spec.evaluationInterval", False),
+    Case(
+        "duration-bad-cooldown",
+        _pol(automaticRollback={"cooldown": "1 hour"}),
+        "spec.automaticRollback.cooldown",
+        True,
+    ),
+    Case(
+        "rule-names-repeated",
+        _pol(metrics=PROM, rules=[_rule(), _rule()]),
+        "spec.rules",
+        True,
+    ),
+    Case(
+        "rule-without-thresholds",
+        _pol(metrics=PROM, rules=[_rule(critical=None)]),
+        "spec.rules[0]",
+        True,
+    ),
+    Case(
+        "auto-rollback-without-critical",
+        _pol(metrics=PROM, rules=[_rule(critical=None, warning={"above": 1}, autoRollback=True)]),
+        "spec.rules[0]",
+        False,
+    ),
+    Case(
+        "warning-past-critical",
+        _pol(metrics=PROM, rules=[_rule(warning={"above": 0.1})]),
+        "spec.rules[0]",
+        False,
+    ),
+    Case(
+        "warning-and-critical-opposite",
+        _pol(metrics=PROM, rules=[_rule(warning={"below": 0.1})]),
+        "spec.rules[0]",
+        False,
+    ),
+    Case("no-data-unknown", _pol(metrics=PROM, rules=[_rule(noData="panic")]), "noData", True),
+    Case("rules-without-metrics", _pol(rules=[_rule()]), "spec.metrics", False),
+    Case(
+        "secret-ref-missing-key",
+        _pol(targets={"frontend": {"vercel": {"tokenSecretRef": {"name": "vercel", "key": None}}}}),
+        "tokenSecretRef.key",
+        True,
+    ),
+    Case(
+        "secret-ref-missing-name",
+        _pol(targets={"database": {"postgres": {"urlSecretRef": {"name": None}}}}),
+        "urlSecretRef.name",
+        True,
+    ),
+    Case(
+        "railway-token-type-unknown",
+        _pol(targets={"backend": {"railway": {"tokenType": "team"}}}),
+        "tokenType",
+        True,
+    ),
+    Case(
+        "railway-missing-service",
+        _pol(targets={"backend": {"railway": {"serviceId": None}}}),
+        "serviceId",
+        True,
+    ),
+    Case(
+        "auto-targets-unknown",
+        _pol(automaticRollback={"targets": ["frontend", "dns"]}),
+        "spec.automaticRollback.targets",
+        True,
+    ),
+    Case(
+        "auto-targets-not-defined",
+        _pol(
+            targets={"backend": None},
+            metrics=PROM,
+            rules=[_rule(autoRollback=True)],
+        ),
+        "spec.automaticRollback.targets",
+        False,
+    ),
+    Case(
+        "max-rollbacks-zero",
+        _pol(automaticRollback={"maxRollbacks": {"count": 0}}),
+        "spec.automaticRollback.maxRollbacks.count",
+        True,
+    ),
+    Case("database-without-object-store", _pol(objectStore=None), "spec.objectStore", False),
+    Case(
+        "api-url-not-a-url", _pol(metrics={"prometheus": {"url": "prometheus:9090"}}), "url", True
+    ),
+    Case("suspend-not-bool", _pol(suspend="no"), "spec.suspend", True),
+    Case(
+        "health-check-status-range",
+        _pol(
+            verification={
+                "healthChecks": [{"name": "api", "url": "https://x/health", "expectStatus": 99}]
+            }
+        ),
+        "expectStatus",
+        True,
+    ),
+]
+
+ALL_CASES = ROLLBACK_CASES + POLICY_CASES
