@@ -13,6 +13,7 @@ import kopf
 
 from rollback_operator.api import GROUP
 from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.handlers import policy as policy_handlers
 from rollback_operator.handlers import rollback as rollback_handlers
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.kube import KubeApi, credentials
@@ -45,9 +46,7 @@ def _configure(settings: kopf.OperatorSettings, own: Settings) -> None:
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.INFO
-    settings.peering.name = own.peering_name
     settings.peering.priority = own.priority
-    settings.peering.standalone = own.standalone
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.error_backoffs = [0.5, 1, 2, 5, 10]
@@ -67,6 +66,7 @@ def build_registry(own: Settings) -> kopf.OperatorRegistry:
         return kopf.ConnectionInfo(**credentials(deps.kube))
 
     rollback_handlers.register(registry)
+    policy_handlers.register(registry)
     return registry
 
 
@@ -88,7 +88,7 @@ async def run(
             namespaces=settings.namespaces,
             standalone=settings.standalone,
             priority=settings.priority,
-            peering_name=settings.peering_name,
+            peering_name=None if settings.standalone else settings.peering_name,
             liveness_endpoint=settings.liveness_endpoint,
             stop_flag=stop_flag,
             ready_flag=ready_flag,

@@ -102,8 +102,9 @@ class FakeWorld:
         return StepResult(changed or done)
 
     def read(self, op: str) -> None:
-        """A read-only call: only faults apply."""
+        """A read-only call: only crash points and faults apply."""
         self.state["requests"][op] = self.state["requests"].get(op, 0) + 1
+        self._crash(f"before:{op}")
         self._fault(op)
 
     def _fault(self, op: str) -> None:
@@ -119,11 +120,24 @@ class FakeWorld:
             raise PermanentError(text, provider="fake")
         raise RetryableError(text, provider="fake")
 
+    def crash_at(self, point: str, skip: int = 0) -> None:
+        """Kill this process (SIGKILL) at `point` (`before:OP` or `after:OP`), after `skip`
+        earlier passes through it; only where `allow_crash` is set (the operator process)."""
+        self.state["crash"] = {"point": point, "skip": skip}
+        self.save()
+
     def _crash(self, point: str) -> None:
-        if self.allow_crash and self.state.get("crash") == point:
-            self.state["crash"] = None
+        crash = self.state.get("crash")
+        if not self.allow_crash or not crash or crash["point"] != point:
+            return
+        if crash["skip"] > 0:
+            crash["skip"] -= 1
             self.save()
-            os.kill(os.getpid(), signal.SIGKILL)
+            return
+        self.state["crash"] = None
+        self.state["crashed"] = point
+        self.save()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class FakeDeploymentTarget:

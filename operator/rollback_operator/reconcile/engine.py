@@ -11,7 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from rollback_operator.api.conditions import ConditionType, Reason
+from rollback_operator.api.conditions import ConditionType, Reason, find
 from rollback_operator.api.policy import RollbackPolicySpec
 from rollback_operator.api.rollback import (
     STARTED_PHASES,
@@ -72,7 +72,7 @@ class Engine:
             planned = await self._plan(rb, status, pv)
             if planned is not None:
                 return planned
-        self._refuse_spec_change(status)
+        await self._refuse_spec_change(status)
         if status.phase == Phase.AWAITING_APPROVAL and not await self._await_approval(status):
             return await self._finish(rb, status, pv, aborted=True)
         if status.phase == Phase.QUEUED and not await self._await_turn(status):
@@ -121,6 +121,7 @@ class Engine:
                 await self._enter(status, Phase.QUEUED, f"Approved by {who}")
                 return True
             await self._pause()
+            await self._refuse_spec_change(status)
 
     async def _await_turn(self, status: RollbackStatus) -> bool:
         while True:
@@ -134,6 +135,7 @@ class Engine:
                 status.queue_position = position
                 await self._enter(status, Phase.QUEUED, f"Queued at position {position}")
             await self._pause()
+            await self._refuse_spec_change(status)
 
     async def _finish(
         self, rb: Rollback, status: RollbackStatus, pv: Providers, *, aborted: bool
@@ -148,6 +150,7 @@ class Engine:
             if not todo:
                 continue
             first = todo[0]
+            await self._refuse_spec_change(status)
             if not aborted and self.controls.abort_requested():
                 aborted = True
                 await self.recorder.event(
@@ -181,17 +184,21 @@ class Engine:
             reason = Reason.NO_CHECKS
         self._mark(status, ConditionType.VERIFIED, passed, reason, step.message or "")
 
-    def _refuse_spec_change(self, status: RollbackStatus) -> None:
-        generation = self.controls.generation()
-        if status.accepted_generation is not None and generation != status.accepted_generation:
-            self._mark(
-                status,
-                ConditionType.SPEC_CHANGE_REFUSED,
-                True,
-                Reason.SPEC_IMMUTABLE,
-                f"spec changed after planning (generation {generation}); the rollback keeps "
-                f"running generation {status.accepted_generation}",
-            )
+    async def _refuse_spec_change(self, status: RollbackStatus) -> None:
+        generation, accepted = self.controls.generation(), status.accepted_generation
+        if accepted is None or generation == accepted:
+            return
+        message = (
+            f"spec changed after planning (generation {generation}); the rollback keeps "
+            f"running generation {accepted}"
+        )
+        seen = find(status.conditions, ConditionType.SPEC_CHANGE_REFUSED)
+        if seen is not None and seen.message == message:
+            return
+        reason = Reason.SPEC_IMMUTABLE
+        self._mark(status, ConditionType.SPEC_CHANGE_REFUSED, True, reason, message)
+        await self._save(status)
+        await self.recorder.event(warning=True, reason=reason.value, message=message)
 
     def _mark(
         self, status: RollbackStatus, type_: ConditionType, value: bool, reason: Reason, text: str

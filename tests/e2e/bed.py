@@ -1,0 +1,128 @@
+"""The end-to-end test bed: emulated cluster, CRDs installed, the real operator as a process.
+
+The operator runs with fake providers whose world is a JSON file (see `tests.fakes.memory`), so
+a test can SIGKILL the operator, start it again, and still count every provider call.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.fakes.memory import FakeWorld
+from tests.kube.cluster import REPO_ROOT, EmulatedCluster
+
+Manifest = dict[str, Any]
+WATCHED = "rollback.mindmate.app/v1alpha1/rollbacks"
+QUALIFIED = {
+    "rollback": "rollbacks.rollback.mindmate.app",
+    "rollbackpolicy": "rollbackpolicies.rollback.mindmate.app",
+}
+
+
+class Bed:
+    """One cluster, one world file, and the operator process that acts on them."""
+
+    def __init__(self, cluster: EmulatedCluster, workdir: Path) -> None:
+        self.cluster, self.workdir = cluster, workdir
+        self.world_path = workdir / "world.json"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        FakeWorld(path=self.world_path).save()
+        for crd in sorted((REPO_ROOT / "crds").glob("*.yaml")):
+            cluster.apply_file(crd)
+
+    # -- the operator ---------------------------------------------------------------------
+    def start(self, *, wait: bool = True) -> None:
+        """Start the operator; by default wait until it watches Rollbacks."""
+        self.starts += 1
+        log = (self.workdir / f"operator-{self.starts}.log").open("wb")
+        argv = [
+            sys.executable,
+            "-m",
+            "tests.operator_process",
+            "--kubeconfig",
+            str(self.cluster.kubeconfig),
+            "--world",
+            str(self.world_path),
+        ]
+        self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        if wait:
+            self.cluster.wait_for_watch(WATCHED, namespace="default", timeout=30)
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        """The operator's exit code once it ends (-9 after a crash point fired)."""
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it lingers."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def logs(self) -> str:
+        """Every operator log, for failure messages."""
+        return "\n".join(p.read_text() for p in sorted(self.workdir.glob("operator-*.log")))
+
+    # -- the world ------------------------------------------------------------------------
+    def world(self) -> FakeWorld:
+        """The fakes' state as the operator last saved it."""
+        return FakeWorld.load(self.world_path)
+
+    def edit_world(self, **changes: Any) -> FakeWorld:
+        """Change the world before the operator starts."""
+        world = self.world()
+        world.state.update(changes)
+        world.save()
+        return world
+
+    # -- the API --------------------------------------------------------------------------
+    def apply(self, manifest: Manifest) -> None:
+        """kubectl apply a manifest given as a dict."""
+        self.cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest))
+
+    def get(self, kind: str, name: str) -> Manifest:
+        """One object as JSON (`rollback`, `rollbackpolicy` or a built-in kind)."""
+        resource = QUALIFIED.get(kind, kind)
+        found: Manifest = json.loads(
+            self.cluster.kubectl("get", resource, name, "-o", "json").stdout
+        )
+        return found
+
+    def events_for(self, name: str) -> list[Manifest]:
+        """Events whose involvedObject is `name`."""
+        items = json.loads(self.cluster.kubectl("get", "events", "-o", "json").stdout)["items"]
+        return [e for e in items if e.get("involvedObject", {}).get("name") == name]
+
+    def wait_for(self, name: str, phases: set[str], timeout: float = 30.0) -> Manifest:
+        """Poll a Rollback until its phase is one of `phases`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            body = self.get("rollback", name)
+            if body.get("status", {}).get("phase") in phases:
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{name} stuck in {body.get('status', {}).get('phase')}: "
+                    f"{json.dumps(body.get('status'), indent=1)}\n{self.logs()[-4000:]}"
+                )
+            time.sleep(0.05)
+
+    def condition(self, body: Manifest, type_: str) -> Manifest:
+        """The condition of `type_` in a body's status."""
+        conditions: list[Manifest] = body.get("status", {}).get("conditions", [])
+        found = [c for c in conditions if c["type"] == type_]
+        assert found, f"no {type_} condition in {body.get('status')}"
+        return found[0]

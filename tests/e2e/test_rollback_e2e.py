@@ -1,0 +1,165 @@
+"""The real operator against the emulated API: examples, gates, queue, bad input, kubectl."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests import builders
+from tests.e2e.bed import Bed
+from tests.invalid_manifests import POLICY_CASES, ROLLBACK_CASES
+from tests.kube.cluster import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
+MUTATING = ("stop_traffic", "rollback", "resume_traffic", "safety_backup", "restore")
+
+
+def _mutating_requests(bed: Bed) -> dict[str, int]:
+    requests: dict[str, int] = bed.world().state["requests"]
+    return {op: n for op, n in requests.items() if op.rsplit(".", 1)[-1] in MUTATING}
+
+
+def test_quick_rollback_example_reaches_ready_and_kubectl_wait_sees_it(bed: Bed) -> None:
+    bed.start()
+    bed.cluster.apply_file(REPO_ROOT / "examples" / "policy.yaml")
+    bed.cluster.apply_file(REPO_ROOT / "examples" / "quick-rollback.yaml")
+    bed.cluster.kubectl(
+        "wait", "--for=condition=Ready", "rollback/high-error-rates", "--timeout=30s"
+    )
+    body = bed.get("rollback", "high-error-rates")
+    assert body["status"]["phase"] == "Succeeded"
+    assert body["status"]["plan"]["frontend"] == {"from": "dpl_new", "to": "dpl_old"}
+    world = bed.world()
+    assert world.state["frontend"]["live"] == "dpl_old"
+    assert world.state["backend"]["live"] == "d-old"
+    report = bed.get("configmap", "high-error-rates-report")
+    assert "Rollback report: default/high-error-rates" in report["data"]["report.md"]
+    reasons = {e["reason"] for e in bed.events_for("high-error-rates")}
+    assert {"Planning", "Running", "Succeeded", "StepSucceeded"} <= reasons
+
+
+def test_full_rollback_waits_for_approval_then_runs_every_step(bed: Bed) -> None:
+    bed.start()
+    bed.cluster.apply_file(REPO_ROOT / "examples" / "policy.yaml")
+    bed.cluster.apply_file(REPO_ROOT / "examples" / "full-rollback.yaml")
+    waiting = bed.wait_for("data-corruption", {"AwaitingApproval"})
+    assert bed.condition(waiting, "Approved")["status"] == "False"
+    assert _mutating_requests(bed) == {}
+    bed.cluster.kubectl(
+        "annotate", "rollback/data-corruption", "rollback.mindmate.app/approved-by=alice"
+    )
+    done = bed.wait_for("data-corruption", {"Succeeded", "Failed", "PartiallyFailed"})
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert done["status"]["approvedBy"] == "alice"
+    assert [s["state"] for s in done["status"]["steps"]] == ["Succeeded"] * 11
+    assert bed.world().state["database"]["contents"] == "restored from backup_20240101.dump"
+
+
+def test_dry_run_ends_planned_and_ready_without_a_mutating_call(bed: Bed) -> None:
+    bed.start()
+    bed.apply(builders.policy())
+    bed.apply(builders.rollback("plan-only", mode="full", dryRun=True))
+    body = bed.wait_for("plan-only", {"Planned", "Failed"})
+    assert body["status"]["phase"] == "Planned"
+    assert bed.condition(body, "Ready")["status"] == "True"
+    assert bed.condition(body, "Planned")["status"] == "True"
+    assert body["status"]["plan"]["database"]["backup"] == "backup_20240101.dump"
+    assert _mutating_requests(bed) == {}
+
+
+def test_abort_annotation_stops_a_rollback_waiting_for_approval(bed: Bed) -> None:
+    bed.start()
+    bed.apply(builders.policy())
+    bed.apply(builders.rollback("to-abort", requireApproval=True))
+    bed.wait_for("to-abort", {"AwaitingApproval"})
+    bed.cluster.kubectl("annotate", "rollback/to-abort", "rollback.mindmate.app/abort=true")
+    body = bed.wait_for("to-abort", {"Aborted", "Succeeded"})
+    assert body["status"]["phase"] == "Aborted"
+    assert bed.condition(body, "Stalled")["status"] == "True"
+    assert _mutating_requests(bed) == {}
+
+
+def test_second_rollback_of_the_same_targets_queues_until_the_first_ends(bed: Bed) -> None:
+    bed.edit_world(latency=0.3)
+    bed.start()
+    bed.apply(builders.policy())
+    bed.apply(builders.rollback("first"))
+    bed.wait_for("first", {"Running"})
+    bed.apply(builders.rollback("second", targets=["frontend"]))
+    queued = bed.wait_for("second", {"Queued"})
+    deadline = time.monotonic() + 10
+    while queued["status"].get("queuePosition") is None and time.monotonic() < deadline:
+        queued = bed.get("rollback", "second")
+    assert queued["status"]["queuePosition"] == 1
+    first = bed.wait_for("first", {"Succeeded"})
+    second = bed.wait_for("second", {"Succeeded"})
+    assert second["status"]["startedAt"] >= first["status"]["finishedAt"]
+
+
+def test_spec_edit_after_the_start_is_refused_with_a_condition(bed: Bed) -> None:
+    bed.start()
+    bed.apply(builders.policy())
+    bed.apply(builders.rollback("edited", requireApproval=True))
+    bed.wait_for("edited", {"AwaitingApproval"})
+    bed.apply(builders.rollback("edited", requireApproval=True, reason="changed my mind"))
+    bed.cluster.kubectl("annotate", "rollback/edited", "rollback.mindmate.app/approved-by=bob")
+    body = bed.wait_for("edited", {"Succeeded"})
+    assert bed.condition(body, "SpecChangeRefused")["status"] == "True"
+    assert body["status"]["acceptedGeneration"] == 1
+
+
+def _invalid_names() -> list[tuple[str, dict[str, Any]]]:
+    """Every invalid manifest as objects to apply: rollbacks as they are, policies with a
+    rollback that refers to them."""
+    objects: list[tuple[str, dict[str, Any]]] = []
+    for case in ROLLBACK_CASES:
+        manifest = {**case.manifest, "metadata": {"name": f"bad-{case.id}"}}
+        objects.append((case.field, manifest))
+    for case in POLICY_CASES:
+        policy = {**case.manifest, "metadata": {"name": f"pol-{case.id}"}}
+        rollback = builders.rollback(f"bad-{case.id}", policyRef={"name": f"pol-{case.id}"})
+        objects += [("", policy), (case.field, rollback)]
+    objects.append(
+        ("spec.policyRef.name", builders.rollback("bad-unknown-policy", policyRef={"name": "nope"}))
+    )
+    objects.append(
+        (
+            "spec.targets",
+            builders.rollback(
+                "bad-target-not-in-policy", targets=["frontend"], policyRef={"name": "frontless"}
+            ),
+        ),
+    )
+    objects.append(("", builders.policy("frontless", targets={"frontend": None})))
+    return objects
+
+
+def test_every_invalid_manifest_stalls_with_invalid_spec_an_event_and_no_provider_call(
+    bed: Bed,
+) -> None:
+    bed.start()
+    objects = _invalid_names()
+    for _, manifest in objects:
+        bed.apply(manifest)
+    for field, manifest in objects:
+        if manifest["kind"] != "Rollback":
+            continue
+        name = manifest["metadata"]["name"]
+        deadline = time.monotonic() + 20
+        while True:
+            body = bed.get("rollback", name)
+            conditions = body.get("status", {}).get("conditions", [])
+            stalled = [c for c in conditions if c["type"] == "Stalled"]
+            if stalled or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert stalled, f"{name}: {body.get('status')}"
+        assert stalled[0]["status"] == "True"
+        assert stalled[0]["reason"] == "InvalidSpec"
+        assert field in stalled[0]["message"], (name, stalled[0]["message"])
+        assert any(e["reason"] == "InvalidSpec" for e in bed.events_for(name)), name
+    assert bed.world().state["requests"] == {}
+    bad_policy = bed.get("rollbackpolicy", "pol-rule-names-repeated")
+    assert bed.condition(bad_policy, "Stalled")["reason"] == "InvalidSpec"
