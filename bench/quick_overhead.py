@@ -1,0 +1,114 @@
+"""Benchmark: what the operator adds to a quick rollback, with zero-latency fake providers.
+
+Measures apply -> `Succeeded` for 20 quick rollbacks against the real operator process on the
+emulated API (created over HTTP, status polled every 5 ms), and, as the baseline in the same
+run, the same provider calls made directly in this process. Prints median and p95 of both and
+their ratio. Target (issue 2): operator median <= 1.0 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.providers.base import Notice
+from tests import builders
+from tests.e2e.bed import Bed
+from tests.fakes.memory import FakeProviderFactory, FakeWorld, default_state
+from tests.kube.cluster import EmulatedCluster
+
+PATH = "/apis/rollback.mindmate.app/v1alpha1/namespaces/default/rollbacks"
+
+
+def _long_history(runs: int) -> dict[str, object]:
+    state = default_state()
+    for target, prefix in (("frontend", "dpl"), ("backend", "d")):
+        history = [f"{prefix}-{i}" for i in range(runs + 2)]
+        state[target].update(history=history, live=history[-1])
+    return state
+
+
+class _NoSecrets:
+    async def read(self, namespace: str, name: str, key: str) -> str:
+        raise AssertionError("fakes read no secrets")
+
+
+async def _direct_once(world: FakeWorld) -> float:
+    policy = RollbackPolicy.model_validate(builders.policy())
+    providers = await FakeProviderFactory(world).build(policy, _NoSecrets())
+    assert providers.frontend
+    assert providers.backend
+    assert providers.verifier
+    started = time.perf_counter()
+    front, back = await asyncio.gather(providers.frontend.plan(None), providers.backend.plan(None))
+    notifier = providers.notifiers[0]
+    note = Notice("started", "default", "x", "uid", "quick", ("frontend",), "", "Running", "")
+    await notifier.notify(note, f"{started}/start")
+    await asyncio.gather(
+        providers.frontend.rollback(front.to, "k1"), providers.backend.rollback(back.to, "k2")
+    )
+    await providers.verifier.verify()
+    await notifier.notify(note, f"{started}/finish")
+    return time.perf_counter() - started
+
+
+def direct(runs: int) -> list[float]:
+    """The same provider calls, made directly, `runs` times."""
+    world = FakeWorld(_long_history(runs))
+    return [asyncio.run(_direct_once(world)) for _ in range(runs)]
+
+
+def through_operator(bed: Bed, runs: int) -> list[float]:
+    """apply -> Succeeded through the operator, `runs` times, one after the other."""
+    times = []
+    with httpx.Client(base_url=bed.cluster.url) as api:
+        for index in range(runs):
+            body = builders.rollback(f"bench-{index}")
+            started = time.perf_counter()
+            api.post(PATH, json=body).raise_for_status()
+            while True:
+                status = api.get(f"{PATH}/bench-{index}").json().get("status", {})
+                if status.get("phase") in ("Succeeded", "Failed", "PartiallyFailed"):
+                    break
+                time.sleep(0.005)
+            times.append(time.perf_counter() - started)
+            assert status["phase"] == "Succeeded", status
+    return times
+
+
+def _p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[18] if len(values) >= 2 else values[0]
+
+
+def main() -> None:
+    """Run both measurements and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, EmulatedCluster(Path(tmp) / "c") as cluster:
+        bed = Bed(cluster, Path(tmp))
+        FakeWorld(_long_history(args.runs), bed.world_path).save()
+        bed.start()
+        try:
+            bed.apply(builders.policy())
+            operator = through_operator(bed, args.runs)
+        finally:
+            bed.stop()
+    baseline = direct(args.runs)
+    op_median, base_median = statistics.median(operator), statistics.median(baseline)
+    print(f"quick rollback apply->Succeeded, {args.runs} runs, zero-latency fakes")
+    print(f"  operator: median {op_median * 1000:.0f} ms, p95 {_p95(operator) * 1000:.0f} ms")
+    print(f"  direct:   median {base_median * 1000:.2f} ms, p95 {_p95(baseline) * 1000:.2f} ms")
+    print(f"  ratio (operator / direct, medians): {op_median / base_median:.0f}x")
+    print(f"  target median <= 1000 ms: {'met' if op_median <= 1.0 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

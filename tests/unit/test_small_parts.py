@@ -1,0 +1,81 @@
+"""Small pure parts: the queue order, merge patches, error messages, the command line."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.api.rollback import Phase
+from rollback_operator.api.validation import describe
+from rollback_operator.cli import _parser, main, settings_from
+from rollback_operator.handlers.patching import merge_diff
+from rollback_operator.reconcile.queue import QueueEntry, position
+from tests import builders
+
+
+def _entry(name: str, phase: Phase, targets: set[str], created: str = "t1") -> QueueEntry:
+    return QueueEntry(name, name, created, phase, frozenset(targets))
+
+
+def test_rollback_runs_at_once_when_nothing_overlaps() -> None:
+    me = _entry("me", Phase.QUEUED, {"frontend"}, "t2")
+    others = [
+        _entry("other", Phase.RUNNING, {"backend"}),
+        _entry("old", Phase.SUCCEEDED, {"frontend"}),
+    ]
+    assert position(me, others, set()) == 0
+
+
+def test_rollback_waits_behind_a_running_one_and_earlier_queued_ones() -> None:
+    me = _entry("me", Phase.QUEUED, {"frontend", "backend"}, "t3")
+    others = [
+        _entry("running", Phase.RUNNING, {"frontend"}, "t1"),
+        _entry("earlier", Phase.QUEUED, {"backend"}, "t2"),
+        _entry("later", Phase.QUEUED, {"backend"}, "t4"),
+        _entry("awaiting", Phase.AWAITING_APPROVAL, {"backend"}, "t0"),
+    ]
+    assert position(me, others, set()) == 2
+
+
+def test_rollback_admitted_in_this_process_blocks_before_its_phase_is_visible() -> None:
+    me = _entry("me", Phase.QUEUED, {"frontend"}, "t2")
+    other = _entry("other", Phase.QUEUED, {"frontend"}, "t3")
+    assert position(me, [other], {"other"}) == 1
+
+
+def test_merge_diff_sends_only_changes_and_nulls_removed_keys() -> None:
+    old = {"phase": "Queued", "queuePosition": 2, "plan": {"a": 1, "b": 2}}
+    new = {"phase": "Running", "plan": {"a": 1, "b": 3}}
+    assert merge_diff(old, new) == {"phase": "Running", "queuePosition": None, "plan": {"b": 3}}
+    assert merge_diff(new, new) == {}
+
+
+def test_validation_message_names_the_field_path() -> None:
+    bad = builders.policy(
+        metrics={"prometheus": {"url": "http://p"}},
+        rules=[{"name": "r", "query": "up", "critical": {"above": 1}, "for": "soon"}],
+    )
+    with pytest.raises(ValidationError) as caught:
+        RollbackPolicy.model_validate(bad)
+    message = describe(caught.value)
+    assert message.startswith("spec.rules[0].for: ")
+
+
+def test_crds_command_prints_both_crds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["crds"]) == 0
+    kinds = [d["spec"]["names"]["kind"] for d in yaml.safe_load_all(capsys.readouterr().out)]
+    assert kinds == ["RollbackPolicy", "Rollback"]
+
+
+def test_run_flags_override_settings_and_default_to_all_namespaces() -> None:
+    scoped = settings_from(_parser().parse_args(["run", "-n", "prod", "-n", "staging"]))
+    assert scoped.namespaces == ["prod", "staging"]
+    assert not scoped.all_namespaces
+    assert settings_from(_parser().parse_args(["run"])).all_namespaces
+
+
+def test_namespace_and_all_namespaces_are_exclusive() -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["run", "-n", "prod", "--all-namespaces"])
