@@ -12,12 +12,18 @@ from typing import Any
 import kopf
 
 from rollback_operator.api import GROUP
-from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.api.policy import BackendTarget, FrontendTarget, RollbackPolicy
 from rollback_operator.handlers import policy as policy_handlers
 from rollback_operator.handlers import rollback as rollback_handlers
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.kube import KubeApi, credentials
-from rollback_operator.providers.base import ProviderFactory, Providers, SecretReader
+from rollback_operator.providers import datastores, railway, vercel
+from rollback_operator.providers.base import (
+    DeploymentTarget,
+    ProviderFactory,
+    Providers,
+    SecretReader,
+)
 from rollback_operator.providers.unavailable import Unavailable
 from rollback_operator.settings import Settings
 
@@ -30,13 +36,32 @@ class RealProviderFactory:
     async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
         targets, checks = policy.spec.targets, policy.spec.verification
         has_checks = bool(checks.health_checks or checks.sql_checks or checks.storage)
+        namespace = policy.metadata.namespace
         return Providers(
-            frontend=Unavailable("the Vercel adapter") if targets.frontend else None,
-            backend=Unavailable("the Railway adapter") if targets.backend else None,
-            database=Unavailable("the PostgreSQL adapter") if targets.database else None,
-            storage=Unavailable("the S3 adapter") if targets.storage else None,
+            frontend=await _vercel(targets.frontend, namespace, secrets),
+            backend=await _railway(targets.backend, namespace, secrets),
+            database=await datastores.database(policy, secrets),
+            storage=await datastores.storage(policy, secrets),
             verifier=Unavailable("post-rollback verification") if has_checks else None,
         )
+
+
+async def _vercel(
+    target: FrontendTarget | None, namespace: str, secrets: SecretReader
+) -> DeploymentTarget | None:
+    if target is None:
+        return None
+    ref = target.vercel.token_secret_ref
+    return vercel.VercelTarget(target.vercel, await secrets.read(namespace, ref.name, ref.key))
+
+
+async def _railway(
+    target: BackendTarget | None, namespace: str, secrets: SecretReader
+) -> DeploymentTarget | None:
+    if target is None:
+        return None
+    ref = target.railway.token_secret_ref
+    return railway.RailwayTarget(target.railway, await secrets.read(namespace, ref.name, ref.key))
 
 
 def _configure(settings: kopf.OperatorSettings, own: Settings) -> None:

@@ -30,7 +30,11 @@ def test_quick_rollback_example_reaches_ready_and_kubectl_wait_sees_it(bed: Bed)
     )
     body = bed.get("rollback", "high-error-rates")
     assert body["status"]["phase"] == "Succeeded"
-    assert body["status"]["plan"]["frontend"] == {"from": "dpl_new", "to": "dpl_old"}
+    assert body["status"]["plan"]["frontend"] == {
+        "from": "dpl_new",
+        "to": "dpl_old",
+        "paused": False,
+    }
     world = bed.world()
     assert world.state["frontend"]["live"] == "dpl_old"
     assert world.state["backend"]["live"] == "d-old"

@@ -160,9 +160,11 @@ class FakeDeploymentTarget:
         earlier = history[: history.index(live)] if live in history else history
         if pin is None and not earlier:
             raise PermanentError("no earlier deployment to roll back to", provider=self.target)
-        return DeploymentPlan.model_validate({"from": live, "to": pin or earlier[-1]})
+        traffic = {"paused": state["paused"]} if "paused" in state else {}
+        traffic |= {"replicas": state["replicas"]} if "replicas" in state else {}
+        return DeploymentPlan.model_validate({"from": live, "to": pin or earlier[-1], **traffic})
 
-    async def stop_traffic(self, key: str) -> StepResult:
+    async def stop_traffic(self, key: str, plan: DeploymentPlan) -> StepResult:
         state = self._state()
 
         def act() -> str | None:
@@ -173,15 +175,10 @@ class FakeDeploymentTarget:
                 return "paused the project"
             if state["replicas"] == 0:
                 return None
-            state["original_replicas"] = state["replicas"]
             state["replicas"] = 0
             return "scaled to 0 replicas"
 
-        result = await self.world.op(f"{self.target}.stop_traffic", act, "traffic already stopped")
-        ids = (
-            {"replicas": str(state.get("original_replicas", 0))} if self.target == "backend" else {}
-        )
-        return StepResult(result.message, ids)
+        return await self.world.op(f"{self.target}.stop_traffic", act, "traffic already stopped")
 
     async def rollback(self, to: str, key: str) -> StepResult:
         state = self._state()
@@ -195,16 +192,16 @@ class FakeDeploymentTarget:
         result = await self.world.op(f"{self.target}.rollback", act, f"{to} was already live")
         return StepResult(result.message, {"deploymentId": to})
 
-    async def resume_traffic(self, key: str, recorded: Mapping[str, str]) -> StepResult:
+    async def resume_traffic(self, key: str, plan: DeploymentPlan) -> StepResult:
         state = self._state()
 
         def act() -> str | None:
             if self.target == "frontend":
-                if not state["paused"]:
+                if plan.paused or not state["paused"]:
                     return None
                 state["paused"] = False
                 return "unpaused the project"
-            want = int(recorded.get("replicas", "1"))
+            want = plan.replicas if plan.replicas is not None else state["replicas"]
             if state["replicas"] == want:
                 return None
             state["replicas"] = want

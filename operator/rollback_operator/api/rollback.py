@@ -151,6 +151,12 @@ class DeploymentPlan(Model):
 
     from_: str | None = Field(default=None, alias="from", description="Live deployment now.")
     to: str = Field(description="Deployment that will be live.")
+    paused: bool | None = Field(
+        default=None, description="Whether the project was paused when planned (Vercel)."
+    )
+    replicas: int | None = Field(
+        default=None, description="Replica count when planned (Railway); restored after."
+    )
 
 
 class DatabasePlan(Model):
@@ -161,6 +167,10 @@ class DatabasePlan(Model):
     data_loss_window: str | None = Field(
         default=None, description="Writes since the backup that the restore discards."
     )
+    size_bytes: int | None = Field(default=None, description="Size of the backup object.")
+    format: str | None = Field(
+        default=None, description="custom, custom-gzip, plain or plain-gzip, read from its bytes."
+    )
 
 
 class StoragePlan(Model):
@@ -169,6 +179,11 @@ class StoragePlan(Model):
     as_of: datetime
     objects_to_restore: int = 0
     objects_to_hide: int = 0
+    objects_unchanged: int = Field(default=0, description="Objects already as they were.")
+    bytes_to_restore: int = Field(default=0, description="Bytes the restore copies.")
+    source: str | None = Field(
+        default=None, description="versions, or the dated backup folder restored from."
+    )
 
 
 class RollbackPlan(Model):

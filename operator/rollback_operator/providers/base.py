@@ -28,19 +28,24 @@ class DeploymentTarget(Protocol):
     """A frontend or backend that can go back to an earlier deployment (Vercel, Railway)."""
 
     async def plan(self, pin: str | None) -> DeploymentPlan:
-        """The live deployment and the one to return to: `pin`, or the last good one."""
+        """The live deployment, the one to return to (`pin`, or the last good one), and the
+        traffic state (`paused` or `replicas`) that `resume_traffic` will restore."""
         ...
 
-    async def stop_traffic(self, key: str) -> StepResult:
-        """Stop serving traffic; the result's ids let `resume_traffic` undo exactly this."""
+    async def stop_traffic(self, key: str, plan: DeploymentPlan) -> StepResult:
+        """Stop serving traffic; a no-op when it is already stopped."""
         ...
 
     async def rollback(self, to: str, key: str) -> StepResult:
         """Make `to` live and wait until it is; a no-op when it already is."""
         ...
 
-    async def resume_traffic(self, key: str, recorded: Mapping[str, str]) -> StepResult:
-        """Serve traffic again, restoring what `stop_traffic` recorded."""
+    async def resume_traffic(self, key: str, plan: DeploymentPlan) -> StepResult:
+        """Serve traffic again as it was when `plan` was made (its `paused`/`replicas`).
+
+        The traffic state is taken from the plan, recorded before any step ran, so a
+        `stop_traffic` redone after a crash cannot make the operator forget the original.
+        """
         ...
 
 

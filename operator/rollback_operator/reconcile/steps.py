@@ -61,8 +61,8 @@ def _target(ctx: StepContext, step: StepStatus) -> tuple[DeploymentTarget, Deplo
 
 
 async def _stop_traffic(step: StepStatus, ctx: StepContext) -> StepResult:
-    provider, _ = _target(ctx, step)
-    return await provider.stop_traffic(ctx.key(step))
+    provider, move = _target(ctx, step)
+    return await provider.stop_traffic(ctx.key(step), move)
 
 
 async def _instant_rollback(step: StepStatus, ctx: StepContext) -> StepResult:
@@ -73,12 +73,7 @@ async def _instant_rollback(step: StepStatus, ctx: StepContext) -> StepResult:
 async def _deploy_previous(step: StepStatus, ctx: StepContext) -> StepResult:
     provider, move = _target(ctx, step)
     moved = await provider.rollback(move.to, ctx.key(step))
-    stopped = next(
-        (s for s in ctx.status.steps if s.name == p.STOP_TRAFFIC and s.target == step.target),
-        None,
-    )
-    recorded = stopped.external_ids if stopped else {}
-    resumed = await provider.resume_traffic(ctx.key(step), recorded)
+    resumed = await provider.resume_traffic(ctx.key(step), move)
     return StepResult(
         message=f"{moved.message}; {resumed.message}",
         external_ids={**moved.external_ids, **resumed.external_ids},

@@ -1,0 +1,354 @@
+"""The one HTTP layer every provider adapter stands on: clients, bounded retries, error classes.
+
+Why this module exists: Vercel, Railway and the notifiers need the same care on the wire:
+timeouts, a few retries with jittered exponential backoff on transient failures (timeouts,
+dropped connections, 5xx), `Retry-After` and rate-limit reset headers honoured on 429, and one
+mapping from the final outcome to the `providers.errors` hierarchy, so the step engine can
+decide between "try the step again later" and "fail it". Retries here are the short, inner
+layer; the engine's step retries are the outer one (STYLE.md).
+
+Credentials travel only in headers. Requests are described as `METHOD /path (label)` with no
+query string, and every text that reaches a log line or an exception is scrubbed of the
+secrets this layer was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from rollback_operator import __version__
+from rollback_operator.providers import errors
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = f"rollback-operator/{__version__}"
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+_REDACTED = "***"
+_MESSAGE_LIMIT = 300
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one request tries before its failure goes up to the step's own retries."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    budget: float = 30.0
+    """Seconds one request may spend on all its attempts and waits."""
+    max_wait: float = 30.0
+    """Longest `Retry-After` waited here; a longer one goes up as RateLimitedError at once."""
+
+    def backoff(self, attempt: int, jitter: Callable[[float, float], float]) -> float:
+        """Exponential backoff with 'equal jitter': between half and all of the ceiling."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return jitter(ceiling / 2, ceiling)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Per-phase timeouts of one attempt, in seconds."""
+
+    connect: float = 5.0
+    read: float = 20.0
+    write: float = 20.0
+    pool: float = 5.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything tunable about the wire; tests shrink the delays and inject time."""
+
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    sleep: Sleep = asyncio.sleep
+    clock: Clock = time.monotonic
+    wall: Clock = time.time
+    jitter: Callable[[float, float], float] = random.uniform
+    transport: httpx.AsyncBaseTransport | None = None
+
+
+def make_client(
+    base_url: str, headers: Mapping[str, str], options: Options | None = None
+) -> httpx.AsyncClient:
+    """An httpx client with our timeouts, connection limits and user agent."""
+    opts = options or Options()
+    t = opts.timeouts
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"User-Agent": USER_AGENT, **headers},
+        timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
+        limits=httpx.Limits(max_connections=10, max_keepalive_connections=5),
+        transport=opts.transport,
+        follow_redirects=False,
+    )
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request and the operation it serves; `describe` is safe to log."""
+
+    operation: str
+    method: str
+    path: str
+    params: Mapping[str, str] | None = None
+    json: Any = None
+    label: str = ""
+    idempotent: bool = True
+    """False: not resent after a failure the server may already have acted on."""
+
+    def describe(self) -> str:
+        return f"{self.method} {self.path}" + (f" ({self.label})" if self.label else "")
+
+
+class Refused(errors.PermanentError):
+    """A 4xx other than 401/403/404, with the provider's status and error code to branch on."""
+
+    def __init__(self, message: str, *, provider: str, status: int, code: str | None) -> None:
+        super().__init__(message, provider=provider)
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why one attempt failed, before it becomes an exception."""
+
+    detail: str
+    kind: type[errors.ProviderError]
+    retry_after: float | None = None
+    sent: bool = True
+    status: int | None = None
+    code: str | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return issubclass(self.kind, errors.RetryableError)
+
+
+class Http:
+    """One provider's endpoint: its base URL, credential headers and wire options."""
+
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        options: Options | None = None,
+    ) -> None:
+        self.provider = provider
+        self.options = options or Options()
+        self._base_url = base_url.rstrip("/")
+        self._headers = dict(headers)
+        self._secrets = _secret_parts(headers)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        """A client for one adapter operation, closed when the operation ends."""
+        async with make_client(self._base_url, self._headers, self.options) as client:
+            yield Session(self, client)
+
+    def scrub(self, text: str) -> str:
+        """`text` with every secret this endpoint knows replaced."""
+        for secret in self._secrets:
+            text = text.replace(secret, _REDACTED)
+        return text
+
+    def error(self, message: str, kind: type[errors.ProviderError]) -> errors.ProviderError:
+        """An error of `kind` from this provider, scrubbed."""
+        return kind(self.scrub(message), provider=self.provider)
+
+
+class Session:
+    """An open client that sends `Call`s with retries."""
+
+    def __init__(self, http: Http, client: httpx.AsyncClient) -> None:
+        self.http = http
+        self._client = client
+
+    async def send(self, call: Call) -> httpx.Response:
+        """The first 2xx answer; else the final failure as a `providers.errors` class."""
+        opts, started = self.http.options, self.http.options.clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome = await self._attempt(call)
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            delay = self._delay(call, outcome, attempt, opts.clock() - started)
+            if delay is None:
+                raise self._final(call, outcome, attempt)
+            logger.info(
+                "%s: %s: %s: %s; retry %d in %.2fs",
+                self.http.provider,
+                call.operation,
+                call.describe(),
+                self.http.scrub(outcome.detail),
+                attempt,
+                delay,
+            )
+            await opts.sleep(delay)
+
+    async def _attempt(self, call: Call) -> httpx.Response | _Failure:
+        try:
+            response = await self._client.request(
+                call.method, call.path, params=call.params, json=call.json
+            )
+        except httpx.TimeoutException as exc:
+            return _Failure(f"timed out ({type(exc).__name__})", errors.RetryableError,
+                            sent=not isinstance(exc, _NOT_SENT))  # fmt: skip
+        except httpx.TransportError as exc:
+            return _Failure(f"connection failed ({type(exc).__name__})", errors.RetryableError,
+                            sent=not isinstance(exc, _NOT_SENT))  # fmt: skip
+        if response.is_success:
+            return response
+        return _classify(response, self.http.options.wall())
+
+    def _delay(self, call: Call, failure: _Failure, attempt: int, elapsed: float) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up now."""
+        policy, opts = self.http.options.retry, self.http.options
+        safe = call.idempotent or not failure.sent or failure.status == 429
+        if not failure.retryable or not safe or attempt >= policy.attempts:
+            return None
+        if failure.retry_after is not None:
+            if failure.retry_after > policy.max_wait:
+                return None
+            delay = failure.retry_after + opts.jitter(0.0, policy.base_delay)
+        else:
+            delay = policy.backoff(attempt, opts.jitter)
+        return delay if elapsed + delay <= policy.budget else None
+
+    def _final(self, call: Call, failure: _Failure, attempts: int) -> errors.ProviderError:
+        tries = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
+        message = self.http.scrub(f"{call.operation}: {call.describe()}: {failure.detail}{tries}")
+        provider = self.http.provider
+        if failure.kind is Refused:
+            return Refused(message, provider=provider, status=failure.status or 400,
+                           code=failure.code)  # fmt: skip
+        if issubclass(failure.kind, errors.RetryableError):
+            return failure.kind(message, provider=provider, retry_after=failure.retry_after)
+        return failure.kind(message, provider=provider)
+
+
+async def json_object(session: Session, call: Call) -> dict[str, Any]:
+    """Send `call` and return its answer, which must be a JSON object."""
+    response = await session.send(call)
+    body: Any
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        message = f"{call.operation}: {call.describe()}: answer is not a JSON object"
+        raise session.http.error(message, errors.PermanentError)
+    return body
+
+
+def _classify(response: httpx.Response, now: float) -> _Failure:
+    """The error class of a non-2xx answer, with the provider's own code and message."""
+    status = response.status_code
+    if status < 400:  # redirects are not followed: a moved API must be configured, not guessed
+        return _Failure(f"HTTP {status}: redirected; set apiUrl to the new address", Refused,
+                        status=status)  # fmt: skip
+    code, text = provider_error(response)
+    detail = f"HTTP {status}" + (f" {code}" if code else "") + (f": {text}" if text else "")
+    if status == 429:
+        wait = retry_after(response.headers, now)
+        return _Failure(detail, errors.RateLimitedError, wait, status=status, code=code)
+    if status >= 500:
+        wait = retry_after(response.headers, now) if "Retry-After" in response.headers else None
+        return _Failure(detail, errors.RetryableError, wait, status=status, code=code)
+    kind: type[errors.ProviderError] = {
+        401: errors.UnauthorizedError,
+        403: errors.UnauthorizedError,
+        404: errors.NotFoundError,
+    }.get(status, Refused)
+    return _Failure(detail, kind, status=status, code=code)
+
+
+def provider_error(response: httpx.Response) -> tuple[str | None, str]:
+    """(code, message) from Vercel's `error`, GraphQL's `errors`, or a bare `message`."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, response.reason_phrase
+    if not isinstance(body, dict):
+        return None, response.reason_phrase
+    error = body.get("error") or body.get("err")
+    if isinstance(error, dict):
+        return _text(error.get("code")), _short(error.get("message"))
+    listed = body.get("errors")
+    if isinstance(listed, list) and listed:
+        return None, _short("; ".join(graphql_messages(listed)))
+    return _text(body.get("code")), _short(body.get("message") or response.reason_phrase)
+
+
+def graphql_messages(listed: list[Any]) -> list[str]:
+    """The `message` of each entry of a GraphQL `errors` array."""
+    return [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in listed]
+
+
+def retry_after(headers: httpx.Headers, now: float) -> float | None:
+    """Seconds to wait from `Retry-After` (seconds or HTTP date) or `X-RateLimit-Reset`."""
+    raw = headers.get("Retry-After")
+    if raw is not None:
+        return _seconds_or_date(raw.strip(), now)
+    raw = headers.get("X-RateLimit-Reset")
+    return _reset_at(raw.strip(), now) if raw is not None else None
+
+
+def _seconds_or_date(raw: str, now: float) -> float | None:
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(raw).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def _reset_at(raw: str, now: float) -> float | None:
+    """A reset time as Unix seconds, Unix milliseconds, seconds from now, or ISO-8601."""
+    try:
+        value = float(raw)
+    except ValueError:
+        try:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    if value > 1e12:
+        value /= 1000.0
+    return max(0.0, value - now) if value > 1e9 else max(0.0, value)
+
+
+def _secret_parts(headers: Mapping[str, str]) -> list[str]:
+    """Every credential in `headers`, with and without its auth scheme word."""
+    parts = []
+    for value in headers.values():
+        parts.append(value)
+        scheme, _, rest = value.partition(" ")
+        parts.extend([rest] if rest and scheme.lower() in ("bearer", "basic", "token") else [])
+    return sorted({p for p in parts if len(p) >= 4}, key=len, reverse=True)
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _short(value: Any) -> str:
+    text = " ".join(str(value or "").split())
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "..."

@@ -1,0 +1,303 @@
+"""The frontend as a Vercel project: plan, instant rollback (or promote), pause and unpause.
+
+Why this module exists: it is the `DeploymentTarget` for Vercel, the runbook's `vercel
+rollback` as REST calls that look before they act (providers.md section 1). Vercel's own state
+makes most steps naturally idempotent: production is `targets.production` of the project, and
+a rollback or promote is an asynchronous job visible as the project's `lastAliasRequest`, so a
+retried step finds the job it started and waits for it instead of starting another.
+
+Vercel facts this module relies on: list items carry `uid`, single deployments `id`; lists are
+newest first and page with `until=pagination.next`; rollback answers 201 and the job is polled
+on the project; a refused rollback (400/402/422: not a rollback candidate, plan limits) may
+still be done by promote, which needs only a READY production deployment; 409 means another
+job is running. After an instant rollback Vercel no longer auto-assigns production domains to
+new deployments until someone promotes; the step says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rollback_operator.api import policy
+from rollback_operator.api.rollback import DeploymentPlan
+from rollback_operator.providers import errors, http
+from rollback_operator.providers.base import StepResult
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+ROLLBACK_REFUSED = frozenset({400, 402, 422})
+JOB_RUNNING = 409
+TERMINAL = frozenset({"succeeded", "failed", "skipped"})
+FOLLOW_UP = "promote a deployment to re-enable automatic production domain assignment"
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How to wait for Vercel's alias job, and how far to page through deployments."""
+
+    poll_interval: float = 0.25
+    job_deadline: float = 180.0
+    page_size: int = 100
+    max_pages: int = 50
+
+
+class VercelTarget:
+    """`DeploymentTarget` for one Vercel project, optionally owned by a team."""
+
+    def __init__(
+        self,
+        config: policy.VercelTarget,
+        token: str,
+        options: http.Options | None = None,
+        pacing: Pacing | None = None,
+    ) -> None:
+        auth = {"Authorization": f"Bearer {token}"}
+        self._http = http.Http("vercel", config.api_url, auth, options)
+        self._project = config.project_id
+        self._team = config.team_id
+        self._pacing = pacing or Pacing()
+
+    async def plan(self, pin: str | None) -> DeploymentPlan:
+        async with self._http.session() as s:
+            project = await self._read_project(s, "plan")
+            live = _production(project)
+            to = await self._check_pin(s, pin, project) if pin else await self._last_good(s, live)
+        return DeploymentPlan.model_validate(
+            {"from": _production_id(project), "to": to, "paused": bool(project.get("paused"))}
+        )
+
+    async def rollback(self, to: str, key: str) -> StepResult:
+        async with self._http.session() as s:
+            project = await self._read_project(s, "rollback")
+            if _production_id(project) == to:
+                return StepResult(
+                    f"{to} is already the production deployment", {"deploymentId": to}
+                )
+            running = _job(project, to, running=True)
+            earlier = (
+                None if running else (project.get("lastAliasRequest") or {}).get("requestedAt")
+            )
+            method = running["type"] if running else await self._start(s, project["id"], to, key)
+            project, job = await self._wait(s, to, earlier)
+            self._check_outcome(project, job, to, await self._failed_aliases(s, project, job))
+        ids = {"deploymentId": to, "method": method}
+        ids |= {"jobId": f"{job['type']}-{job['requestedAt']}"} if job.get("requestedAt") else {}
+        if method != "rollback":
+            return StepResult(f"production moved to {to} by promote", ids)
+        return StepResult(
+            f"production moved to {to} by instant rollback; follow-up: {FOLLOW_UP}",
+            ids | {"followUp": FOLLOW_UP},
+        )
+
+    async def stop_traffic(self, key: str, plan: DeploymentPlan) -> StepResult:
+        async with self._http.session() as s:
+            project = await self._read_project(s, "stop traffic")
+            if project.get("paused"):
+                return StepResult("the project is already paused", {"paused": "true"})
+            await s.send(self._call("stop traffic", "POST", f"{_path(project)}/pause"))
+        return StepResult("paused the project: production serves no traffic", {"paused": "true"})
+
+    async def resume_traffic(self, key: str, plan: DeploymentPlan) -> StepResult:
+        if plan.paused:
+            return StepResult("the project was paused before this rollback; left paused")
+        async with self._http.session() as s:
+            project = await self._read_project(s, "resume traffic")
+            if not project.get("paused"):
+                return StepResult("the project is not paused; nothing to do")
+            await s.send(self._call("resume traffic", "POST", f"{_path(project)}/unpause"))
+        return StepResult("unpaused the project: production serves traffic", {"unpaused": "true"})
+
+    # ----- plan -----
+
+    async def _check_pin(self, s: http.Session, pin: str, project: Json) -> str:
+        try:
+            dep = await http.json_object(s, self._call("plan", "GET", f"/v13/deployments/{pin}"))
+        except errors.NotFoundError:
+            message = f"plan: pinned deployment {pin} not found"
+            raise self._http.error(message, errors.NotFoundError) from None
+        problem = _pin_problem(dep, project)
+        if problem:
+            raise self._http.error(
+                f"plan: pinned deployment {pin} {problem}", errors.PermanentError
+            )
+        return str(dep["id"])
+
+    async def _last_good(self, s: http.Session, live: Json | None) -> str:
+        """The newest READY production deployment that served production before `live`."""
+        newest = live.get("createdAt") if live else None
+
+        def good(item: Json) -> bool:
+            older = (
+                newest is None or int(item.get("createdAt") or item.get("created") or 0) < newest
+            )
+            ready = (item.get("state") or item.get("readyState")) == "READY"
+            return older and ready and item.get("isRollbackCandidate") is not False
+
+        found = await self._find_deployment(s, good)
+        if found is None:
+            where = f"older than the live one {live['id']}" if live else "at all"
+            raise self._http.error(
+                f"plan: no earlier READY production deployment {where}", errors.NotFoundError
+            )
+        return str(found["uid"])
+
+    async def _find_deployment(
+        self, s: http.Session, wanted: Callable[[Json], bool]
+    ) -> Json | None:
+        """The first production deployment, newest first, that `wanted` accepts."""
+        until: int | None = None
+        for _ in range(self._pacing.max_pages):
+            params = {"projectId": self._project, "target": "production",
+                      "limit": str(self._pacing.page_size)}  # fmt: skip
+            params |= {"until": str(until)} if until is not None else {}
+            page = await http.json_object(s, self._call("plan", "GET", "/v6/deployments", params))
+            found = next((d for d in page.get("deployments") or [] if wanted(d)), None)
+            until = (page.get("pagination") or {}).get("next")
+            if found is not None or until is None:
+                return found
+        raise self._http.error(
+            f"plan: no candidate in the newest {self._pacing.max_pages} pages of deployments; "
+            "pin the deployment to roll back to",
+            errors.PermanentError,
+        )
+
+    # ----- rollback -----
+
+    async def _start(self, s: http.Session, project_id: str, to: str, key: str) -> str:
+        """Ask for an instant rollback, else a promote; the method Vercel accepted."""
+        path = f"/v1/projects/{project_id}/rollback/{to}"
+        try:
+            await s.send(self._call("rollback", "POST", path, {"description": f"rollback {key}"}))
+            return "rollback"
+        except http.Refused as refused:
+            if refused.status == JOB_RUNNING:
+                return await self._adopt(s, to, refused)
+            if refused.status not in ROLLBACK_REFUSED:
+                raise
+            logger.info("vercel: instant rollback to %s refused (%s); promoting", to, refused)
+        try:
+            await s.send(self._call("rollback", "POST", f"/v10/projects/{project_id}/promote/{to}"))
+        except http.Refused as refused:
+            if refused.status == JOB_RUNNING:
+                return await self._adopt(s, to, refused)
+            raise self._http.error(
+                f"rollback: Vercel refused both instant rollback and promote of {to}: "
+                f"{refused.message}",
+                errors.PermanentError,
+            ) from None
+        return "promote"
+
+    async def _adopt(self, s: http.Session, to: str, refused: http.Refused) -> str:
+        """A 409: wait for the running job if it moves to `to`, else try again later."""
+        job = _job(await self._read_project(s, "rollback"), to, running=True)
+        if job is None:
+            raise self._http.error(
+                f"rollback: another rollback or promote is running ({refused.message})",
+                errors.RetryableError,
+            )
+        return str(job["type"])
+
+    async def _wait(self, s: http.Session, to: str, earlier: Any) -> tuple[Json, Json]:
+        """The project once its job to `to` has ended (or `to` is live without a visible job).
+
+        A job requested at `earlier` is the one seen before ours was asked for: not ours.
+        """
+        opts, pacing = self._http.options, self._pacing
+        deadline = opts.clock() + pacing.job_deadline
+        while True:
+            project = await self._read_project(s, "rollback")
+            job = _job(project, to, running=False)
+            job = None if job and earlier and job.get("requestedAt") == earlier else job
+            if job is not None and job.get("jobStatus") in TERMINAL:
+                return project, job
+            if job is None and _production_id(project) == to:
+                return project, {}
+            if opts.clock() >= deadline:
+                state = job.get("jobStatus") if job else "not visible"
+                raise self._http.error(
+                    f"rollback: Vercel's job to {to} is still {state} after "
+                    f"{pacing.job_deadline:g}s",
+                    errors.RetryableError,
+                )
+            await opts.sleep(pacing.poll_interval)
+
+    def _check_outcome(self, project: Json, job: Json, to: str, failed: list[str]) -> None:
+        """Raise unless the job ended well and `to` now serves production."""
+        status, live = job.get("jobStatus", "succeeded"), _production_id(project)
+        if status == "failed":
+            aliases = f"; aliases not moved: {', '.join(failed)}" if failed else ""
+            raise self._http.error(
+                f"rollback: Vercel's {job.get('type')} job to {to} failed{aliases}",
+                errors.PermanentError,
+            )
+        if live != to:
+            raise self._http.error(
+                f"rollback: Vercel's job to {to} ended {status} but production is {live}",
+                errors.PermanentError,
+            )
+
+    async def _failed_aliases(self, s: http.Session, project: Json, job: Json) -> list[str]:
+        """Hostnames a failed job could not move (best effort: [] if the listing fails)."""
+        if job.get("jobStatus") != "failed":
+            return []
+        path = f"/v9/projects/{project['id']}/{job.get('type', 'rollback')}/aliases"
+        call = self._call("rollback", "GET", path, {"failedOnly": "true", "limit": "20"})
+        try:
+            listed = (await http.json_object(s, call)).get("aliases") or []
+        except errors.ProviderError:
+            return []
+        return [_hostname(a.get("alias")) for a in listed if isinstance(a, dict)]
+
+    # ----- helpers -----
+
+    async def _read_project(self, s: http.Session, operation: str) -> Json:
+        return await http.json_object(
+            s, self._call(operation, "GET", f"/v9/projects/{self._project}")
+        )
+
+    def _call(
+        self, operation: str, method: str, path: str, params: Mapping[str, str] | None = None
+    ) -> http.Call:
+        scope = {"teamId": self._team} if self._team else {}
+        body: Json | None = {} if method == "POST" else None
+        return http.Call(operation, method, path, {**scope, **(params or {})}, body)
+
+
+def _pin_problem(dep: Json, project: Json) -> str | None:
+    state, where = dep.get("readyState") or dep.get("status"), dep.get("projectId")
+    if where != project["id"]:
+        return f"belongs to project {where}, not {project['id']}"
+    if state != "READY":
+        return f"is {state}, not READY"
+    return None if dep.get("target") == "production" else "is not a production deployment"
+
+
+def _path(project: Json) -> str:
+    return f"/v1/projects/{project['id']}"
+
+
+def _production(project: Json) -> Json | None:
+    live = (project.get("targets") or {}).get("production")
+    return live if isinstance(live, dict) and live.get("id") else None
+
+
+def _production_id(project: Json) -> str | None:
+    live = _production(project)
+    return str(live["id"]) if live else None
+
+
+def _job(project: Json, to: str, *, running: bool) -> Json | None:
+    """The project's alias job if it moves production to `to` (and, if asked, still runs)."""
+    job = project.get("lastAliasRequest")
+    if not isinstance(job, dict) or job.get("toDeploymentId") != to:
+        return None
+    return None if running and job.get("jobStatus") in TERMINAL else job
+
+
+def _hostname(alias: Any) -> str:
+    """An alias entry as the CLI (`{alias, deploymentId}`) or the SDK (a string) shapes it."""
+    return str(alias.get("alias") if isinstance(alias, dict) else alias)
