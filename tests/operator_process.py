@@ -12,8 +12,33 @@ import logging
 from pathlib import Path
 
 from rollback_operator import app
+from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.providers.base import Providers, SecretReader
 from rollback_operator.settings import Settings
 from tests.fakes.memory import FakeProviderFactory, FakeWorld
+
+
+class HybridFactory:
+    """Real adapters for the targets named in `real`, in-memory fakes for everything else."""
+
+    def __init__(self, world: FakeWorld, real: set[str]) -> None:
+        self.world, self.real = world, real
+
+    async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
+        providers = await FakeProviderFactory(self.world).build(policy, secrets)
+        if not self.real:
+            return providers
+        kept = {t: getattr(policy.spec.targets, t) for t in self.real}
+        only_real = policy.spec.targets.model_copy(
+            update={t: kept.get(t) for t in ("frontend", "backend", "database", "storage")}
+        )
+        spec = policy.spec.model_copy(update={"targets": only_real})
+        real = await app.RealProviderFactory().build(
+            policy.model_copy(update={"spec": spec}), secrets
+        )
+        for target in self.real:
+            setattr(providers, target, getattr(real, target))
+        return providers
 
 
 def main() -> None:
@@ -24,6 +49,7 @@ def main() -> None:
     parser.add_argument("--namespace", default="default")
     parser.add_argument("--poll", type=float, default=0.05)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--real", default="", help="comma-separated targets with real adapters")
     args = parser.parse_args()
     level = logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -38,7 +64,8 @@ def main() -> None:
         step_base_delay=0.05,
         step_max_delay=0.2,
     )
-    asyncio.run(app.run(settings, FakeProviderFactory(world)))
+    real = {t for t in args.real.split(",") if t}
+    asyncio.run(app.run(settings, HybridFactory(world, real)))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from rollback_operator.handlers import policy as policy_handlers
 from rollback_operator.handlers import rollback as rollback_handlers
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.kube import KubeApi, credentials
-from rollback_operator.providers import datastores, railway, vercel
+from rollback_operator.providers import railway, vercel
 from rollback_operator.providers.base import (
     DeploymentTarget,
     ProviderFactory,
@@ -40,8 +40,8 @@ class RealProviderFactory:
         return Providers(
             frontend=await _vercel(targets.frontend, namespace, secrets),
             backend=await _railway(targets.backend, namespace, secrets),
-            database=await datastores.database(policy, secrets),
-            storage=await datastores.storage(policy, secrets),
+            database=Unavailable("the PostgreSQL adapter") if targets.database else None,
+            storage=Unavailable("the S3 adapter") if targets.storage else None,
             verifier=Unavailable("post-rollback verification") if has_checks else None,
         )
 

@@ -40,19 +40,15 @@ class Bed:
             cluster.apply_file(crd)
 
     # -- the operator ---------------------------------------------------------------------
-    def start(self, *, wait: bool = True) -> None:
-        """Start the operator; by default wait until it watches Rollbacks."""
+    def start(self, *, wait: bool = True, real: tuple[str, ...] = ()) -> None:
+        """Start the operator; by default wait until it watches Rollbacks.
+
+        `real` names targets served by the real adapters (the rest by in-memory fakes).
+        """
         self.starts += 1
         log = (self.workdir / f"operator-{self.starts}.log").open("wb")
-        argv = [
-            sys.executable,
-            "-m",
-            "tests.operator_process",
-            "--kubeconfig",
-            str(self.cluster.kubeconfig),
-            "--world",
-            str(self.world_path),
-        ]
+        argv = [sys.executable, "-m", "tests.operator_process", "--real", ",".join(real),
+                "--kubeconfig", str(self.cluster.kubeconfig), "--world", str(self.world_path)]  # fmt: skip
         self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
         if wait:
             self.cluster.wait_for_watch(WATCHED, namespace="default", timeout=30)

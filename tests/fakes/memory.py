@@ -22,7 +22,13 @@ from typing import Any
 
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import CheckResult, DatabasePlan, DeploymentPlan, StoragePlan
-from rollback_operator.providers.base import Notice, Providers, SecretReader, StepResult
+from rollback_operator.providers.base import (
+    Journal,
+    Notice,
+    Providers,
+    SecretReader,
+    StepResult,
+)
 from rollback_operator.providers.errors import (
     NotFoundError,
     PermanentError,
@@ -180,7 +186,7 @@ class FakeDeploymentTarget:
 
         return await self.world.op(f"{self.target}.stop_traffic", act, "traffic already stopped")
 
-    async def rollback(self, to: str, key: str) -> StepResult:
+    async def rollback(self, to: str, key: str, journal: Journal) -> StepResult:
         state = self._state()
 
         def act() -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
@@ -30,6 +30,7 @@ from tests.providers.conftest import (
     OPERATIONS,
     PERSISTENT_ERRORS,
     DictSecrets,
+    MemoryJournal,
     VirtualTime,
     assert_clean_failure,
     fast_options,
@@ -54,6 +55,8 @@ class World:
     service: str
     old: str
     live: str
+
+    journal: MemoryJournal = field(default_factory=lambda: MemoryJournal())
 
     def target(
         self,
@@ -213,7 +216,7 @@ async def test_dry_run_planning_makes_no_mutating_call(world: World) -> None:
 
 
 async def test_rollback_waits_for_the_new_deployment_to_succeed(world: World) -> None:
-    result = await world.target().rollback(world.old, KEY)
+    result = await world.target().rollback(world.old, KEY, world.journal)
 
     new = result.external_ids["deploymentId"]
     assert new not in (world.old, world.live)
@@ -224,7 +227,7 @@ async def test_rollback_waits_for_the_new_deployment_to_succeed(world: World) ->
 
 
 async def test_rollback_is_a_no_op_when_the_target_is_the_active_deployment(world: World) -> None:
-    result = await world.target().rollback(world.live, KEY)
+    result = await world.target().rollback(world.live, KEY, world.journal)
 
     assert world.mutations() == 0
     assert "already serves" in result.message
@@ -233,18 +236,18 @@ async def test_rollback_is_a_no_op_when_the_target_is_the_active_deployment(worl
 async def test_rollback_done_twice_has_one_effect(world: World) -> None:
     target = world.target()
 
-    first = await target.rollback(world.old, KEY)
-    again = await target.rollback(world.old, KEY)
+    first = await target.rollback(world.old, KEY, world.journal)
+    again = await target.rollback(world.old, KEY, world.journal)
 
     assert world.mutations() == 1
     assert again.external_ids["deploymentId"] == first.external_ids["deploymentId"]
 
 
 async def test_rollback_after_a_restart_sees_the_same_build_is_live(world: World) -> None:
-    await world.target().rollback(world.old, KEY)
+    await world.target().rollback(world.old, KEY, world.journal)
     after_restart = world.target()
 
-    result = await after_restart.rollback(world.old, KEY)
+    result = await after_restart.rollback(world.old, KEY, world.journal)
 
     assert world.mutations() == 1
     assert "already serves" in result.message
@@ -257,7 +260,7 @@ async def test_a_rollback_deployment_that_fails_is_a_permanent_error(
     world.fake.deploy_outcome = outcome
 
     with pytest.raises(errors.PermanentError, match=f"ended {outcome}"):
-        await world.target().rollback(world.old, KEY)
+        await world.target().rollback(world.old, KEY, world.journal)
 
     assert world.active() in (world.live, None)
 
@@ -269,9 +272,9 @@ async def test_a_deployment_past_its_deadline_is_retryable_and_the_retry_waits_f
     target = world.target(deploy_deadline=0.05)
 
     with pytest.raises(errors.RetryableError, match="still"):
-        await target.rollback(world.old, KEY)
+        await target.rollback(world.old, KEY, world.journal)
     world.fake.deploy_polls = 0
-    result = await target.rollback(world.old, KEY)
+    result = await target.rollback(world.old, KEY, world.journal)
 
     assert world.mutations("deploymentRollback") == 1
     assert world.active() == result.external_ids["deploymentId"]
@@ -282,9 +285,9 @@ async def test_an_ambiguous_rollback_failure_is_not_resent_blindly(world: World)
     target = world.target()
 
     with pytest.raises(errors.RetryableError, match="rollback: POST /graphql/v2"):
-        await target.rollback(world.old, KEY)
+        await target.rollback(world.old, KEY, world.journal)
     sent_once = world.mutations("deploymentRollback")
-    result = await target.rollback(world.old, KEY)
+    result = await target.rollback(world.old, KEY, world.journal)
 
     assert sent_once == 1
     assert world.mutations("deploymentRollback") == 2  # the first never reached the resolver
@@ -295,7 +298,7 @@ async def test_a_refused_rollback_carries_railways_message(world: World) -> None
     expired = world.deploy("REMOVED", created_at=time.time() - 7200, can_rollback=False)
 
     with pytest.raises(errors.PermanentError, match="Deployment cannot be rolled back"):
-        await world.target().rollback(expired, KEY)
+        await world.target().rollback(expired, KEY, world.journal)
 
 
 # ----- stop and resume traffic -----
@@ -374,7 +377,7 @@ async def test_both_token_styles_plan_and_roll_back(
     target = world.target(token, token_type)
 
     plan = await target.plan(None)
-    await target.rollback(plan.to, KEY)
+    await target.rollback(plan.to, KEY, world.journal)
 
     assert world.active() not in (world.live, None)
     sent = [{k.lower(): v for k, v in r.headers.items()} for r in world.fake.log.records]
@@ -420,7 +423,7 @@ async def _run(world: World, operation: str, target: railway.RailwayTarget) -> N
     runs: dict[str, Callable[[], Awaitable[Any]]] = {
         "plan": lambda: target.plan(None),
         "stop traffic": lambda: target.stop_traffic(KEY, TWO),
-        "rollback": lambda: target.rollback(world.old, KEY),
+        "rollback": lambda: target.rollback(world.old, KEY, world.journal),
         "resume traffic": lambda: target.resume_traffic(KEY, THREE),
     }
     await runs[operation]()

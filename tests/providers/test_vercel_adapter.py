@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -31,6 +31,7 @@ from tests.providers.conftest import (
     OPERATIONS,
     PERSISTENT_ERRORS,
     DictSecrets,
+    MemoryJournal,
     VirtualTime,
     assert_clean_failure,
     fast_options,
@@ -54,6 +55,8 @@ class World:
     project: str
     old: str
     live: str
+
+    journal: MemoryJournal = field(default_factory=lambda: MemoryJournal())
 
     def target(
         self, token: str = TOKEN, options: http.Options | None = None, **pacing: Any
@@ -197,7 +200,7 @@ async def test_dry_run_planning_makes_no_mutating_call(world: World) -> None:
 
 
 async def test_rollback_polls_the_alias_job_until_the_target_is_live(world: World) -> None:
-    result = await world.target().rollback(world.old, KEY)
+    result = await world.target().rollback(world.old, KEY, world.journal)
 
     assert world.fake.production_deployment(world.project) == world.old
     assert world.mutations() == 1
@@ -210,7 +213,7 @@ async def test_rollback_polls_the_alias_job_until_the_target_is_live(world: Worl
 
 
 async def test_rollback_is_a_no_op_when_the_target_is_already_live(world: World) -> None:
-    result = await world.target().rollback(world.live, KEY)
+    result = await world.target().rollback(world.live, KEY, world.journal)
 
     assert world.mutations() == 0
     assert "already" in result.message
@@ -219,8 +222,8 @@ async def test_rollback_is_a_no_op_when_the_target_is_already_live(world: World)
 async def test_rollback_done_twice_has_one_effect(world: World) -> None:
     target = world.target()
 
-    await target.rollback(world.old, KEY)
-    again = await target.rollback(world.old, KEY)
+    await target.rollback(world.old, KEY, world.journal)
+    again = await target.rollback(world.old, KEY, world.journal)
 
     assert world.mutations() == 1
     assert "already" in again.message
@@ -245,7 +248,7 @@ async def test_rollback_falls_back_to_promote_when_instant_rollback_is_refused(
         world.deploy(created_at=base + 1)  # now `old` is not the immediately previous one
         world.deploy(created_at=base + 2)
 
-    result = await world.target().rollback(to, KEY)
+    result = await world.target().rollback(to, KEY, world.journal)
 
     assert world.fake.production_deployment(world.project) == to
     assert result.external_ids["method"] == "promote"
@@ -261,7 +264,7 @@ async def test_a_failed_job_ends_in_a_permanent_error_naming_the_stuck_alias(
     with pytest.raises(
         errors.PermanentError, match=r"failed; aliases not moved: web\.example\.com"
     ):
-        await world.target().rollback(world.old, KEY)
+        await world.target().rollback(world.old, KEY, world.journal)
 
 
 @with_options(job_polls=10_000)
@@ -269,9 +272,9 @@ async def test_a_job_past_its_deadline_is_retryable_and_the_retry_adopts_it(worl
     target = world.target(job_deadline=0.05)
 
     with pytest.raises(errors.RetryableError, match="still in-progress"):
-        await target.rollback(world.old, KEY)
+        await target.rollback(world.old, KEY, world.journal)
     world.fake.complete_job(world.project)
-    result = await target.rollback(world.old, KEY)
+    result = await target.rollback(world.old, KEY, world.journal)
 
     assert world.mutations() == 1
     assert world.fake.production_deployment(world.project) == world.old
@@ -283,13 +286,13 @@ async def test_a_job_already_running_to_the_target_is_awaited_not_requested_agai
     world: World,
 ) -> None:
     with pytest.raises(errors.RetryableError):
-        await world.target(job_deadline=0.05).rollback(world.old, KEY)
+        await world.target(job_deadline=0.05).rollback(world.old, KEY, world.journal)
     job = world.fake.project(world.project).job
     assert job is not None
     world.fake.job_polls = job.polls + 2  # still running at the next read, done soon after
     after_restart = world.target()
 
-    result = await after_restart.rollback(world.old, KEY)
+    result = await after_restart.rollback(world.old, KEY, world.journal)
 
     assert result.external_ids["method"] == "rollback"
     assert world.fake.production_deployment(world.project) == world.old
@@ -302,10 +305,10 @@ async def test_a_job_running_to_another_target_makes_the_rollback_retryable(
 ) -> None:
     other = world.deploy(created_at=world.fake.deployment(world.old).created_at - 1, live=False)
     with pytest.raises(errors.RetryableError):
-        await world.target(job_deadline=0.05).rollback(other, "someone-else")
+        await world.target(job_deadline=0.05).rollback(other, "someone-else", MemoryJournal())
 
     with pytest.raises(errors.RetryableError, match="another rollback or promote is running"):
-        await world.target().rollback(world.old, KEY)
+        await world.target().rollback(world.old, KEY, world.journal)
 
     assert world.fake.production_deployment(world.project) == world.live
 
@@ -365,7 +368,7 @@ async def _run(world: World, operation: str, target: vercel.VercelTarget) -> Non
     runs: dict[str, Callable[[], Awaitable[Any]]] = {
         "plan": lambda: target.plan(None),
         "stop traffic": lambda: target.stop_traffic(KEY, UNPAUSED),
-        "rollback": lambda: target.rollback(world.old, KEY),
+        "rollback": lambda: target.rollback(world.old, KEY, world.journal),
         "resume traffic": lambda: target.resume_traffic(KEY, UNPAUSED),
     }
     if operation == "resume traffic":

@@ -24,6 +24,20 @@ class StepResult:
     external_ids: Mapping[str, str] = field(default_factory=dict)
 
 
+class Journal(Protocol):
+    """A step's durable notebook: ids recorded here are saved in `status.steps[].externalIds`
+    before `record` returns, and handed back when the step is redone after a crash."""
+
+    @property
+    def recorded(self) -> Mapping[str, str]:
+        """What earlier attempts of this step recorded."""
+        ...
+
+    async def record(self, **ids: str) -> None:
+        """Save these ids durably, now (before the next provider call)."""
+        ...
+
+
 class DeploymentTarget(Protocol):
     """A frontend or backend that can go back to an earlier deployment (Vercel, Railway)."""
 
@@ -36,8 +50,12 @@ class DeploymentTarget(Protocol):
         """Stop serving traffic; a no-op when it is already stopped."""
         ...
 
-    async def rollback(self, to: str, key: str) -> StepResult:
-        """Make `to` live and wait until it is; a no-op when it already is."""
+    async def rollback(self, to: str, key: str, journal: Journal) -> StepResult:
+        """Make `to` live and wait until it is; a no-op when it already is.
+
+        Record what was requested in `journal` before waiting, so a redo after a crash waits
+        for the job already started instead of starting another.
+        """
         ...
 
     async def resume_traffic(self, key: str, plan: DeploymentPlan) -> StepResult:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from rollback_operator.api import policy
 from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http
-from rollback_operator.providers.base import StepResult
+from rollback_operator.providers.base import Journal, StepResult
 
 Json = dict[str, Any]
 NODE = "id status createdAt canRollback meta serviceId environmentId"
@@ -86,14 +86,6 @@ class Pacing:
     max_pages: int = 20
 
 
-@dataclass
-class _Started:
-    """A rollback this adapter asked for: the deployments seen before, and the one it made."""
-
-    before: frozenset[str]
-    deployment: str | None = None
-
-
 class RailwayTarget:
     """`DeploymentTarget` for one Railway service in one environment."""
 
@@ -114,7 +106,6 @@ class RailwayTarget:
         self._instance = {"serviceId": config.service_id, "environmentId": config.environment_id}
         self._where = {"projectId": config.project_id, **self._instance}
         self._pacing = pacing or Pacing()
-        self._started: dict[str, _Started] = {}
 
     async def plan(self, pin: str | None) -> DeploymentPlan:
         async with self._http.session() as s:
@@ -125,19 +116,22 @@ class RailwayTarget:
             {"from": live["id"] if live else None, "to": to, "replicas": replicas}
         )
 
-    async def rollback(self, to: str, key: str) -> StepResult:
+    async def rollback(self, to: str, key: str, journal: Journal) -> StepResult:
         async with self._http.session() as s:
             live = await self._live(s, "rollback")
             target = await self._deployment(s, "rollback", to)
-            started = self._started.get(key)
-            if live and live["status"] != "CRASHED" and self._serves(live, target, started):
+            made = journal.recorded.get("deploymentId")
+            if live and live["status"] != "CRASHED" and self._serves(live, target, made):
                 ids = {"deploymentId": live["id"], "rolledBackTo": to}
                 return StepResult(f"{live['id']} already serves {to}; nothing to do", ids)
-            if started is not None and started.deployment is None:
-                started.deployment = await self._new_since(s, started.before, wait=False)
-            if started is None or started.deployment is None:
-                started = await self._request(s, to, key)
-            new = await self._await_success(s, str(started.deployment), to)
+            newest_before = journal.recorded.get("newestBefore")
+            if made is None and newest_before is not None:
+                made = await self._new_since(s, newest_before, wait=False)
+                if made is not None:
+                    await journal.record(deploymentId=made)
+            if made is None:
+                made = await self._request(s, to, journal)
+            new = await self._await_success(s, made, to)
         return StepResult(
             f"{new} (rollback to {to}) is live", {"deploymentId": new, "rolledBackTo": to}
         )
@@ -226,29 +220,31 @@ class RailwayTarget:
 
     # ----- rollback -----
 
-    def _serves(self, live: Json, target: Json, started: _Started | None) -> bool:
+    def _serves(self, live: Json, target: Json, made: str | None) -> bool:
         """Whether the live deployment is `target`, its rollback copy, or the same build."""
-        if live["id"] == target["id"] or (started and started.deployment == live["id"]):
+        if live["id"] in (target["id"], made):
             return True
         meta = target.get("meta")
         return bool(meta) and meta == live.get("meta") and live["createdAt"] > target["createdAt"]
 
-    async def _request(self, s: http.Session, to: str, key: str) -> _Started:
-        page = await self._page(s, "rollback", None)
-        started = self._started[key] = _Started(frozenset(e["node"]["id"] for e in page["edges"]))
+    async def _request(self, s: http.Session, to: str, journal: Journal) -> str:
+        edges = (await self._page(s, "rollback", None))["edges"]
+        newest = str(edges[0]["node"]["id"]) if edges else ""
+        await journal.record(newestBefore=newest)
         await self._gql(s, "rollback", ROLLBACK, {"id": to}, idempotent=False)
-        started.deployment = await self._new_since(s, started.before, wait=True)
-        return started
+        made = await self._new_since(s, newest, wait=True)
+        assert made is not None
+        await journal.record(deploymentId=made)
+        return made
 
-    async def _new_since(
-        self, s: http.Session, before: frozenset[str], *, wait: bool
-    ) -> str | None:
-        """The newest deployment not in `before` (waiting for it to appear if asked)."""
+    async def _new_since(self, s: http.Session, newest_before: str, *, wait: bool) -> str | None:
+        """The deployment listed above `newest_before` (waiting for it to appear if asked)."""
         opts = self._http.options
         deadline = opts.clock() + self._pacing.appear_deadline
         while True:
             edges = (await self._page(s, "rollback", None))["edges"]
-            new = next((str(e["node"]["id"]) for e in edges if e["node"]["id"] not in before), None)
+            newest = str(edges[0]["node"]["id"]) if edges else ""
+            new = newest if newest and newest != newest_before else None
             if new is not None or not wait:
                 return new
             if opts.clock() >= deadline:

@@ -24,7 +24,7 @@ from typing import Any
 from rollback_operator.api import policy
 from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http
-from rollback_operator.providers.base import StepResult
+from rollback_operator.providers.base import Journal, StepResult
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class VercelTarget:
             {"from": _production_id(project), "to": to, "paused": bool(project.get("paused"))}
         )
 
-    async def rollback(self, to: str, key: str) -> StepResult:
+    async def rollback(self, to: str, key: str, journal: Journal) -> StepResult:
         async with self._http.session() as s:
             project = await self._read_project(s, "rollback")
             if _production_id(project) == to:

@@ -6,7 +6,7 @@ Every provider call carries the step's idempotency key, so a redone step has one
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,6 +51,22 @@ class StepContext:
 StepFn = Callable[[StepStatus, StepContext], Awaitable[StepResult]]
 
 
+@dataclass
+class StepJournal:
+    """The `Journal` of one step: ids merged into its externalIds and saved at once."""
+
+    step: StepStatus
+    checkpoint: Callable[[], Awaitable[None]]
+
+    @property
+    def recorded(self) -> Mapping[str, str]:
+        return dict(self.step.external_ids)
+
+    async def record(self, **ids: str) -> None:
+        self.step.external_ids = {**self.step.external_ids, **ids}
+        await self.checkpoint()
+
+
 def _target(ctx: StepContext, step: StepStatus) -> tuple[DeploymentTarget, DeploymentPlan]:
     target = step.target
     provider = getattr(ctx.providers, target.value) if target else None
@@ -67,12 +83,12 @@ async def _stop_traffic(step: StepStatus, ctx: StepContext) -> StepResult:
 
 async def _instant_rollback(step: StepStatus, ctx: StepContext) -> StepResult:
     provider, move = _target(ctx, step)
-    return await provider.rollback(move.to, ctx.key(step))
+    return await provider.rollback(move.to, ctx.key(step), StepJournal(step, ctx.checkpoint))
 
 
 async def _deploy_previous(step: StepStatus, ctx: StepContext) -> StepResult:
     provider, move = _target(ctx, step)
-    moved = await provider.rollback(move.to, ctx.key(step))
+    moved = await provider.rollback(move.to, ctx.key(step), StepJournal(step, ctx.checkpoint))
     resumed = await provider.resume_traffic(ctx.key(step), move)
     return StepResult(
         message=f"{moved.message}; {resumed.message}",

@@ -1,0 +1,97 @@
+"""Fake Vercel and Railway, served over HTTP and seeded like a small production app.
+
+The operator under test reaches them through the real adapters (`Bed.start(real=...)`): the
+policy's `apiUrl`s point here and the tokens come from Secrets applied to the emulated cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from tests import builders
+from tests.fakes.railway_server import FakeRailway
+from tests.fakes.vercel_server import FakeVercel
+
+VERCEL_TOKEN = "vercel-e2e-token-5b1d"
+RAILWAY_TOKEN = "railway-e2e-token-93ac"
+HOUR_MS = 3_600_000
+
+
+@dataclass
+class Saas:
+    """Both fakes with their seeded ids and URLs."""
+
+    vercel: FakeVercel
+    railway: FakeRailway
+    vercel_url: str
+    railway_url: str
+    project: str
+    old: str
+    live: str
+    service: str
+    env: str
+    railway_project: str
+    railway_old: str
+    railway_live: str
+
+    def policy(self, name: str = "mindmate") -> dict[str, Any]:
+        """A policy whose frontend and backend are these fakes (database/storage stay fake)."""
+        return builders.policy(
+            name,
+            targets={
+                "frontend": {"vercel": {"projectId": self.project, "apiUrl": self.vercel_url}},
+                "backend": {
+                    "railway": {
+                        "projectId": self.railway_project,
+                        "environmentId": self.env,
+                        "serviceId": self.service,
+                        "apiUrl": f"{self.railway_url}/graphql/v2",
+                    }
+                },
+            },
+        )
+
+    @staticmethod
+    def secrets() -> list[dict[str, Any]]:
+        """The token Secrets the policy refers to."""
+        return [_secret("vercel", VERCEL_TOKEN), _secret("railway", RAILWAY_TOKEN)]
+
+    def live_frontend(self) -> str | None:
+        return self.vercel.production_deployment(self.project)
+
+    def replicas(self) -> int:
+        return self.railway.service_instance(self.service, self.env).num_replicas
+
+
+def _secret(name: str, token: str) -> dict[str, Any]:
+    encoded = base64.b64encode(token.encode()).decode()
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "data": {"token": encoded}}  # fmt: skip
+
+
+@contextmanager
+def serving(
+    *, latency: float = 0.0, job_seconds: float | None = None, deploy_seconds: float | None = None
+) -> Iterator[Saas]:
+    """Seed and serve both fakes for the duration of the block."""
+    vercel = FakeVercel(token=VERCEL_TOKEN, latency=latency, job_seconds=job_seconds)
+    project = vercel.add_project("web")
+    start = int(time.time() * 1000) - 100 * HOUR_MS
+    old = vercel.add_deployment(project, created_at=start)
+    live = vercel.add_deployment(project, created_at=start + HOUR_MS)
+    railway = FakeRailway(token=RAILWAY_TOKEN, latency=latency, deploy_seconds=deploy_seconds)
+    railway_project = railway.add_project("api")
+    env = railway.add_environment(railway_project)
+    service = railway.add_service(railway_project, replicas=2)
+    r_old = railway.add_deployment(service, env, created_at=time.time() - 7200)
+    r_live = railway.add_deployment(service, env, created_at=time.time() - 3600)
+    with ExitStack() as stack:
+        v_server = stack.enter_context(vercel.serve())
+        r_server = stack.enter_context(railway.serve())
+        yield Saas(vercel, railway, v_server.url, r_server.url, project, old, live,
+                   service, env, railway_project, r_old, r_live)  # fmt: skip

@@ -1,0 +1,88 @@
+"""The operator with the real Vercel and Railway adapters against their fake servers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests import builders
+from tests.e2e.bed import Bed
+from tests.e2e.saas import RAILWAY_TOKEN, VERCEL_TOKEN, Saas, serving
+
+pytestmark = pytest.mark.e2e
+REAL = ("frontend", "backend")
+
+
+def _prepare(bed: Bed, saas: Saas) -> None:
+    for secret in saas.secrets():
+        bed.apply(secret)
+    bed.apply(saas.policy())
+
+
+def test_quick_rollback_moves_vercel_and_railway_back_and_reaches_ready(bed: Bed) -> None:
+    with serving() as saas:
+        bed.start(real=REAL)
+        _prepare(bed, saas)
+        bed.apply(builders.rollback("quick"))
+        body = bed.wait_for("quick", {"Succeeded", "Failed", "PartiallyFailed"})
+        assert body["status"]["phase"] == "Succeeded", body["status"]
+        assert saas.live_frontend() == saas.old
+        active = saas.railway.active_deployment(saas.service, saas.env)
+        assert active not in (saas.railway_live, None)
+        steps = {s.get("target"): s for s in body["status"]["steps"]}
+        assert steps["frontend"]["externalIds"]["deploymentId"] == saas.old
+        assert steps["backend"]["externalIds"]["rolledBackTo"] == saas.railway_old
+        text = str(body) + bed.logs() + str(bed.events_for("quick"))
+        assert VERCEL_TOKEN not in text
+        assert RAILWAY_TOKEN not in text
+
+
+def test_full_rollback_pauses_and_scales_down_then_restores_traffic(bed: Bed) -> None:
+    with serving() as saas:
+        bed.start(real=REAL)
+        _prepare(bed, saas)
+        bed.apply(builders.rollback("full", mode="full"))
+        body = bed.wait_for("full", {"Succeeded", "Failed", "PartiallyFailed"})
+        assert body["status"]["phase"] == "Succeeded", body["status"]
+        assert not saas.vercel.project(saas.project).paused
+        assert saas.replicas() == 2
+        assert saas.vercel.log.count_mutating("POST /v1/projects/*/pause") == 1
+        assert saas.vercel.log.count_mutating("POST /v1/projects/*/unpause") == 1
+        assert body["status"]["plan"]["backend"]["replicas"] == 2
+
+
+def test_dry_run_with_real_adapters_makes_no_mutating_call(bed: Bed) -> None:
+    with serving() as saas:
+        bed.start(real=REAL)
+        _prepare(bed, saas)
+        bed.apply(builders.rollback("plan", mode="full", dryRun=True))
+        body = bed.wait_for("plan", {"Planned", "Failed"})
+        assert body["status"]["phase"] == "Planned", body["status"]
+        assert saas.vercel.log.count_mutating() == 0
+        assert saas.railway.log.count_mutating() == 0
+
+
+def test_sigkill_during_rollback_jobs_then_restart_sends_one_rollback_per_target(
+    bed: Bed,
+) -> None:
+    with serving(job_seconds=2.0, deploy_seconds=2.0) as saas:
+        bed.start(real=REAL)
+        _prepare(bed, saas)
+        bed.apply(builders.rollback("killed"))
+        deadline = time.monotonic() + 20
+        while (
+            saas.vercel.log.count_mutating("POST /v1/projects/*/rollback/*") == 0
+            or saas.railway.log.count_mutating("deploymentRollback") == 0
+        ):
+            assert time.monotonic() < deadline, bed.logs()[-3000:]
+            time.sleep(0.02)
+        assert bed.process is not None
+        bed.process.kill()
+        assert bed.wait_exit() == -9
+        bed.start(real=REAL)
+        body = bed.wait_for("killed", {"Succeeded", "Failed", "PartiallyFailed"}, timeout=60)
+        assert body["status"]["phase"] == "Succeeded", body["status"]
+        assert saas.vercel.log.count_mutating("POST /v1/projects/*/rollback/*") == 1
+        assert saas.railway.log.count_mutating("deploymentRollback") == 1
+        assert saas.live_frontend() == saas.old
