@@ -21,6 +21,7 @@ from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers.base import Notice
 from tests import builders
 from tests.e2e.bed import Bed
+from tests.fakes.host import MemoryJournal
 from tests.fakes.memory import FakeProviderFactory, FakeWorld, default_state
 from tests.kube.cluster import EmulatedCluster
 
@@ -52,7 +53,8 @@ async def _direct_once(world: FakeWorld) -> float:
     note = Notice("started", "default", "x", "uid", "quick", ("frontend",), "", "Running", "")
     await notifier.notify(note, f"{started}/start")
     await asyncio.gather(
-        providers.frontend.rollback(front.to, "k1"), providers.backend.rollback(back.to, "k2")
+        providers.frontend.rollback(front.to, "k1", MemoryJournal()),
+        providers.backend.rollback(back.to, "k2", MemoryJournal()),
     )
     await providers.verifier.verify()
     await notifier.notify(note, f"{started}/finish")

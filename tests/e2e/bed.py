@@ -47,8 +47,8 @@ class Bed:
         """
         self.starts += 1
         log = (self.workdir / f"operator-{self.starts}.log").open("wb")
-        argv = [sys.executable, "-m", "tests.operator_process", "--real", ",".join(real),
-                "--kubeconfig", str(self.cluster.kubeconfig), "--world", str(self.world_path)]  # fmt: skip
+        argv = [sys.executable, "-m", "tests.operator_process", "--real", ",".join(real)]
+        argv += ["--kubeconfig", str(self.cluster.kubeconfig), "--world", str(self.world_path)]
         self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
         if wait:
             self.cluster.wait_for_watch(WATCHED, namespace="default", timeout=30)

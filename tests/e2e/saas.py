@@ -76,14 +76,20 @@ def _secret(name: str, token: str) -> dict[str, Any]:
 
 @contextmanager
 def serving(
-    *, latency: float = 0.0, job_seconds: float | None = None, deploy_seconds: float | None = None
+    *,
+    latency: float = 0.0,
+    job_seconds: float | None = None,
+    deploy_seconds: float | None = None,
+    history: int = 2,
 ) -> Iterator[Saas]:
-    """Seed and serve both fakes for the duration of the block."""
+    """Seed and serve both fakes for the duration of the block (`history` Vercel deploys)."""
     vercel = FakeVercel(token=VERCEL_TOKEN, latency=latency, job_seconds=job_seconds)
     project = vercel.add_project("web")
     start = int(time.time() * 1000) - 100 * HOUR_MS
-    old = vercel.add_deployment(project, created_at=start)
-    live = vercel.add_deployment(project, created_at=start + HOUR_MS)
+    deploys = [
+        vercel.add_deployment(project, created_at=start + i * HOUR_MS) for i in range(history)
+    ]
+    old, live = deploys[-2], deploys[-1]
     railway = FakeRailway(token=RAILWAY_TOKEN, latency=latency, deploy_seconds=deploy_seconds)
     railway_project = railway.add_project("api")
     env = railway.add_environment(railway_project)

@@ -87,3 +87,17 @@ class MemoryHost:
 
     def reasons(self) -> list[str]:
         return [reason for _, reason, _ in self.events]
+
+
+class MemoryJournal:
+    """A `Journal` kept in a dict, as the engine keeps one per step (shared across its redos)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, str] = {}
+
+    @property
+    def recorded(self) -> dict[str, str]:
+        return dict(self.ids)
+
+    async def record(self, **ids: str) -> None:
+        self.ids.update(ids)

@@ -51,20 +51,6 @@ def virtual_time() -> VirtualTime:
     return VirtualTime()
 
 
-class MemoryJournal:
-    """A `Journal` kept in a dict, as the engine keeps one per step (shared across its redos)."""
-
-    def __init__(self) -> None:
-        self.ids: dict[str, str] = {}
-
-    @property
-    def recorded(self) -> dict[str, str]:
-        return dict(self.ids)
-
-    async def record(self, **ids: str) -> None:
-        self.ids.update(ids)
-
-
 class DictSecrets:
     """A `SecretReader` over a dict keyed by (namespace, name, key), recording each read."""
 

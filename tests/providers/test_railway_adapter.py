@@ -23,6 +23,7 @@ from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http, railway
 from tests import builders
+from tests.fakes.host import MemoryJournal
 from tests.fakes.http_server import Dropped, ErrorReply
 from tests.fakes.railway_server import FakeRailway
 from tests.providers.conftest import (
@@ -30,7 +31,6 @@ from tests.providers.conftest import (
     OPERATIONS,
     PERSISTENT_ERRORS,
     DictSecrets,
-    MemoryJournal,
     VirtualTime,
     assert_clean_failure,
     fast_options,

@@ -25,13 +25,13 @@ from rollback_operator.api.policy import VercelTarget as VercelConfig
 from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http, vercel
 from tests import builders
+from tests.fakes.host import MemoryJournal
 from tests.fakes.vercel_server import FakeVercel
 from tests.providers.conftest import (
     FAULTS,
     OPERATIONS,
     PERSISTENT_ERRORS,
     DictSecrets,
-    MemoryJournal,
     VirtualTime,
     assert_clean_failure,
     fast_options,
