@@ -290,17 +290,26 @@ class FakeNotifier:
     def __init__(self, world: FakeWorld, name: str = "fake") -> None:
         self.world, self.name = world, name
 
-    async def notify(self, notice: Notice, key: str) -> StepResult:
-        notices: list[dict[str, str]] = self.world.state["notices"]
+    async def notify(self, notice: Notice, key: str, journal: Journal) -> StepResult:
+        notices: list[dict[str, Any]] = self.world.state["notices"]
+        thread = journal.recorded.get("thread")
 
         def act() -> str | None:
             if any(n["key"] == key for n in notices):
                 return None
-            notices.append({"key": key, "kind": notice.kind, "phase": notice.phase})
+            notices.append(
+                {
+                    "key": key,
+                    "kind": notice.kind,
+                    "phase": notice.phase,
+                    "thread": thread,
+                    "contacts": list(notice.contacts) if notice.failed else [],
+                }
+            )
             return f"told {self.name}"
 
         result = await self.world.op(f"notify.{self.name}", act, "already told")
-        return StepResult(result.message, {"id": str(len(notices))})
+        return StepResult(result.message, {"thread": thread or f"thread-{key}"})
 
 
 class FakeVerifier:

@@ -290,3 +290,14 @@ async def test_every_phase_change_and_step_result_emits_an_event() -> None:
     for phase in ("Planning", "Queued", "Running", "Verifying", "Succeeded"):
         assert phase in reasons
     assert reasons.count("StepSucceeded") == len(h.host.last.steps)
+
+
+async def test_finish_notice_reuses_what_the_start_notice_recorded_and_names_contacts() -> None:
+    contacts = [{"role": "primary", "name": "Infra", "email": "infra@example.com"}]
+    h = Harness(policy_changes={"contacts": contacts})
+    h.world.inject("backend.rollback", {"kind": "permanent"})
+    assert await h.run() == Phase.PARTIALLY_FAILED
+    started, finished = h.world.state["notices"]
+    assert started["thread"] is None
+    assert finished["thread"] == f"thread-{started['key']}"
+    assert finished["contacts"] == ["primary: Infra <infra@example.com>"]

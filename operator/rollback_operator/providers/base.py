@@ -109,6 +109,11 @@ class Notice:
     phase: str
     summary: str
     trigger: str = "manual"
+    version: str = ""
+    moves: tuple[tuple[str, str], ...] = ()  # (target, "from -> to") from the plan
+    report: str = ""  # where the incident report is (ConfigMap name or URL)
+    contacts: tuple[str, ...] = ()  # "role: name <email>", shown when something failed
+    failed: bool = False  # the rollback ended Failed, PartiallyFailed or Aborted
 
 
 class Notifier(Protocol):
@@ -116,8 +121,13 @@ class Notifier(Protocol):
 
     name: str
 
-    async def notify(self, notice: Notice, key: str) -> StepResult:
-        """Send `notice` once per key."""
+    async def notify(self, notice: Notice, key: str, journal: Journal) -> StepResult:
+        """Send `notice` once per key.
+
+        `journal.recorded` holds what this notifier recorded for earlier notices of the same
+        rollback (a Statuspage incident id, a Slack message ts), so `finished` can update what
+        `started` created; record new ids before sending anything that must not repeat.
+        """
         ...
 
 

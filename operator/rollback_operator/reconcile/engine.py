@@ -51,6 +51,7 @@ class Engine:
     def __post_init__(self) -> None:
         self._lock = asyncio.Lock()
         self._safety_backup = True
+        self._contacts: tuple[str, ...] = ()
 
     async def run(
         self, rollback: Rollback, policy: RollbackPolicySpec, providers: Providers
@@ -59,6 +60,9 @@ class Engine:
         status = rollback.status.model_copy(deep=True)
         database = policy.targets.database
         self._safety_backup = database is None or database.postgres.safety_backup
+        self._contacts = tuple(
+            f"{c.role}: {c.name}" + (f" <{c.email}>" if c.email else "") for c in policy.contacts
+        )
         try:
             return await self._drive(rollback, status, providers)
         except Stopping:
@@ -143,7 +147,9 @@ class Engine:
         async def checkpoint() -> None:
             await self._save(status)
 
-        ctx = StepContext(rb, status, pv, self.reports, self.clock.now, checkpoint, self.trigger)
+        ctx = StepContext(
+            rb, status, pv, self.reports, self.clock.now, checkpoint, self.trigger, self._contacts
+        )
         runner = StepRunner(self.retry, self.controls, self.clock, self.recorder, self._save)
         for group in groups(status.steps):
             todo = [status.steps[i] for i in group if status.steps[i].state in _OPEN]

@@ -15,12 +15,13 @@ from rollback_operator.api.rollback import (
     DeploymentPlan,
     Phase,
     Rollback,
+    RollbackPlan,
     RollbackStatus,
     StepState,
     StepStatus,
 )
 from rollback_operator.providers.base import DeploymentTarget, Notice, Providers, StepResult
-from rollback_operator.providers.errors import PermanentError
+from rollback_operator.providers.errors import PermanentError, ProviderError
 from rollback_operator.reconcile import plan as p
 from rollback_operator.reconcile.ports import ReportStore
 from rollback_operator.reconcile.report import render
@@ -41,6 +42,7 @@ class StepContext:
     now: Callable[[], datetime]
     checkpoint: Callable[[], Awaitable[None]]
     trigger: str = "manual"
+    contacts: tuple[str, ...] = ()
     outcome: Phase | None = None
 
     def key(self, step: StepStatus) -> str:
@@ -136,43 +138,89 @@ async def _report(step: StepStatus, ctx: StepContext) -> StepResult:
 
 
 def _notice(ctx: StepContext, kind: str) -> Notice:
-    spec, meta = ctx.rollback.spec, ctx.rollback.metadata
-    phase = ctx.outcome or ctx.status.phase
+    spec, meta, status = ctx.rollback.spec, ctx.rollback.metadata, ctx.status
+    phase = ctx.outcome or status.phase
+    plan = status.plan or RollbackPlan()
+    moves = [
+        (target, f"{move.from_ or '?'} -> {move.to}")
+        for target, move in (("frontend", plan.frontend), ("backend", plan.backend))
+        if move is not None
+    ]
+    if plan.database is not None:
+        moves.append(("database", f"restore {plan.database.backup}"))
+    if plan.storage is not None:
+        moves.append(("storage", f"as of {plan.storage.as_of.isoformat()}"))
+    report = status.report_ref.config_map if status.report_ref else None
     return Notice(
         kind="started" if kind == "started" else "finished",
         namespace=meta.namespace,
         name=meta.name,
         uid=meta.uid,
         mode=spec.mode,
-        targets=tuple(t.value for t in ctx.status.targets),
+        targets=tuple(t.value for t in status.targets),
         reason=spec.reason or "",
         phase=phase.value,
-        summary=ctx.status.message or "",
+        summary=status.message or "",
         trigger=ctx.trigger,
+        version=spec.version or "",
+        moves=tuple(moves),
+        report=report or "",
+        contacts=ctx.contacts,
+        failed=phase in (Phase.FAILED, Phase.PARTIALLY_FAILED, Phase.ABORTED),
     )
+
+
+@dataclass
+class NotifierJournal:
+    """One notifier's ids across the notify steps of a rollback, saved in this step."""
+
+    step: StepStatus
+    steps: list[StepStatus]
+    prefix: str
+    checkpoint: Callable[[], Awaitable[None]]
+
+    @property
+    def recorded(self) -> Mapping[str, str]:
+        ids: dict[str, str] = {}
+        for step in self.steps:
+            if step.name in (p.NOTIFY_STARTED, p.NOTIFY_FINISHED):
+                ids |= {
+                    k.removeprefix(self.prefix): v
+                    for k, v in step.external_ids.items()
+                    if k.startswith(self.prefix)
+                }
+        return ids
+
+    async def record(self, **ids: str) -> None:
+        extra = {f"{self.prefix}{k}": v for k, v in ids.items()}
+        self.step.external_ids = {**self.step.external_ids, **extra}
+        await self.checkpoint()
 
 
 async def _notify(step: StepStatus, ctx: StepContext, kind: str) -> StepResult:
     started = next((s for s in ctx.status.steps if s.name == p.NOTIFY_STARTED), None)
     if kind == "finished" and started is not None and started.state == StepState.SKIPPED:
         return StepResult("nothing was announced, so there is nothing to close")
-    notice, ids, errors = _notice(ctx, kind), dict(step.external_ids), []
+    notice, errors, told = _notice(ctx, kind), [], 0
     for notifier in ctx.providers.notifiers:
-        if f"{notifier.name}.sent" in ids:
+        sent = f"{notifier.name}.sent"
+        if sent in step.external_ids:
+            told += 1
             continue
+        prefix = f"{notifier.name}."
+        journal = NotifierJournal(step, ctx.status.steps, prefix, ctx.checkpoint)
         try:
-            result = await notifier.notify(notice, f"{ctx.key(step)}/{notifier.name}")
-        except PermanentError as error:
-            errors.append(f"{notifier.name}: {error.message}")
+            result = await notifier.notify(notice, f"{ctx.key(step)}/{notifier.name}", journal)
+        except ProviderError as error:
+            errors.append(f"{notifier.name}: {error}")
             continue
-        ids.update({f"{notifier.name}.{k}": v for k, v in result.external_ids.items()})
-        ids[f"{notifier.name}.sent"] = "true"
-        step.external_ids = dict(ids)
-        await ctx.checkpoint()
+        await journal.record(**result.external_ids, sent="true")
+        told += 1
     if errors:
         raise StepFailed("; ".join(errors))
-    sent = len(ctx.providers.notifiers)
-    return StepResult(f"{sent} notifier(s) told" if sent else "no notifiers configured", ids)
+    if not ctx.providers.notifiers:
+        return StepResult("no notifiers configured")
+    return StepResult(f"{told} notifier(s) told")
 
 
 async def _notify_started(step: StepStatus, ctx: StepContext) -> StepResult:
