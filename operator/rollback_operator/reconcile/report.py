@@ -5,10 +5,15 @@ Rendered from the status alone, so it can be rebuilt at any time and never sees 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rollback_operator.api.common import format_duration
 from rollback_operator.api.rollback import Phase, Rollback, RollbackStatus
+
+
+def _took(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{seconds:.1f}s" if seconds < 60 else format_duration(delta)
 
 
 def _when(value: datetime | None) -> str:
@@ -26,7 +31,7 @@ def render(rollback: Rollback, status: RollbackStatus, outcome: Phase | None, no
         f"- Mode: {spec.mode}; targets: {', '.join(t.value for t in status.targets)}",
         f"- Version: {spec.version or '-'}",
         f"- Reason: {spec.reason or '-'}",
-        f"- Started: {_when(status.started_at)}; duration so far: {format_duration(now - started)}",
+        f"- Started: {_when(status.started_at)}; duration so far: {_took(now - started)}",
         "",
         "## Plan",
         "",
@@ -50,7 +55,7 @@ def render(rollback: Rollback, status: RollbackStatus, outcome: Phase | None, no
     lines.append("|---|---|---|---|---|---|")
     for step in status.steps:
         took = (
-            format_duration(step.finished_at - step.started_at)
+            _took(step.finished_at - step.started_at)
             if step.started_at and step.finished_at
             else "-"
         )
