@@ -129,3 +129,62 @@ def credentials(api: KubeApi) -> dict[str, Any]:
         "certificate_path": cfg.cert_file,
         "private_key_path": cfg.key_file,
     }
+
+
+class ObjectApi:
+    """Reads and annotates our own objects and report ConfigMaps, for the kubectl plugin."""
+
+    def __init__(self, api: KubeApi) -> None:
+        self._custom, self._core = api._custom, api._core
+
+    async def get(self, plural: str, namespace: str, name: str) -> Body:
+        """One object of ours."""
+        try:
+            found: Body = await self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name
+            )
+        except ApiException as error:
+            raise _translate(error, f"{plural}/{name}") from None
+        return found
+
+    async def list(self, plural: str, namespace: str) -> list[Body]:
+        """Every object of ours in a namespace."""
+        try:
+            found = await self._custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural
+            )
+        except ApiException as error:
+            raise _translate(error, plural) from None
+        items: list[Body] = found.get("items", [])
+        return items
+
+    async def annotate(
+        self, plural: str, namespace: str, name: str, values: dict[str, str]
+    ) -> None:
+        """Merge annotations into one object of ours (never its spec)."""
+        patch = {"metadata": {"annotations": values}}
+        try:
+            await self._custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, patch, _content_type=MERGE_PATCH
+            )
+        except ApiException as error:
+            raise _translate(error, f"{plural}/{name}") from None
+
+    async def config_map(self, namespace: str, name: str) -> dict[str, str]:
+        """The data of a ConfigMap."""
+        try:
+            found = await self._core.read_namespaced_config_map(name, namespace)
+        except ApiException as error:
+            raise _translate(error, f"ConfigMap {name}") from None
+        data: dict[str, str] = found.data or {}
+        return data
+
+
+async def current_namespace(kubeconfig: str | None = None) -> str:
+    """The namespace of the kubeconfig's current context, else `default`."""
+    try:
+        _, active = config.list_kube_config_contexts(config_file=kubeconfig)
+    except (config.ConfigException, FileNotFoundError, TypeError):
+        return "default"
+    namespace: str = (active or {}).get("context", {}).get("namespace") or "default"
+    return namespace

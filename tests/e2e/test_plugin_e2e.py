@@ -1,0 +1,84 @@
+"""`kubectl rollback ...` (the kubectl-rollback plugin) driving whole rollbacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import builders
+from tests.e2e.bed import Bed
+from tests.kube.cluster import KUBECTL, EmulatedCluster
+
+pytestmark = pytest.mark.e2e
+
+
+def kubectl_rollback(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `kubectl rollback ARGS` the way a user would: kubectl finds the plugin on PATH."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    assert KUBECTL is not None
+    return subprocess.run(
+        [KUBECTL, "rollback", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_plugin_plans_starts_approves_reports_and_aborts(bed: Bed) -> None:
+    frontend = {"history": ["dpl_older", "dpl_old", "dpl_new"], "live": "dpl_new", "paused": False}
+    backend = {"history": ["d-older", "d-old", "d-new"], "live": "d-new", "replicas": 2}
+    bed.edit_world(frontend=frontend, backend=backend)
+    bed.start()
+    bed.apply(builders.policy())
+    config = bed.cluster.kubeconfig
+
+    planned = kubectl_rollback(config, "plan", "mindmate", "--mode", "full", "--name", "p0")
+    assert planned.returncode == 0, planned.stderr
+    assert "restore backup_20240101.dump" in planned.stdout
+    assert "dpl_new -> dpl_old" in planned.stdout
+
+    started = kubectl_rollback(
+        config, "start", "mindmate", "--require-approval", "--name", "p1", "--reason", "errors"
+    )
+    assert started.returncode == 0, started.stderr
+    bed.wait_for("p1", {"AwaitingApproval"})
+    assert "AwaitingApproval" in kubectl_rollback(config, "list").stdout
+    assert kubectl_rollback(config, "approve", "p1", "--as", "carol").returncode == 0
+    bed.wait_for("p1", {"Succeeded"})
+    shown = kubectl_rollback(config, "status", "p1").stdout
+    assert "Rollback default/p1: Succeeded" in shown
+    assert "instant-rollback" in shown
+    assert "Approved" in shown
+    report = kubectl_rollback(config, "report", "p1")
+    assert "# Rollback report: default/p1" in report.stdout
+
+    kubectl_rollback(config, "start", "mindmate", "--require-approval", "--name", "p2")
+    bed.wait_for("p2", {"AwaitingApproval"})
+    assert kubectl_rollback(config, "abort", "p2").returncode == 0
+    assert bed.wait_for("p2", {"Aborted"})["status"]["phase"] == "Aborted"
+
+
+def test_plugin_start_wait_shows_the_steps_live_and_returns_the_outcome(bed: Bed) -> None:
+    bed.start()
+    bed.apply(builders.policy())
+    run = kubectl_rollback(
+        bed.cluster.kubeconfig, "start", "mindmate", "--wait", "--to", "frontend=dpl_old"
+    )
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert "Succeeded instant-rollback [frontend]" in " ".join(run.stdout.split())
+    assert "phase Succeeded" in run.stdout
+
+
+def test_plugin_explains_a_missing_policy_and_missing_crds(cluster: EmulatedCluster) -> None:
+    no_crds = kubectl_rollback(cluster.kubeconfig, "list")
+    assert no_crds.returncode == 1
+    assert "CRDs are not installed" in no_crds.stderr
+    for crd in sorted((Path(__file__).parents[2] / "crds").glob("*.yaml")):
+        cluster.apply_file(crd)
+    missing = kubectl_rollback(cluster.kubeconfig, "start", "nope")
+    assert missing.returncode == 1
+    assert "RollbackPolicy 'nope' not found in namespace 'default'" in missing.stderr
+    bad_pin = kubectl_rollback(cluster.kubeconfig, "start", "nope", "--to", "cdn=x")
+    assert "use TARGET=VALUE" in bad_pin.stderr
