@@ -17,6 +17,7 @@ from rollback_operator.handlers import policy as policy_handlers
 from rollback_operator.handlers import rollback as rollback_handlers
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.kube import KubeApi, credentials
+from rollback_operator.providers import notifiers as notifier_adapters
 from rollback_operator.providers import railway, vercel
 from rollback_operator.providers.base import (
     DeploymentTarget,
@@ -42,6 +43,7 @@ class RealProviderFactory:
             backend=await _railway(targets.backend, namespace, secrets),
             database=Unavailable("the PostgreSQL adapter") if targets.database else None,
             storage=Unavailable("the S3 adapter") if targets.storage else None,
+            notifiers=await notifier_adapters.build(policy, secrets),
             verifier=Unavailable("post-rollback verification") if has_checks else None,
         )
 

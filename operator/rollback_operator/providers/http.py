@@ -280,7 +280,8 @@ def _classify(response: httpx.Response, now: float) -> _Failure:
 
 
 def provider_error(response: httpx.Response) -> tuple[str | None, str]:
-    """(code, message) from Vercel's `error`, GraphQL's `errors`, or a bare `message`."""
+    """(code, message) from Vercel's `error`, GraphQL's `errors`, Prometheus' `error` text,
+    or a bare `message`."""
     try:
         body = response.json()
     except ValueError:
@@ -290,6 +291,8 @@ def provider_error(response: httpx.Response) -> tuple[str | None, str]:
     error = body.get("error") or body.get("err")
     if isinstance(error, dict):
         return _text(error.get("code")), _short(error.get("message"))
+    if isinstance(error, str) and error:  # Prometheus: {"errorType": "bad_data", "error": "..."}
+        return _text(body.get("errorType")), _short(error)
     listed = body.get("errors")
     if isinstance(listed, list) and listed:
         return None, _short("; ".join(graphql_messages(listed)))
