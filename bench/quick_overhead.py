@@ -51,13 +51,13 @@ async def _direct_once(world: FakeWorld) -> float:
     front, back = await asyncio.gather(providers.frontend.plan(None), providers.backend.plan(None))
     notifier = providers.notifiers[0]
     note = Notice("started", "default", "x", "uid", "quick", ("frontend",), "", "Running", "")
-    await notifier.notify(note, f"{started}/start")
+    await notifier.notify(note, f"{started}/start", MemoryJournal())
     await asyncio.gather(
         providers.frontend.rollback(front.to, "k1", MemoryJournal()),
         providers.backend.rollback(back.to, "k2", MemoryJournal()),
     )
     await providers.verifier.verify()
-    await notifier.notify(note, f"{started}/finish")
+    await notifier.notify(note, f"{started}/finish", MemoryJournal())
     return time.perf_counter() - started
 
 
