@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the operator with its dev tools
 
+system-deps: ## Install PostgreSQL, Prometheus and Redis with apt-get if missing (root)
+	scripts/install-system-deps.sh
+
 fmt: install ## Format the code
 	$(BIN)/ruff format operator tests bench
 	$(BIN)/ruff check --fix operator tests bench
@@ -39,12 +42,12 @@ crds: install ## Regenerate crds/ and the chart's CRDs from the API models
 	$(PY) -m rollback_operator crds --output-dir crds
 	$(PY) -m rollback_operator crds --output-dir charts/rollback-operator/crds
 
-pytest: install ## Run the test suite only
+pytest: install system-deps ## Run the test suite only
 	$(BIN)/pytest -q
 
 test: lint typecheck imports pytest ## Everything CI checks: lint, types, layers, tests
 
-demo: install ## A quick rollback end to end on the emulated API with fake providers
+demo: install system-deps ## A quick rollback end to end on the emulated API with fake providers
 	$(PY) -m tests.demo $(ARGS)
 
 bench: install ## Benchmarks; figures go to docs/benchmarks.md
@@ -53,4 +56,4 @@ bench: install ## Benchmarks; figures go to docs/benchmarks.md
 clean: ## Remove caches (keeps .venv)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
 
-.PHONY: help install fmt lint typecheck imports crds pytest test demo bench clean
+.PHONY: help install system-deps fmt lint typecheck imports crds pytest test demo bench clean

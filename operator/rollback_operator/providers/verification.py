@@ -1,0 +1,182 @@
+"""The post-rollback checklist: HTTP health, SQL checks, cache PING, each retried in a window.
+
+Every check is one small class with `name` and `run() -> CheckResult`; `Checklist` runs them
+together and keeps retrying the failing ones until they pass or the window ends, because a
+service that has just been rolled back may need a few seconds to come up. Results carry no
+secrets: SQL and cache checks never print their connection strings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import psycopg
+
+from rollback_operator.api.common import parse_duration
+from rollback_operator.api.policy import Expect, HealthCheck, RollbackPolicy, SqlCheck
+from rollback_operator.api.rollback import CheckResult
+from rollback_operator.providers.base import SecretReader
+from rollback_operator.providers.errors import PermanentError
+from rollback_operator.providers.http import make_client
+
+
+class Check(Protocol):
+    """One item of the checklist."""
+
+    @property
+    def name(self) -> str:
+        """The check's name in the results."""
+        ...
+
+    async def run(self) -> CheckResult:
+        """Run once; never raises (a failure is a CheckResult with passed=False)."""
+        ...
+
+
+@dataclass
+class HttpCheck:
+    """GET a URL and expect a status code."""
+
+    spec: HealthCheck
+    timeout: float = 5.0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    async def run(self) -> CheckResult:
+        started = time.monotonic()
+        try:
+            async with make_client("", {}) as client:
+                response = await client.get(self.spec.url, timeout=self.timeout)
+        except httpx.HTTPError as error:
+            return CheckResult(name=self.name, passed=False, message=type(error).__name__)
+        took = f"{(time.monotonic() - started) * 1000:.0f}ms"
+        passed = response.status_code == self.spec.expect_status
+        wanted = "" if passed else f" (expected {self.spec.expect_status})"
+        return CheckResult(
+            name=self.name, passed=passed, message=f"{response.status_code} in {took}{wanted}"
+        )
+
+
+def meets(value: Any, expect: Expect) -> str | None:
+    """Why `value` misses `expect`, or None when it meets it."""
+    if expect.equals is not None and str(value) != expect.equals:
+        return f"{value!r} is not {expect.equals!r}"
+    if expect.min is None and expect.max is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return f"{value!r} is not a number"
+    if expect.min is not None and number < expect.min:
+        return f"{number:g} is below {expect.min:g}"
+    if expect.max is not None and number > expect.max:
+        return f"{number:g} is above {expect.max:g}"
+    return None
+
+
+@dataclass
+class SqlQueryCheck:
+    """One value from a read-only query must meet `expect`."""
+
+    spec: SqlCheck
+    url: str
+    statement_timeout_ms: int = 5000
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    async def run(self) -> CheckResult:
+        try:
+            value = await self._value()
+        except psycopg.Error as error:
+            return CheckResult(name=self.name, passed=False, message=_sql_error(error))
+        problem = meets(value, self.spec.expect)
+        return CheckResult(name=self.name, passed=problem is None, message=problem or f"{value}")
+
+    async def _value(self) -> Any:
+        async with await psycopg.AsyncConnection.connect(self.url, connect_timeout=5) as conn:
+            await conn.set_read_only(True)
+            async with conn.cursor() as cursor:
+                timeout = f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}"
+                await cursor.execute(timeout.encode())
+                await cursor.execute(self.spec.query.encode())
+                row = await cursor.fetchone()
+        return row[0] if row else None
+
+
+def _sql_error(error: psycopg.Error) -> str:
+    """The server's message without connection details."""
+    diag = getattr(error, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag else None
+    return f"{type(error).__name__}: {primary}" if primary else type(error).__name__
+
+
+@dataclass
+class FunctionCheck:
+    """A check from a coroutine function (storage, cache); its error text is the message."""
+
+    name: str
+    probe: Callable[[], Awaitable[str]]
+
+    async def run(self) -> CheckResult:
+        try:
+            message = await self.probe()
+        except Exception as error:  # a probe may fail in any way; the checklist reports it
+            return CheckResult(
+                name=self.name, passed=False, message=str(error) or type(error).__name__
+            )
+        return CheckResult(name=self.name, passed=True, message=message)
+
+
+@dataclass
+class Checklist:
+    """The `Verifier`: every check, retried until it passes or `window` seconds are over."""
+
+    checks: Sequence[Check]
+    window: float = 0.0
+    interval: float = 2.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    async def verify(self) -> list[CheckResult]:
+        return list(await asyncio.gather(*(self._until_passed(c) for c in self.checks)))
+
+    async def _until_passed(self, check: Check) -> CheckResult:
+        deadline = self.clock() + self.window
+        while True:
+            result = await check.run()
+            if result.passed or self.clock() + self.interval > deadline:
+                return result
+            await self.sleep(self.interval)
+
+
+async def build(
+    policy: RollbackPolicy,
+    secrets: SecretReader,
+    storage_probe: Callable[[], Awaitable[str]] | None = None,
+) -> Checklist | None:
+    """The checklist a policy's `verification` asks for; None when it asks for nothing."""
+    spec = policy.spec.verification
+    checks: list[Check] = [HttpCheck(h) for h in spec.health_checks]
+    if spec.sql_checks:
+        database = policy.spec.targets.database
+        if database is None:
+            raise PermanentError("verification.sqlChecks: the policy defines no database target")
+        ref = database.postgres.url_secret_ref
+        url = await secrets.read(policy.metadata.namespace, ref.name, ref.key)
+        checks += [SqlQueryCheck(s, url) for s in spec.sql_checks]
+    if spec.storage:
+        if storage_probe is None:
+            raise PermanentError("verification.storage: the policy defines no storage target")
+        checks.append(FunctionCheck("storage", storage_probe))
+    if not checks:
+        return None
+    return Checklist(checks, window=parse_duration(spec.window).total_seconds())
