@@ -301,3 +301,19 @@ async def test_finish_notice_reuses_what_the_start_notice_recorded_and_names_con
     assert started["thread"] is None
     assert finished["thread"] == f"thread-{started['key']}"
     assert finished["contacts"] == ["primary: Infra <infra@example.com>"]
+
+
+async def test_report_records_plan_impact_steps_follow_ups_and_contacts() -> None:
+    contacts = [{"role": "primary", "name": "Infra", "email": "infra@example.com"}]
+    h = Harness(policy_changes={"contacts": contacts}, mode="full", version="v1.0.0")
+    h.world.inject("storage.restore", {"kind": "permanent"})
+    assert await h.run() == Phase.PARTIALLY_FAILED
+    (report,) = h.reports.reports.values()
+    assert "- Outcome: **PartiallyFailed**" in report
+    assert "- Version: v1.0.0" in report
+    assert "data-loss window (writes discarded): " in report
+    assert "| restore-database | database | Succeeded | 1 |" in report
+    assert "| restore-storage | storage | Failed | 1 |" in report
+    assert "safetyBackup=safety/" in report
+    assert "## Follow-ups" in report
+    assert "- primary: Infra <infra@example.com>" in report

@@ -1,14 +1,30 @@
 """The incident report in Markdown: what was rolled back, why, each step, and the outcome.
 
-Rendered from the status alone, so it can be rebuilt at any time and never sees a secret.
+Rendered from the status alone (plus the policy's contacts), so it can be rebuilt at any time
+and never sees a secret. Sections follow the runbook's "Rollback Documentation" checklist.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rollback_operator.api.common import format_duration
-from rollback_operator.api.rollback import Phase, Rollback, RollbackStatus
+from rollback_operator.api.rollback import Phase, Rollback, RollbackPlan, RollbackStatus
+
+FAILED = (Phase.FAILED, Phase.PARTIALLY_FAILED, Phase.ABORTED)
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """Everything the report shows."""
+
+    rollback: Rollback
+    status: RollbackStatus
+    outcome: Phase | None
+    now: datetime
+    trigger: str = "manual"
+    contacts: tuple[str, ...] = ()
 
 
 def _took(delta: timedelta) -> str:
@@ -20,53 +36,86 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
 
 
-def render(rollback: Rollback, status: RollbackStatus, outcome: Phase | None, now: datetime) -> str:
-    """The report as Markdown."""
-    spec, meta = rollback.spec, rollback.metadata
-    started = status.started_at or now
-    lines = [
+def _summary(data: ReportInput) -> list[str]:
+    spec, meta, status = data.rollback.spec, data.rollback.metadata, data.status
+    started = status.started_at or data.now
+    outcome = data.outcome or status.phase
+    return [
         f"# Rollback report: {meta.namespace}/{meta.name}",
         "",
-        f"- Outcome: **{(outcome or status.phase).value}**",
-        f"- Mode: {spec.mode}; targets: {', '.join(t.value for t in status.targets)}",
+        f"- Outcome: **{outcome.value}**",
+        f"- Trigger: {data.trigger}; mode: {spec.mode}; "
+        f"targets: {', '.join(t.value for t in status.targets)}",
         f"- Version: {spec.version or '-'}",
         f"- Reason: {spec.reason or '-'}",
-        f"- Started: {_when(status.started_at)}; duration so far: {_took(now - started)}",
-        "",
-        "## Plan",
-        "",
+        f"- Started: {_when(status.started_at)}; total duration: {_took(data.now - started)}",
+        f"- Approved by: {status.approved_by or 'not required'}",
     ]
-    plan = status.plan
-    if plan and plan.frontend:
-        lines.append(f"- frontend: {plan.frontend.from_ or '?'} -> {plan.frontend.to}")
-    if plan and plan.backend:
-        lines.append(f"- backend: {plan.backend.from_ or '?'} -> {plan.backend.to}")
-    if plan and plan.database:
+
+
+def _plan(plan: RollbackPlan | None) -> list[str]:
+    lines = ["", "## Plan and impact", ""]
+    if plan is None:
+        return [*lines, "- no plan was made"]
+    for target, move in (("frontend", plan.frontend), ("backend", plan.backend)):
+        if move is not None:
+            lines.append(f"- {target}: {move.from_ or '?'} -> {move.to}")
+    if plan.database:
         lines.append(
-            f"- database: restore {plan.database.backup} taken {_when(plan.database.taken_at)}, "
-            f"data-loss window {plan.database.data_loss_window or '-'}"
+            f"- database: restore {plan.database.backup} taken {_when(plan.database.taken_at)}; "
+            f"data-loss window (writes discarded): {plan.database.data_loss_window or '-'}"
         )
-    if plan and plan.storage:
+    if plan.storage:
         lines.append(
-            f"- storage: as of {_when(plan.storage.as_of)}, {plan.storage.objects_to_restore} "
-            f"to restore, {plan.storage.objects_to_hide} to hide"
+            f"- storage: as of {_when(plan.storage.as_of)}: {plan.storage.objects_to_restore} "
+            f"objects to restore, {plan.storage.objects_to_hide} to hide"
         )
-    lines += ["", "## Steps", "", "| step | target | state | attempts | duration | message |"]
-    lines.append("|---|---|---|---|---|---|")
+    return lines
+
+
+def _steps(status: RollbackStatus) -> list[str]:
+    lines = [
+        "",
+        "## Steps",
+        "",
+        "| step | target | state | attempts | started | took | ids | message |",
+    ]
+    lines.append("|---|---|---|---|---|---|---|---|")
     for step in status.steps:
         took = (
             _took(step.finished_at - step.started_at)
             if step.started_at and step.finished_at
             else "-"
         )
-        target = step.target.value if step.target else "-"
+        ids = ", ".join(f"{k}={v}" for k, v in step.external_ids.items() if k != "followUp")
+        started = step.started_at.strftime("%H:%M:%S") if step.started_at else "-"
         lines.append(
-            f"| {step.name} | {target} | {step.state.value} | {step.attempts} | {took} "
+            f"| {step.name} | {step.target.value if step.target else '-'} | {step.state.value} "
+            f"| {step.attempts} | {started} | {took} | {ids or '-'} "
             f"| {(step.message or '').replace('|', '/')} |"
         )
-    if status.verification:
+    return lines
+
+
+def _follow_ups(data: ReportInput) -> list[str]:
+    items = [s.external_ids["followUp"] for s in data.status.steps if "followUp" in s.external_ids]
+    if (data.outcome or data.status.phase) in FAILED:
+        items.append("The rollback did not finish cleanly: check the steps above before retrying.")
+    if not items:
+        return []
+    return ["", "## Follow-ups", "", *(f"- {item}" for item in dict.fromkeys(items))]
+
+
+def render(data: ReportInput) -> str:
+    """The report as Markdown."""
+    lines = [*_summary(data), *_plan(data.status.plan), *_steps(data.status)]
+    if data.status.verification:
         lines += ["", "## Verification", ""]
         lines += [
-            f"- {'PASS' if c.passed else 'FAIL'} {c.name}: {c.message}" for c in status.verification
+            f"- {'PASS' if c.passed else 'FAIL'} {c.name}: {c.message}"
+            for c in data.status.verification
         ]
+    lines += _follow_ups(data)
+    if data.contacts:
+        lines += ["", "## Contacts", "", *(f"- {c}" for c in data.contacts)]
     return "\n".join(lines) + "\n"

@@ -24,7 +24,7 @@ from rollback_operator.providers.base import DeploymentTarget, Notice, Providers
 from rollback_operator.providers.errors import PermanentError, ProviderError
 from rollback_operator.reconcile import plan as p
 from rollback_operator.reconcile.ports import ReportStore
-from rollback_operator.reconcile.report import render
+from rollback_operator.reconcile.report import ReportInput, render
 
 
 class StepFailed(Exception):
@@ -132,7 +132,8 @@ async def _verify(step: StepStatus, ctx: StepContext) -> StepResult:
 
 
 async def _report(step: StepStatus, ctx: StepContext) -> StepResult:
-    markdown = render(ctx.rollback, ctx.status, ctx.outcome, ctx.now())
+    data = ReportInput(ctx.rollback, ctx.status, ctx.outcome, ctx.now(), ctx.trigger, ctx.contacts)
+    markdown = render(data)
     name = await ctx.reports.store(markdown)
     return StepResult(f"report stored in ConfigMap {name}", {"configMap": name})
 
