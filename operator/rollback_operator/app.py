@@ -18,14 +18,13 @@ from rollback_operator.handlers import rollback as rollback_handlers
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.kube import KubeApi, credentials
 from rollback_operator.providers import notifiers as notifier_adapters
-from rollback_operator.providers import railway, vercel
+from rollback_operator.providers import datastores, railway, vercel, verification
 from rollback_operator.providers.base import (
     DeploymentTarget,
     ProviderFactory,
     Providers,
     SecretReader,
 )
-from rollback_operator.providers.unavailable import Unavailable
 from rollback_operator.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,16 +34,17 @@ class RealProviderFactory:
     """Adapters for every target, notifier and check a policy defines."""
 
     async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
-        targets, checks = policy.spec.targets, policy.spec.verification
-        has_checks = bool(checks.health_checks or checks.sql_checks or checks.storage)
+        targets = policy.spec.targets
         namespace = policy.metadata.namespace
         return Providers(
             frontend=await _vercel(targets.frontend, namespace, secrets),
             backend=await _railway(targets.backend, namespace, secrets),
-            database=Unavailable("the PostgreSQL adapter") if targets.database else None,
-            storage=Unavailable("the S3 adapter") if targets.storage else None,
+            database=await datastores.database(policy, secrets),
+            storage=await datastores.storage(policy, secrets),
             notifiers=await notifier_adapters.build(policy, secrets),
-            verifier=Unavailable("post-rollback verification") if has_checks else None,
+            verifier=await verification.build(
+                policy, secrets, await datastores.storage_probe(policy, secrets)
+            ),
         )
 
 

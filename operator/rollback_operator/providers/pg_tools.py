@@ -1,0 +1,220 @@
+"""Running pg_dump, pg_restore and psql: command lines, streaming, and reading their failures.
+
+A restore feeds the tool's stdin chunk by chunk from S3, so memory stays flat whatever the dump's
+size. If the stream fails half-way the tool is killed, never handed an end of input: psql would
+commit a half-read script, while a killed session rolls its transaction back. Any error the tool
+reports fails the step; a clean exit code alone is not trusted when the output says ERROR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from rollback_operator.providers import dumps
+from rollback_operator.providers.errors import PermanentError, ProviderError, RetryableError
+
+PROVIDER = "postgres"
+_STDERR_LIMIT = 64 * 1024
+_PIPE_SIZE = 1 << 20  # Linux's default limit for an unprivileged process
+_ERROR_LINE = re.compile(r"(?:^|\s)(?:error|ERROR|FATAL|PANIC):|errors ignored on restore")
+_RETRYABLE_OUTPUT = (
+    "could not connect",
+    "connection to server",
+    "server closed the connection",
+    "terminating connection",
+    "could not receive data from server",
+    "SSL SYSCALL error",
+)
+
+
+def tool(name: str, bin_dir: str | None) -> str:
+    """The path of a PostgreSQL client tool; PermanentError when it is not installed."""
+    found = shutil.which(name, path=bin_dir) if bin_dir else shutil.which(name)
+    if found is None:
+        where = bin_dir or "PATH"
+        raise PermanentError(f"{name} is not installed (looked in {where})", provider=PROVIDER)
+    return found
+
+
+def restore_command(pg_restore: str, dbname: str, *, exclude_schema: str) -> list[str]:
+    """pg_restore of a custom archive on stdin: one transaction, stop at the first error."""
+    return [
+        pg_restore, "--dbname", dbname, "--clean", "--if-exists", "--no-owner",
+        "--single-transaction", "--exit-on-error", "--no-password",
+        f"--exclude-schema={exclude_schema}",
+    ]  # fmt: skip
+
+
+def psql_command(psql: str, dbname: str) -> list[str]:
+    """psql of a plain SQL script on stdin: one transaction, stop at the first error."""
+    return [
+        psql, "--dbname", dbname, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
+        "--single-transaction", "--file", "-",
+    ]  # fmt: skip
+
+
+def list_command(pg_restore: str) -> list[str]:
+    """pg_restore --list of an archive on stdin: reads the header and table of contents only."""
+    return [pg_restore, "--list"]
+
+
+def dump_command(pg_dump: str, dbname: str, *, exclude_schema: str) -> list[str]:
+    """pg_dump of the whole database in custom format to stdout."""
+    return [
+        pg_dump, "--dbname", dbname, "--format=custom", "--no-password",
+        f"--exclude-schema={exclude_schema}",
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a tool ended: its exit code and what it said on stderr (bounded)."""
+
+    tool: str
+    returncode: int
+    stderr: str
+
+    def error_lines(self) -> list[str]:
+        """The lines that report an error (pg tools write `error:`, the server `ERROR:`)."""
+        return [line for line in self.stderr.splitlines() if _ERROR_LINE.search(line)]
+
+    @property
+    def failed(self) -> bool:
+        """Non-zero exit, or any error reported at all: never a silent success."""
+        return self.returncode != 0 or bool(self.error_lines())
+
+    def as_error(self, doing: str, hint: str = "") -> ProviderError:
+        """The error for a failed run, naming the first reported errors."""
+        lines = self.error_lines() or self.stderr.strip().splitlines()[-3:]
+        detail = "; ".join(line.strip() for line in lines[:3])[:600] or "no output"
+        text = f"{doing} failed ({self.tool} exit {self.returncode}): {detail}{hint}"
+        if any(marker in self.stderr for marker in _RETRYABLE_OUTPUT):
+            return RetryableError(text, provider=PROVIDER)
+        return PermanentError(text, provider=PROVIDER)
+
+
+async def feed(
+    command: Sequence[str], env: dict[str, str], chunks: AsyncIterator[bytes]
+) -> Outcome:
+    """Run `command` with `chunks` on stdin; kill it if the stream fails before its end.
+
+    When the tool stops reading early (it exited), the rest of the stream is not read.
+    """
+    with tempfile.TemporaryFile() as errors:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=errors,
+            env=env,
+        )
+        try:
+            await _pump(process, chunks)
+        except BaseException:
+            await _kill(process)
+            raise
+        returncode = await process.wait()
+        return Outcome(Path(command[0]).name, returncode, _read_bounded(errors))
+
+
+async def _pump(process: asyncio.subprocess.Process, chunks: AsyncIterator[bytes]) -> None:
+    stdin = process.stdin
+    assert stdin is not None
+    _widen_pipe(stdin)
+    try:
+        async for chunk in chunks:
+            stdin.write(chunk)
+            await stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the tool exited before the end; its exit code and stderr tell why
+    finally:
+        await dumps.close_stream(chunks)  # stops the download when the tool stopped reading
+    stdin.close()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        await stdin.wait_closed()
+
+
+def _widen_pipe(stdin: asyncio.StreamWriter) -> None:
+    """Let the pipe hold a whole chunk (Linux): one write per chunk instead of sixteen, and no
+    large buffer shuffled in memory by the event loop while the tool catches up."""
+    pipe = stdin.get_extra_info("pipe")
+    if pipe is not None and hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
+def _read_bounded(handle: IO[bytes]) -> str:
+    handle.seek(0)
+    head = handle.read(_STDERR_LIMIT)
+    return head.decode("utf-8", "replace")
+
+
+class DumpStream:
+    """The stdout of a running pg_dump as a file object for boto3's upload_fileobj.
+
+    At the end of output it waits for pg_dump and raises if it failed, which makes boto3 abort
+    the upload: a failed dump never leaves a complete-looking object behind.
+    """
+
+    def __init__(self, command: Sequence[str], env: dict[str, str]) -> None:
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=self._errors, env=env
+        )
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes of the dump; raises DumpFailed at the end if pg_dump failed."""
+        assert self._process.stdout is not None
+        data = self._process.stdout.read(size)
+        self.size += len(data)
+        if not data:
+            self.outcome().raise_if_failed()
+        return data
+
+    def outcome(self) -> DumpOutcome:
+        """Wait for pg_dump to exit and report how it ended."""
+        returncode = self._process.wait()
+        return DumpOutcome("pg_dump", returncode, _read_bounded(self._errors))
+
+    def close(self) -> None:
+        """Stop pg_dump if it still runs and release its pipes."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+        self._errors.close()
+
+
+class DumpFailed(PermanentError):
+    """pg_dump failed; the upload was aborted."""
+
+
+class DumpOutcome(Outcome):
+    """How pg_dump ended."""
+
+    def raise_if_failed(self) -> None:
+        """Raise DumpFailed (or a retryable error) when pg_dump did not succeed."""
+        if self.returncode != 0:
+            error = self.as_error("dumping the current database")
+            if isinstance(error, RetryableError):
+                raise error
+            raise DumpFailed(error.message, provider=PROVIDER)

@@ -1,0 +1,296 @@
+"""The database target: PostgreSQL restored from pg_dump backups kept in S3.
+
+Everything that can be checked is checked before the database is touched: the backup exists,
+is not empty, its format is recognised, pg_restore can read its table of contents, and the
+server answers with the Secret's credentials. The safety dump streams from pg_dump to S3 and is
+verified after the upload. A restore streams from S3 into pg_restore or psql in one transaction,
+so a failed restore changes nothing, and a completed one leaves a marker so it never runs twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, TYPE_CHECKING, cast
+
+from boto3.s3.transfer import TransferConfig
+
+from rollback_operator.api.policy import PostgresTarget
+from rollback_operator.api.rollback import DatabasePlan
+from rollback_operator.providers import dumps, objectstore, pg_session, pg_tools
+from rollback_operator.providers import s3_layout as layout
+from rollback_operator.providers.base import StepResult
+from rollback_operator.providers.dumps import DumpFormat
+from rollback_operator.providers.errors import NotFoundError, PermanentError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+PROVIDER = "postgres"
+_TOC_WINDOW = 4 << 20
+_PLAIN_HINT = "; a plain dump replaces existing data only when taken with --clean --if-exists"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _tool_env() -> dict[str, str]:
+    # What the client tools inherit: enough to find binaries and CA files, no PG* variables.
+    return {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "TMPDIR", "LANG")}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Tuning and seams: where the tools are, chunk and upload sizes, the clock."""
+
+    bin_dir: str | None = None
+    chunk_size: int = objectstore.CHUNK
+    upload_part_size: int = 16 << 20  # 10,000 parts of 16 MiB: dumps up to 160 GiB
+    upload_concurrency: int = 4
+    connect_timeout: int = 10
+    now: Callable[[], datetime] = _utcnow
+    environ: Mapping[str, str] = field(default_factory=_tool_env)
+
+
+@dataclass(frozen=True)
+class Backup:
+    """One backup object and what we learned about it."""
+
+    name: str
+    key: str
+    size: int
+    taken_at: datetime
+    format: DumpFormat | None = None
+
+
+class PostgresDatabase:
+    """`Database` for PostgreSQL, with backups under `target.backups` in the object store."""
+
+    def __init__(
+        self, target: PostgresTarget, url: str, s3: S3Client, options: Options | None = None
+    ) -> None:
+        self.options = options or Options()
+        self.dsn = pg_session.Dsn.parse(url, connect_timeout=self.options.connect_timeout)
+        self.bucket, self.prefix = target.backups.bucket, target.backups.prefix
+        self.s3 = s3
+
+    async def plan(self, pin: str | None) -> DatabasePlan:
+        backup = await self._inspect(await self._find(pin))
+        await pg_session.ping(self.dsn)
+        return DatabasePlan(
+            backup=backup.name,
+            taken_at=backup.taken_at,
+            size_bytes=backup.size,
+            format=backup.format.value if backup.format else None,
+        )
+
+    async def safety_backup(self, key: str) -> StepResult:
+        rollback = layout.rollback_of(key)
+        existing = await self._existing_safety(rollback)
+        if existing is not None:
+            return self._safety_result(existing, "already dumped the current database to")
+        await pg_session.ping(self.dsn)
+        object_key = layout.safety_key(self.prefix, rollback, self.options.now())
+        await self._dump(object_key, key)
+        name = layout.backup_name(self.prefix, object_key)
+        dump = await self._inspect(await self._find(name))
+        return self._safety_result(dump, "dumped the current database to")
+
+    async def restore(self, backup: str, key: str) -> StepResult:
+        done = await pg_session.finished_restore(self.dsn, key)
+        if done is not None:
+            restored, when = done
+            message = f"restore already completed at {when.isoformat()} from {restored}"
+            return StepResult(message, {"backup": restored})
+        found = await self._find(backup)
+        if found.size == 0:
+            raise dumps.BadDump(f"backup {backup} is empty", provider=PROVIDER)
+        await pg_session.ping(self.dsn)
+        started = time.monotonic()
+        fmt = await self._apply(found)
+        await pg_session.record_restore(self.dsn, key, backup)
+        took = time.monotonic() - started
+        message = (
+            f"restored {backup} ({fmt}, {_size(found.size)}) into "
+            f"{self.dsn.describe()} in {took:.1f}s"
+        )
+        return StepResult(message, {"backup": backup})
+
+    # ----- finding and checking backups -----
+
+    async def _find(self, pin: str | None) -> Backup:
+        if pin is not None:
+            return await self._head(pin)
+        newest: Backup | None = None
+        listing = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        async for page in objectstore.pages("listing backups", listing):
+            for item in page.get("Contents", []):
+                name = layout.backup_name(self.prefix, item["Key"])
+                if layout.is_safety_dump(name) or name.endswith("/"):
+                    continue
+                when = layout.taken_at(name, item["LastModified"])
+                found = Backup(name, item["Key"], item.get("Size", 0), when)
+                if newest is None or (found.taken_at, name) > (newest.taken_at, newest.name):
+                    newest = found
+        if newest is None:
+            raise NotFoundError(f"no backups under {self._where()}", provider=PROVIDER)
+        return newest
+
+    async def _head(self, name: str) -> Backup:
+        key = layout.backup_key(self.prefix, name)
+        try:
+            head = await objectstore.call(
+                "reading backup", self.s3.head_object, Bucket=self.bucket, Key=key
+            )
+        except NotFoundError:
+            raise NotFoundError(
+                f"backup {name} not found under {self._where()}", provider=PROVIDER
+            ) from None
+        return Backup(name, key, head["ContentLength"], layout.taken_at(name, head["LastModified"]))
+
+    async def _inspect(self, backup: Backup) -> Backup:
+        """The backup with its format, after every check that can be made without changes."""
+        if backup.size == 0:
+            raise dumps.BadDump(f"backup {backup.name} is empty", provider=PROVIDER)
+        header = await objectstore.read_range(
+            "reading backup", self.s3, self.bucket, backup.key, dumps.HEADER_BYTES
+        )
+        checked = dataclasses.replace(backup, format=dumps.detect(header, backup.name))
+        if checked.format and checked.format.archive:
+            await self._check_toc(checked)
+        return checked
+
+    async def _check_toc(self, backup: Backup) -> None:
+        command = pg_tools.list_command(pg_tools.tool("pg_restore", self.options.bin_dir))
+        chunks = self._chunks(backup, window=_TOC_WINDOW)  # the TOC is at the start: read a bit
+        outcome = await pg_tools.feed(command, dict(self.options.environ), chunks)
+        if outcome.failed:
+            error = outcome.as_error(f"reading the table of contents of backup {backup.name}")
+            raise dumps.BadDump(self.dsn.redact(error.message), provider=PROVIDER)
+
+    def _chunks(self, backup: Backup, *, window: int | None = None) -> AsyncIterator[bytes]:
+        return self._filtered(backup, self._download(backup, window=window))
+
+    def _download(self, backup: Backup, *, window: int | None = None) -> AsyncIterator[bytes]:
+        what, key, size = "downloading backup", backup.key, backup.size
+        if window is not None:
+            return objectstore.windows(what, self.s3, self.bucket, key, size, window=window)
+        chunk = self.options.chunk_size
+        return objectstore.stream(what, self.s3, self.bucket, key, size, chunk=chunk)
+
+    def _filtered(self, backup: Backup, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        if backup.format and backup.format.gzipped:
+            chunks = dumps.gunzip(chunks, backup.name, _offload)
+        if backup.format and not backup.format.archive:
+            chunks = dumps.require_trailer(chunks, backup.name)
+        return chunks
+
+    # ----- restoring -----
+
+    async def _apply(self, backup: Backup) -> DumpFormat:
+        """Stream the backup into its tool; its first chunk names the format (and is checked)
+        before the tool starts, so one download serves both the check and the restore."""
+        download = self._download(backup)
+        try:
+            first = await anext(download, b"")
+            checked = dataclasses.replace(backup, format=dumps.detect(first, backup.name))
+        except BaseException:
+            await dumps.close_stream(download)
+            raise
+        assert checked.format is not None
+        archive = checked.format.archive
+        chunks = self._filtered(checked, _prepend(first, download))
+        with pg_session.tool_credentials(self.dsn, self.options.environ) as (env, dbname):
+            outcome = await pg_tools.feed(self._restore_command(archive, dbname), env, chunks)
+        outcome = dataclasses.replace(outcome, stderr=self.dsn.redact(outcome.stderr))
+        if outcome.failed:
+            hint = _PLAIN_HINT if not archive and "already exists" in outcome.stderr else ""
+            raise outcome.as_error(f"restoring {backup.name}", hint)
+        return checked.format
+
+    def _restore_command(self, archive: bool, dbname: str) -> list[str]:
+        if archive:
+            pg_restore = pg_tools.tool("pg_restore", self.options.bin_dir)
+            return pg_tools.restore_command(pg_restore, dbname, exclude_schema=pg_session.SCHEMA)
+        return pg_tools.psql_command(pg_tools.tool("psql", self.options.bin_dir), dbname)
+
+    # ----- safety dumps -----
+
+    async def _existing_safety(self, rollback: str) -> Backup | None:
+        prefix = layout.safety_prefix(self.prefix, rollback)
+        listing = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        async for page in objectstore.pages("listing safety dumps", listing):
+            for item in page.get("Contents", []):
+                name = layout.backup_name(self.prefix, item["Key"])
+                found = Backup(name, item["Key"], item.get("Size", 0), item["LastModified"])
+                try:
+                    return await self._inspect(found)
+                except dumps.BadDump:
+                    continue  # an unusable leftover: dump again under a new name
+        return None
+
+    async def _dump(self, object_key: str, step_key: str) -> None:
+        pg_dump = pg_tools.tool("pg_dump", self.options.bin_dir)
+        config = TransferConfig(
+            multipart_threshold=self.options.upload_part_size,
+            multipart_chunksize=self.options.upload_part_size,
+            max_concurrency=self.options.upload_concurrency,
+        )
+        extra = {"Metadata": {"rollback-key": step_key}, "ContentType": "application/octet-stream"}
+        with pg_session.tool_credentials(self.dsn, self.options.environ) as (env, dbname):
+            command = pg_tools.dump_command(pg_dump, dbname, exclude_schema=pg_session.SCHEMA)
+
+            def upload() -> None:
+                stream = pg_tools.DumpStream(command, env)
+                try:  # boto3 only calls read(): the stream is file-like enough
+                    body = cast("IO[bytes]", stream)
+                    self.s3.upload_fileobj(
+                        body, self.bucket, object_key, ExtraArgs=extra, Config=config
+                    )
+                finally:
+                    stream.close()
+
+            try:
+                await objectstore.call("uploading the safety dump", upload)
+            except pg_tools.DumpFailed as error:
+                raise PermanentError(self.dsn.redact(error.message), provider=PROVIDER) from None
+
+    def _safety_result(self, dump: Backup, did: str) -> StepResult:
+        message = f"{did} s3://{self.bucket}/{dump.key} ({_size(dump.size)})"
+        return StepResult(message, {"safetyBackup": dump.name})
+
+    def _where(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        if first:
+            yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await dumps.close_stream(rest)
+
+
+async def _offload(work: Callable[[], bytes]) -> bytes:
+    return await asyncio.to_thread(work)
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"

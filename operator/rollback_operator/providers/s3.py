@@ -1,0 +1,208 @@
+"""The storage target: an S3 bucket (or a prefix of it) restored to a point in time.
+
+Two sources of the past: object versions (the default; the bucket must be versioned) or dated
+backup folders `<backups.prefix>YYYYMMDD/`. Either way the restore is a diff (`s3_diff`) carried
+out with server-side copies and delete markers (`s3_copy`), never deleting a version, with a
+bounded number of copies in flight. Every check runs over the whole listing before the first
+write (the work found is spooled to disk, so the bucket is listed once), and a second run finds
+nothing left to do, so a restore cut short is simply run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from rollback_operator.api.policy import S3Target
+from rollback_operator.api.rollback import StoragePlan
+from rollback_operator.providers import objectstore, s3_copy, s3_dated, s3_diff, s3_spool
+from rollback_operator.providers.base import StepResult
+from rollback_operator.providers.errors import PermanentError, ProviderError
+from rollback_operator.providers.s3_diff import Action, Kind
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+PROVIDER = "s3"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Copies in flight, copy limits and the clock."""
+
+    concurrency: int = 16
+    limits: s3_copy.CopyLimits = field(default_factory=s3_copy.CopyLimits)
+    now: Callable[[], datetime] = _utcnow
+
+
+@dataclass
+class Tally:
+    """Counts and bytes per kind of action."""
+
+    restore: int = 0
+    hide: int = 0
+    unchanged: int = 0
+    restore_bytes: int = 0
+    overwrites: int = 0
+
+    def add(self, action: Action) -> None:
+        """Count one action (a CHECK counts as a restore until it is resolved)."""
+        if action.kind is Kind.HIDE:
+            self.hide += 1
+        elif action.kind is Kind.UNCHANGED:
+            self.unchanged += 1
+        else:
+            self.restore += 1
+            self.restore_bytes += action.source.size if action.source else 0
+        self.overwrites += int(action.overwrites and action.kind is not Kind.UNCHANGED)
+
+
+class S3Storage:
+    """`Storage` for one bucket and prefix, from object versions or dated backups."""
+
+    def __init__(self, target: S3Target, s3: S3Client, options: Options | None = None) -> None:
+        self.target, self.s3 = target, s3
+        self.options = options or Options()
+        self.dated = s3_dated.DatedBackups(s3, target) if target.backups else None
+
+    async def plan(self, as_of: datetime) -> StoragePlan:
+        survey, source, _ = await self._survey(as_of)
+        return StoragePlan(
+            as_of=as_of,
+            objects_to_restore=survey.restore,
+            objects_to_hide=survey.hide,
+            objects_unchanged=survey.unchanged,
+            bytes_to_restore=survey.restore_bytes,
+            source=source,
+        )
+
+    async def restore(self, as_of: datetime, key: str) -> StepResult:
+        with s3_spool.Spool() as work:
+            survey, source, versioned = await self._survey(as_of, work)
+            if not versioned and survey.overwrites:
+                raise PermanentError(
+                    f"s3://{self.target.bucket} is not versioned: restoring would overwrite "
+                    f"{survey.overwrites} existing object(s) for good; enable versioning first",
+                    provider=PROVIDER,
+                )
+            done = await self._execute(work.replay())
+            done.unchanged += survey.unchanged
+        message = (
+            f"restored {done.restore} objects ({done.restore_bytes} bytes) and hid {done.hide} "
+            f"as of {as_of.isoformat()} from {source}; {done.unchanged} already as they were"
+        )
+        return StepResult(message, {"asOf": as_of.isoformat(), "source": source})
+
+    # ----- checks and the diff -----
+
+    async def _survey(
+        self, as_of: datetime, work: s3_spool.Spool | None = None
+    ) -> tuple[Tally, str, bool]:
+        """The whole diff counted (and kept in `work`), after every check; raises before any
+        change."""
+        if as_of > self.options.now():
+            raise PermanentError(f"asOf {as_of.isoformat()} is in the future", provider=PROVIDER)
+        versioned = await self._versioned()
+        if self.dated is not None:
+            folder = await self.dated.folder(as_of)
+            actions = self.dated.actions(folder, hide=versioned)
+            return await self._tally(actions, work), folder, versioned
+        if not versioned:
+            raise PermanentError(
+                f"s3://{self.target.bucket} has no object versioning, so it has no past to "
+                "restore; enable versioning or configure dated backups",
+                provider=PROVIDER,
+            )
+        histories = s3_diff.Histories()
+        tally = await self._tally(self._version_actions(as_of, histories), work)
+        if histories.oldest is not None and as_of < histories.oldest:
+            raise PermanentError(
+                f"asOf {as_of.isoformat()} is before the oldest version "
+                f"({histories.oldest.isoformat()}): the bucket has no state that old",
+                provider=PROVIDER,
+            )
+        return tally, "versions", versioned
+
+    async def _versioned(self) -> bool:
+        answer = await objectstore.call(
+            "reading bucket versioning", self.s3.get_bucket_versioning, Bucket=self.target.bucket
+        )
+        return answer.get("Status") == "Enabled"
+
+    async def _tally(self, actions: AsyncIterator[Action], work: s3_spool.Spool | None) -> Tally:
+        tally = Tally()
+        async for action in actions:
+            if action.kind is Kind.CHECK:
+                action = await objectstore.call("checking a restored object", self._resolve, action)
+            tally.add(action)
+            if work is not None:
+                work.add(action)
+        return tally
+
+    def _resolve(self, action: Action) -> Action:
+        assert action.source is not None
+        if s3_copy.already_copied(self.s3, self.target.bucket, action.key, action.source):
+            return Action(Kind.UNCHANGED, action.key, action.source)
+        return Action(Kind.RESTORE, action.key, action.source, action.overwrites)
+
+    async def _version_actions(
+        self, as_of: datetime, histories: s3_diff.Histories
+    ) -> AsyncIterator[Action]:
+        listing = self.s3.get_paginator("list_object_versions").paginate(
+            Bucket=self.target.bucket, Prefix=self.target.prefix
+        )
+        bucket = self.target.bucket
+        async for page in objectstore.pages("listing object versions", listing):
+            for history in histories.feed(s3_diff.versions_of(page)):
+                yield s3_diff.decide(history, as_of, bucket)
+        for history in histories.finish():
+            yield s3_diff.decide(history, as_of, bucket)
+
+    # ----- carrying it out -----
+
+    async def _execute(self, actions: AsyncIterator[Action]) -> Tally:
+        """Apply every action with at most `concurrency` writes in flight."""
+        done = Tally()
+        slots = asyncio.Semaphore(self.options.concurrency)
+        with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="s3-restore") as pool:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    async for action in actions:
+                        if action.kind is Kind.UNCHANGED:
+                            done.add(action)
+                            continue
+                        await slots.acquire()
+                        group.create_task(self._apply(action, pool, slots, done))
+            except BaseExceptionGroup as errors:
+                raise _first_provider_error(errors) from None
+        return done
+
+    async def _apply(
+        self, action: Action, pool: ThreadPoolExecutor, slots: asyncio.Semaphore, done: Tally
+    ) -> None:
+        try:
+            work = functools.partial(
+                s3_copy.apply, self.s3, self.target.bucket, action, self.options.limits
+            )
+            done.add(await asyncio.get_running_loop().run_in_executor(pool, work))
+        finally:
+            slots.release()
+
+
+def _first_provider_error(errors: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first ProviderError in a task group's failure, else the group itself."""
+    for error in errors.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first_provider_error(error)
+        if isinstance(error, ProviderError):
+            return error
+    return errors

@@ -1,0 +1,113 @@
+"""The one module that knows how backups are laid out in the object store.
+
+- Database backups: `<prefix><name>`; `name` is what `to.database.backup` pins and the plan shows.
+- Safety dumps: `<prefix>safety/<rollback>-<UTC time>.dump`, beside the backups so a person can
+  pin one to roll a rollback back, but never chosen as "the newest backup".
+- Dated storage backups: `<prefix>YYYYMMDD/<key>`, one folder per day.
+
+Everything here is pure string and time work, so the layout is tested without a server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+
+SAFETY_FOLDER = "safety/"
+SAFETY_SUFFIX = ".dump"
+_STAMP = "%Y%m%dT%H%M%SZ"
+_NAME_TIME = re.compile(
+    r"(?<!\d)(?P<y>\d{4})-?(?P<m>\d{2})-?(?P<d>\d{2})"
+    r"(?:[T_\-]?(?P<H>\d{2})[:\-]?(?P<M>\d{2})[:\-]?(?P<S>\d{2}))?(?!\d)"
+)
+_DAY_FOLDER = re.compile(r"^(\d{8})/$")
+
+
+def backup_key(prefix: str, name: str) -> str:
+    """The object key of backup `name`."""
+    return prefix + name
+
+
+def backup_name(prefix: str, key: str) -> str:
+    """The backup name of an object key under `prefix`."""
+    return key[len(prefix) :] if key.startswith(prefix) else key
+
+
+def is_safety_dump(name: str) -> bool:
+    """Whether a backup name is one of our safety dumps (never the default choice)."""
+    return name.startswith(SAFETY_FOLDER)
+
+
+def rollback_of(idempotency_key: str) -> str:
+    """The rollback part of a step key `<rollback uid>/<step>/<target>`, safe in a key."""
+    head = idempotency_key.split("/", 1)[0]
+    return re.sub(r"[^A-Za-z0-9._-]", "-", head) or "rollback"
+
+
+def safety_prefix(prefix: str, rollback: str) -> str:
+    """The key prefix under which every safety dump of `rollback` lies."""
+    return f"{prefix}{SAFETY_FOLDER}{rollback}-"
+
+
+def safety_key(prefix: str, rollback: str, when: datetime) -> str:
+    """The key of a new safety dump of `rollback` taken at `when`."""
+    return (
+        f"{safety_prefix(prefix, rollback)}{when.astimezone(UTC).strftime(_STAMP)}{SAFETY_SUFFIX}"
+    )
+
+
+def name_time(name: str) -> tuple[datetime, bool] | None:
+    """The last date (and time, if given) in a backup name, in UTC, and whether a time was given.
+
+    `backup_20240101.sql.gz` -> 2024-01-01 00:00, no time; `db-2024-01-01T03-00-00Z.dump` ->
+    03:00 with time. Names without a valid date give None.
+    """
+    found: tuple[datetime, bool] | None = None
+    for match in _NAME_TIME.finditer(name):
+        parts = match.groupdict()
+        has_time = parts["H"] is not None
+        y, m, d, hh, mm, ss = (int(parts[k] or 0) for k in ("y", "m", "d", "H", "M", "S"))
+        try:
+            found = (datetime(y, m, d, hh, mm, ss, tzinfo=UTC), has_time)
+        except ValueError:
+            continue
+    return found
+
+
+def taken_at(name: str, last_modified: datetime) -> datetime:
+    """When a backup was taken: the time in its name, else its upload time.
+
+    A name with only a date is trusted for the day: the upload time is used when it falls on
+    that day (it is more precise), else midnight of the named day (a later copy of an old dump).
+    """
+    parsed = name_time(name)
+    if parsed is None:
+        return last_modified
+    when, has_time = parsed
+    if has_time or last_modified.astimezone(UTC).date() == when.date():
+        return when if has_time else last_modified
+    return when
+
+
+def dated_folder(prefix: str, day: date) -> str:
+    """The key prefix of the dated storage backup of `day`."""
+    return f"{prefix}{day:%Y%m%d}/"
+
+
+def folder_day(prefix: str, common_prefix: str) -> date | None:
+    """The day of a `<prefix>YYYYMMDD/` folder, or None for anything else."""
+    match = _DAY_FOLDER.match(backup_name(prefix, common_prefix))
+    if match is None:
+        return None
+    try:
+        return datetime.strptime(match.group(1), "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def folder_for(days: Iterable[date], as_of: datetime) -> date | None:
+    """The newest dated folder at or before `as_of` (by its UTC day), or None."""
+    limit = as_of.astimezone(UTC).date()
+    eligible = [day for day in days if day <= limit]
+    return max(eligible) if eligible else None

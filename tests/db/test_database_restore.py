@@ -1,0 +1,204 @@
+"""Restoring the database: the data is replaced, any error fails the step without a change, a
+completed restore is never run again, and an interrupted one is redone from the start."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from mypy_boto3_s3 import S3Client
+
+from rollback_operator.providers import pg_session
+from rollback_operator.providers.errors import PermanentError, RetryableError
+from rollback_operator.providers.postgres import Backup, PostgresDatabase
+from tests.db import world
+from tests.db.world import PREFIX, Db
+
+KEY = "uid-1/restore-database/database"
+
+
+@pytest.mark.parametrize("fmt", ["custom", "custom-gzip", "plain", "plain-gzip"])
+async def test_restore_replaces_the_data_with_the_backup(
+    database: Db, s3: S3Client, backups: str, fmt: str
+) -> None:
+    database.seed(["old-1", "old-2"])
+    world.put(s3, backups, PREFIX + "b", database.dump(fmt))
+    database.seed(["new-1", "new-2", "new-3"])
+
+    result = await world.pg_adapter(database, s3, backups).restore("b", KEY)
+
+    assert database.notes() == ["old-1", "old-2"]
+    assert database.markers() == [KEY]
+    assert result.external_ids == {"backup": "b"}
+    assert f"restored b ({fmt}" in result.message
+
+
+async def test_a_pg_restore_error_fails_the_step_and_rolls_everything_back(
+    database: Db, s3: S3Client, backups: str
+) -> None:
+    database.seed(["old"])
+    world.put(s3, backups, PREFIX + "b.dump", database.dump("custom"))
+    database.seed(["new"])
+    database.sql("CREATE VIEW items_view AS SELECT * FROM items")  # --clean cannot drop items
+
+    with pytest.raises(PermanentError, match=r"pg_restore exit 1.*cannot drop table"):
+        await world.pg_adapter(database, s3, backups).restore("b.dump", KEY)
+
+    assert database.notes() == ["new"]
+    assert database.markers() == []
+
+
+async def test_a_plain_dump_error_fails_the_step_and_rolls_everything_back(
+    database: Db, s3: S3Client, backups: str
+) -> None:
+    database.seed(["old"])
+    world.put(s3, backups, PREFIX + "b.sql", database.dump("plain"))
+    database.seed(["new"])
+    database.sql("CREATE VIEW items_view AS SELECT * FROM items")
+
+    with pytest.raises(PermanentError, match=r"psql exit 3.*cannot drop table"):
+        await world.pg_adapter(database, s3, backups).restore("b.sql", KEY)
+
+    assert database.notes() == ["new"]
+
+
+async def test_a_plain_dump_without_drop_statements_fails_with_a_hint(
+    database: Db, s3: S3Client, backups: str
+) -> None:
+    database.seed(["old"])
+    plain = database.dump("plain").replace(b"DROP TABLE IF EXISTS public.items;", b"")
+    plain = plain.replace(b"DROP SEQUENCE IF EXISTS public.items_id_seq;", b"")
+    world.put(s3, backups, PREFIX + "b.sql", plain)
+    database.seed(["new"])
+
+    with pytest.raises(PermanentError, match=r"already exists.*--clean --if-exists"):
+        await world.pg_adapter(database, s3, backups).restore("b.sql", KEY)
+
+    assert database.notes() == ["new"]
+
+
+async def test_a_truncated_plain_dump_is_never_committed(
+    database: Db, s3: S3Client, backups: str
+) -> None:
+    database.seed(["old"])
+    plain = database.dump("plain")
+    world.put(s3, backups, PREFIX + "b.sql", plain[: plain.index(b"COPY public.items")])
+    database.seed(["new"])
+
+    with pytest.raises(PermanentError, match="looks truncated"):
+        await world.pg_adapter(database, s3, backups).restore("b.sql", KEY)
+
+    assert database.notes() == ["new"]
+
+
+async def test_a_truncated_custom_dump_fails_and_changes_nothing(
+    database: Db, s3: S3Client, backups: str
+) -> None:
+    database.seed([f"old-{n}" for n in range(2000)])
+    dump = database.dump("custom")
+    world.put(s3, backups, PREFIX + "b.dump", dump[: len(dump) - 200])
+    database.seed(["new"])
+
+    with pytest.raises(PermanentError, match="pg_restore"):
+        await world.pg_adapter(database, s3, backups).restore("b.dump", KEY)
+
+    assert database.notes() == ["new"]
+
+
+async def test_a_completed_restore_is_not_run_again_for_the_same_key(
+    database: Db, s3: S3Client, backups: str
+) -> None:
+    database.seed(["old"])
+    world.put(s3, backups, PREFIX + "b.dump", database.dump("custom"))
+    database.seed(["new"])
+    adapter = world.pg_adapter(database, s3, backups)
+    await adapter.restore("b.dump", KEY)
+    database.sql("INSERT INTO items (note) VALUES ('written-after')")
+
+    again = await adapter.restore("b.dump", KEY)
+
+    assert "already completed" in again.message
+    assert database.notes() == ["old", "written-after"]
+    await adapter.restore("b.dump", "uid-2/restore-database/database")
+    assert database.notes() == ["old"]
+
+
+async def test_a_restore_that_crashed_before_its_marker_is_redone(
+    database: Db, s3: S3Client, backups: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database.seed(["old"])
+    world.put(s3, backups, PREFIX + "b.dump", database.dump("custom"))
+    database.seed(["new"])
+    adapter = world.pg_adapter(database, s3, backups)
+
+    async def crash(*_: object) -> None:
+        raise RetryableError("operator killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pg_session, "record_restore", crash)
+        with pytest.raises(RetryableError):
+            await adapter.restore("b.dump", KEY)
+    database.sql("INSERT INTO items (note) VALUES ('written-after')")
+
+    await adapter.restore("b.dump", KEY)
+
+    assert database.notes() == ["old"]
+    assert database.markers() == [KEY]
+
+
+class StallingDatabase(PostgresDatabase):
+    """Sends half a chunk of the dump to the restoring tool, then fails or hangs: a crash in
+    mid-stream."""
+
+    hang = False
+
+    def _download(self, backup: Backup, *, window: int | None = None) -> AsyncIterator[bytes]:
+        return self._stall(super()._download(backup, window=window))
+
+    async def _stall(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        first = await anext(chunks)
+        yield first[: len(first) // 2]
+        if self.hang:
+            await asyncio.Event().wait()
+        raise RetryableError("the connection to S3 was reset")
+
+
+async def _wait_for_restoring_session(database: Db) -> None:
+    query = (
+        "SELECT count(*) FROM pg_stat_activity"
+        f" WHERE application_name = 'rollback-operator' AND datname = '{database.name}'"
+    )
+    for _ in range(200):
+        if database.sql(query).strip() != "0":
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the restoring tool never connected")
+
+
+@pytest.mark.parametrize("fmt", ["custom", "plain"])
+@pytest.mark.parametrize("hang", [False, True], ids=["stream-fails", "cancelled"])
+async def test_a_restore_cut_off_mid_stream_changes_nothing_and_is_redone(
+    database: Db, s3: S3Client, backups: str, fmt: str, hang: bool
+) -> None:
+    database.seed([f"old-{n}" for n in range(3000)])
+    world.put(s3, backups, PREFIX + "b", database.dump(fmt))
+    database.seed(["new"])
+    options = world.pg_adapter(database, s3, backups).options
+    stalling = StallingDatabase(world.pg_target(backups), database.url, s3, options)
+    stalling.hang = hang
+
+    if hang:
+        task = asyncio.create_task(stalling.restore("b", KEY))
+        await _wait_for_restoring_session(database)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    else:
+        with pytest.raises(RetryableError, match="reset"):
+            await stalling.restore("b", KEY)
+
+    assert database.notes() == ["new"]
+    assert database.markers() == []
+    await world.pg_adapter(database, s3, backups).restore("b", KEY)
+    assert len(database.notes()) == 3000

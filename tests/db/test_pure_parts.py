@@ -1,0 +1,242 @@
+"""The pure parts behind the adapters: key layout, dump formats and filters, the storage diff,
+tool outcomes and S3 error mapping. No server needed."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from rollback_operator.providers import dumps, objectstore, pg_tools, s3_copy, s3_diff
+from rollback_operator.providers import s3_layout as layout
+from rollback_operator.providers.dumps import DumpFormat
+from rollback_operator.providers.errors import (
+    NotFoundError,
+    PermanentError,
+    RetryableError,
+    UnauthorizedError,
+)
+
+T = datetime(2024, 1, 1, 12, tzinfo=UTC)
+
+
+# ----- key layout -----
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("backup_20240101.sql.gz", (datetime(2024, 1, 1, tzinfo=UTC), False)),
+        ("db-2024-01-02T03-04-05Z.dump", (datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), True)),
+        (
+            "2023/12/nightly-20231231_235959.dump",
+            (datetime(2023, 12, 31, 23, 59, 59, tzinfo=UTC), True),
+        ),
+        ("nightly.dump", None),
+        ("build-20241399.dump", None),
+    ],
+)
+def test_the_time_in_a_backup_name_is_read(name: str, expected: object) -> None:
+    assert layout.name_time(name) == expected
+
+
+def test_a_date_only_name_takes_the_upload_time_of_that_day_else_midnight() -> None:
+    same_day = datetime(2024, 1, 1, 3, 30, tzinfo=UTC)
+    assert layout.taken_at("b_20240101.dump", same_day) == same_day
+    later = datetime(2024, 2, 1, tzinfo=UTC)
+    assert layout.taken_at("b_20240101.dump", later) == datetime(2024, 1, 1, tzinfo=UTC)
+    assert layout.taken_at("nightly.dump", later) == later
+
+
+def test_safety_dumps_are_named_by_rollback_and_time_and_never_the_newest() -> None:
+    key = layout.safety_key("database/", layout.rollback_of("1f2e/safety-backup/database"), T)
+    assert key == "database/safety/1f2e-20240101T120000Z.dump"
+    assert layout.is_safety_dump(layout.backup_name("database/", key))
+    assert key.startswith(layout.safety_prefix("database/", "1f2e"))
+
+
+def test_the_dated_folder_is_the_newest_on_or_before_the_day() -> None:
+    days = [date(2024, 1, 1), date(2024, 1, 5), date(2024, 1, 3)]
+    assert layout.folder_for(days, datetime(2024, 1, 4, tzinfo=UTC)) == date(2024, 1, 3)
+    assert layout.folder_for(days, datetime(2024, 1, 5, 1, tzinfo=UTC)) == date(2024, 1, 5)
+    assert layout.folder_for(days, datetime(2023, 12, 31, tzinfo=UTC)) is None
+    assert layout.folder_day("s/", "s/20240105/") == date(2024, 1, 5)
+    assert layout.folder_day("s/", "s/2024-01-05/") is None
+
+
+# ----- dump formats and stream filters -----
+
+
+@pytest.mark.parametrize(
+    ("header", "fmt"),
+    [
+        (b"PGDMP\x01\x0e\x00\x04\x08\x01rest", DumpFormat.CUSTOM),
+        (gzip.compress(b"PGDMP\x01\x0e\x00\x04\x08\x01"), DumpFormat.CUSTOM_GZIP),
+        (gzip.compress(b"--\n-- PostgreSQL database dump\n"), DumpFormat.PLAIN_GZIP),
+        (b"--\n-- PostgreSQL database dump\n", DumpFormat.PLAIN),
+    ],
+)
+def test_the_format_is_read_from_the_first_bytes(header: bytes, fmt: DumpFormat) -> None:
+    assert dumps.detect(header, "b") is fmt
+
+
+def test_a_tar_dump_is_refused_by_name() -> None:
+    tar = b"x" * 257 + b"ustar" + b"\x00" * 100
+    with pytest.raises(dumps.BadDump, match="tar-format"):
+        dumps.detect(tar, "b")
+
+
+async def _collect(chunks: AsyncIterator[bytes]) -> bytes:
+    return b"".join([chunk async for chunk in chunks])
+
+
+async def _from(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def _inline(work: Callable[[], bytes]) -> bytes:
+    return work()
+
+
+async def test_gunzip_streams_several_members_split_anywhere() -> None:
+    data = gzip.compress(b"first ") + gzip.compress(b"second") + b"\x00\x00"
+    pieces = [data[i : i + 7] for i in range(0, len(data), 7)]
+    assert await _collect(dumps.gunzip(_from(*pieces), "b", _inline)) == b"first second"
+
+
+async def test_gunzip_keeps_its_output_steps_bounded() -> None:
+    big = b"\x00" * (20 << 20)  # compresses to ~20 KiB
+    sizes = [len(c) async for c in dumps.gunzip(_from(gzip.compress(big)), "b", _inline)]
+    assert sum(sizes) == len(big)
+    assert max(sizes) <= 4 << 20
+
+
+async def test_a_truncated_gzip_stream_fails_at_its_end() -> None:
+    data = gzip.compress(os.urandom(5000))
+    with pytest.raises(dumps.BadDump, match="truncated"):
+        await _collect(dumps.gunzip(_from(data[:-20]), "b", _inline))
+
+
+async def test_a_plain_dump_must_end_with_pg_dumps_last_line() -> None:
+    whole = b"CREATE TABLE t();\n-- PostgreSQL database dump complete\n\\unrestrict x\n"
+    assert await _collect(dumps.require_trailer(_from(whole[:10], whole[10:]), "b")) == whole
+    with pytest.raises(dumps.BadDump, match="truncated"):
+        await _collect(dumps.require_trailer(_from(b"CREATE TABLE t();\n"), "b"))
+
+
+# ----- the storage diff -----
+
+
+def v(
+    key: str, when: int, *, deleted: bool = False, etag: str = "", latest: bool = False
+) -> s3_diff.Version:
+    return s3_diff.Version(
+        key, f"{key}-{when}", T + timedelta(hours=when), latest, deleted, etag, 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("history", "kind"),
+    [
+        ([v("k", 2, etag="b", latest=True), v("k", -1, etag="a")], s3_diff.Kind.RESTORE),
+        ([v("k", 2, etag="a", latest=True), v("k", -1, etag="a")], s3_diff.Kind.UNCHANGED),
+        ([v("k", 2, etag="b", latest=True)], s3_diff.Kind.HIDE),
+        ([v("k", 2, deleted=True, latest=True), v("k", -1, etag="a")], s3_diff.Kind.RESTORE),
+        (
+            [v("k", 2, etag="b", latest=True), v("k", -1, deleted=True), v("k", -2, etag="a")],
+            s3_diff.Kind.HIDE,
+        ),
+        ([v("k", 2, deleted=True, latest=True), v("k", 1, etag="b")], s3_diff.Kind.UNCHANGED),
+        ([v("k", 2, etag='"x-2"', latest=True), v("k", -1, etag='"y-3"')], s3_diff.Kind.CHECK),
+    ],
+    ids=["edited", "same-content", "born", "gone", "reborn", "born-and-gone", "multipart"],
+)
+def test_each_key_gets_the_action_its_history_needs(
+    history: list[s3_diff.Version], kind: s3_diff.Kind
+) -> None:
+    assert s3_diff.decide(history, T, "bucket").kind is kind
+
+
+def test_a_restored_key_is_copied_from_the_version_current_at_the_time() -> None:
+    history = [v("k", 3, etag="c", latest=True), v("k", 0, etag="b"), v("k", -1, etag="a")]
+    action = s3_diff.decide(history, T, "bucket")
+    assert action.source is not None
+    assert action.source.version_id == "k-0"
+
+
+def test_histories_span_pages_and_come_out_one_key_at_a_time() -> None:
+    histories = s3_diff.Histories()
+    first = histories.feed([v("a", 1), v("b", 2)])
+    second = histories.feed([v("b", 1), v("c", 1)])
+    last = histories.finish()
+    assert [[e.version_id for e in h] for h in first + second + last] == [
+        ["a-1"],
+        ["b-2", "b-1"],
+        ["c-1"],
+    ]
+    assert histories.oldest == T + timedelta(hours=1)
+
+
+def test_a_page_merges_versions_and_delete_markers_newest_first() -> None:
+    page = {
+        "Versions": [{"Key": "k", "VersionId": "1", "LastModified": T, "ETag": "a", "Size": 1}],
+        "DeleteMarkers": [
+            {"Key": "k", "VersionId": "2", "LastModified": T + timedelta(1), "IsLatest": True}
+        ],
+    }
+    assert [e.version_id for e in s3_diff.versions_of(page)] == ["2", "1"]
+
+
+def test_copies_in_parts_cover_the_object_within_the_part_limit() -> None:
+    limits = s3_copy.CopyLimits(multipart_threshold=10, part_size=4)
+    assert s3_copy.part_ranges(10, limits) == [(0, 3), (4, 7), (8, 9)]
+    huge = s3_copy.part_ranges(50_000 * 1024**2, s3_copy.CopyLimits(part_size=1024**2))
+    assert len(huge) <= s3_copy.MAX_PARTS
+    assert huge[-1][1] == 50_000 * 1024**2 - 1
+
+
+# ----- tool outcomes and error mapping -----
+
+
+def test_an_error_line_fails_a_run_even_with_exit_code_zero() -> None:
+    outcome = pg_tools.Outcome("psql", 0, "psql:<stdin>:9: ERROR:  relation exists\n")
+    assert outcome.failed
+    assert isinstance(outcome.as_error("restoring b"), PermanentError)
+    assert not pg_tools.Outcome("psql", 0, "WARNING: about error_codes table\n").failed
+
+
+def test_a_lost_connection_during_a_run_is_retryable() -> None:
+    outcome = pg_tools.Outcome("pg_restore", 1, "pg_restore: error: server closed the connection\n")
+    assert isinstance(outcome.as_error("restoring b"), RetryableError)
+
+
+def _client_error(code: str, status: int) -> ClientError:
+    response: Any = {"Error": {"Code": code, "Message": "m"}}
+    response["ResponseMetadata"] = {"HTTPStatusCode": status}
+    return ClientError(response, "GetObject")
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (_client_error("NoSuchKey", 404), NotFoundError),
+        (_client_error("AccessDenied", 403), UnauthorizedError),
+        (_client_error("SlowDown", 503), RetryableError),
+        (_client_error("InvalidRequest", 400), PermanentError),
+        (EndpointConnectionError(endpoint_url="http://x"), RetryableError),
+    ],
+)
+def test_s3_errors_map_to_our_classes(error: Exception, kind: type[Exception]) -> None:
+    mapped = objectstore.translate(error, "reading b")
+    assert type(mapped) is kind
+    assert str(mapped).startswith("s3: reading b")
+
+
+def test_credentials_never_show_in_a_repr() -> None:
+    assert "hunter2" not in repr(objectstore.Credentials("id", "hunter2"))
