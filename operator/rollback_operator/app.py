@@ -17,8 +17,8 @@ from rollback_operator.handlers import policy as policy_handlers
 from rollback_operator.handlers import rollback as rollback_handlers
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.kube import KubeApi, credentials
-from rollback_operator.providers import notifiers as notifier_adapters
 from rollback_operator.providers import datastores, railway, vercel, verification
+from rollback_operator.providers import notifiers as notifier_adapters
 from rollback_operator.providers.base import (
     DeploymentTarget,
     ProviderFactory,
