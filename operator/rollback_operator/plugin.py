@@ -1,7 +1,9 @@
 """`kubectl rollback ...`: the kubectl plugin (console script `kubectl-rollback`).
 
 Lists, plans, starts, approves, aborts and shows rollbacks with the current kubeconfig. It only
-creates Rollbacks and sets annotations under the API group; the operator does the rest.
+creates Rollbacks and sets annotations under the API group; the operator does the rest. The one
+exception is `candidates`, which asks the providers directly (read-only), with the policy's
+Secrets read as the user, through the same adapters the operator builds.
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import pydantic
+
+from rollback_operator import app, plugin_view
 from rollback_operator.api import (
     ABORT_ANNOTATION,
     API_VERSION,
     APPROVED_BY_ANNOTATION,
     TRIGGER_LABEL,
 )
+from rollback_operator.api.policy import Notifications, RollbackPolicy, Verification
 from rollback_operator.kube import KubeApi, ObjectApi, current_namespace
 from rollback_operator.plugin_view import plan, rollback_list, status, steps
+from rollback_operator.providers.base import Candidate, Providers, SecretReader
 from rollback_operator.providers.errors import NotFoundError, PermanentError, ProviderError
 
 FINAL = {"Planned", "Succeeded", "PartiallyFailed", "Failed", "Aborted"}
@@ -40,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--kubeconfig", default=None)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="rollbacks in the namespace")
+    candidates = sub.add_parser(
+        "candidates", help="what each target can go back to: deployments and backups"
+    )
+    candidates.add_argument("policy")
+    candidates.add_argument("--limit", type=_positive, default=10, help="per target (10)")
     for name, text in (("plan", "dry-run rollback: print the plan"), ("start", "start one")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("policy")
@@ -63,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("name")
     sub.choices["approve"].add_argument("--as", dest="who", default=None)
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 _PIN_FIELD = {"frontend": "deploymentId", "backend": "deploymentId",
@@ -106,14 +125,32 @@ class Plugin:
         print(rollback_list(await self.objects.list("rollbacks", self.namespace)))
         return 0
 
-    async def _create(self, args: argparse.Namespace, *, dry_run: bool) -> str:
-        body = manifest(args, self.namespace, dry_run=dry_run)
+    async def candidates(self, args: argparse.Namespace) -> int:
+        policy = await self._policy(args.policy)
+        providers = await app.RealProviderFactory().build(
+            lookup_only(policy), UserSecrets(self.kube)
+        )
+        found = await candidates_of(providers, args.limit)
+        print(plugin_view.candidates(policy, found))
+        return 1 if any(isinstance(rows, str) for rows in found.values()) else 0
+
+    async def _policy(self, name: str) -> RollbackPolicy:
         try:
-            await self.objects.get("rollbackpolicies", self.namespace, args.policy)
+            return RollbackPolicy.model_validate(await self._policy_body(name))
+        except pydantic.ValidationError as error:
+            raise PluginError(f"RollbackPolicy {name!r} is not valid: {error}") from None
+
+    async def _policy_body(self, name: str) -> dict[str, Any]:
+        try:
+            return await self.objects.get("rollbackpolicies", self.namespace, name)
         except NotFoundError:
             raise PluginError(
-                f"RollbackPolicy {args.policy!r} not found in namespace {self.namespace!r}"
+                f"RollbackPolicy {name!r} not found in namespace {self.namespace!r}"
             ) from None
+
+    async def _create(self, args: argparse.Namespace, *, dry_run: bool) -> str:
+        body = manifest(args, self.namespace, dry_run=dry_run)
+        await self._policy_body(args.policy)
         created = await self.kube.create("rollbacks", self.namespace, body)
         name: str = created["metadata"]["name"]
         return name
@@ -181,6 +218,67 @@ class Plugin:
             if time.monotonic() > deadline:
                 raise PluginError(f"rollback/{name} still {st.get('phase')} after {WAIT_LIMIT}s")
             await asyncio.sleep(0.25)
+
+
+class UserSecrets:
+    """The policy's Secrets read with the user's kubeconfig (a `SecretReader`).
+
+    `candidates` asks Vercel, Railway and S3 itself, so it needs the tokens the operator would
+    use; a refusal says so and points at `plan`, which leaves the reading to the operator.
+    """
+
+    def __init__(self, kube: SecretReader) -> None:
+        self.kube = kube
+
+    async def read(self, namespace: str, name: str, key: str) -> str:
+        try:
+            return await self.kube.read(namespace, name, key)
+        except NotFoundError:
+            raise PluginError(
+                f"the policy names Secret {namespace}/{name}, which is not found"
+            ) from None
+        except PermanentError as error:
+            if "access denied" not in str(error):
+                raise
+            raise PluginError(
+                f"no permission to read Secret {namespace}/{name}: `candidates` asks the "
+                "providers directly with the tokens the policy names, read with your own "
+                f"credentials. Check `kubectl auth can-i get secret/{name} -n {namespace}` and "
+                "ask for `get` on it, or run `kubectl rollback plan`, where the operator reads "
+                "the Secrets."
+            ) from None
+
+
+def lookup_only(policy: RollbackPolicy) -> RollbackPolicy:
+    """The policy with only what `candidates` asks: no storage, checks or notifications, so
+    only the deployment and database Secrets are read."""
+    spec = policy.spec.model_copy(
+        update={
+            "targets": policy.spec.targets.model_copy(update={"storage": None}),
+            "notifications": Notifications(),
+            "verification": Verification(),
+        }
+    )
+    return policy.model_copy(update={"spec": spec})
+
+
+async def candidates_of(providers: Providers, limit: int) -> dict[str, list[Candidate] | str]:
+    """Each defined target's candidates, asked at once; a provider's error as its text."""
+    targets = {"frontend": providers.frontend, "backend": providers.backend,
+               "database": providers.database}  # fmt: skip
+    present = {name: target for name, target in targets.items() if target is not None}
+    answers = await asyncio.gather(
+        *(target.candidates(limit) for target in present.values()), return_exceptions=True
+    )
+    found: dict[str, list[Candidate] | str] = {}
+    for name, answer in zip(present, answers, strict=True):
+        if isinstance(answer, ProviderError):
+            found[name] = _explain(answer)
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            found[name] = answer
+    return found
 
 
 async def _run(args: argparse.Namespace) -> int:

@@ -1,20 +1,31 @@
-"""How the kubectl plugin shows rollbacks: tables, steps with durations, conditions, the plan.
+"""How the kubectl plugin shows rollbacks: tables, steps with durations, conditions, the plan,
+and the candidates a policy's targets can go back to.
 
-Pure functions from API bodies to text, so the output is tested without a cluster.
+Pure functions from API bodies (and adapters' answers) to text, so the output is tested without
+a cluster.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from rollback_operator.api.policy import RollbackPolicy, S3Target
+from rollback_operator.providers.base import Candidate
+
 Body = dict[str, Any]
+LEGEND = "* live    <- default: what `kubectl rollback plan` picks without --to"
 
 
 def _age(stamp: str | None, now: datetime) -> str:
-    if not stamp:
+    return _since(datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None, now)
+
+
+def _since(when: datetime | None, now: datetime) -> str:
+    if when is None:
         return "-"
-    seconds = int((now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds())
+    seconds = int((now - when).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"
@@ -104,3 +115,76 @@ def status(body: Body) -> str:
             f"{condition.get('message', '')}"
         )
     return "\n".join(lines)
+
+
+def candidates(
+    policy: RollbackPolicy,
+    found: Mapping[str, Sequence[Candidate] | str],
+    now: datetime | None = None,
+) -> str:
+    """`kubectl rollback candidates POLICY`: per target its candidates (or why there are none,
+    as text), then the storage note, then the legend."""
+    now = now or datetime.now(UTC)
+    meta = policy.metadata
+    sections = [f"RollbackPolicy {meta.namespace}/{meta.name}: candidates, newest first"]
+    for target, rows in found.items():
+        title = target_title(policy, target)
+        body = f"  error: {rows}" if isinstance(rows, str) else _indent(candidate_table(rows, now))
+        sections.append(f"{title}\n{body}")
+    storage = policy.spec.targets.storage
+    if storage is not None:
+        sections.append(storage_note(storage.s3))
+    return "\n\n".join([*sections, LEGEND])
+
+
+def candidate_table(rows: Sequence[Candidate], now: datetime) -> str:
+    """One target's candidates: `*` marks the live one, `<- default` the default target."""
+    if not rows:
+        return "(none)"
+    table_rows = [[" ", "ID", "CREATED", "AGE", "STATE", "NOTE", ""]]  # " ": room for "*"
+    for row in rows:
+        created = row.created_at.astimezone(UTC) if row.created_at else None
+        table_rows.append([
+            "*" if row.live else "", row.id,
+            created.strftime("%Y-%m-%dT%H:%M:%SZ") if created else "-",
+            _since(created, now), row.state, row.note or "-",
+            "<- default" if row.default else "",
+        ])  # fmt: skip
+    return table(table_rows)
+
+
+def target_title(policy: RollbackPolicy, target: str) -> str:
+    """Which project, service or bucket a target is, for a section title."""
+    targets = policy.spec.targets
+    if target == "frontend" and targets.frontend:
+        vercel = targets.frontend.vercel
+        team = f" (team {vercel.team_id})" if vercel.team_id else ""
+        return f"frontend: Vercel project {vercel.project_id}{team}"
+    if target == "backend" and targets.backend:
+        railway = targets.backend.railway
+        return (
+            f"backend: Railway service {railway.service_id}, environment {railway.environment_id}"
+        )
+    if target == "database" and targets.database:
+        backups = targets.database.postgres.backups
+        return f"database: PostgreSQL backups in s3://{backups.bucket}/{backups.prefix}"
+    return f"{target}:"
+
+
+def storage_note(s3: S3Target) -> str:
+    """Storage goes back to a time, not to a listed item: say where from and how to pick."""
+    source = (
+        f"dated folders under s3://{s3.backups.bucket}/{s3.backups.prefix}"
+        if s3.backups
+        else "object versions; versioning must be on "
+        f"(aws s3api get-bucket-versioning --bucket {s3.bucket})"
+    )
+    return (
+        f"storage: s3://{s3.bucket}/{s3.prefix} (not listed: it goes back to a point in time)\n"
+        f"  from: {source}\n"
+        "  default time: the chosen database backup's; pick one with --to storage=RFC3339"
+    )
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())

@@ -23,6 +23,7 @@ from typing import Any
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import CheckResult, DatabasePlan, DeploymentPlan, StoragePlan
 from rollback_operator.providers.base import (
+    Candidate,
     Journal,
     Notice,
     Providers,
@@ -170,6 +171,17 @@ class FakeDeploymentTarget:
         traffic |= {"replicas": state["replicas"]} if "replicas" in state else {}
         return DeploymentPlan.model_validate({"from": live, "to": pin or earlier[-1], **traffic})
 
+    async def candidates(self, limit: int) -> list[Candidate]:
+        """The history newest first (no times), marked as `plan(None)` would choose."""
+        self.world.read(f"{self.target}.candidates")
+        history: list[str] = self._state()["history"]
+        live = self._state()["live"]
+        earlier = history[: history.index(live)] if live in history else history
+        default = earlier[-1] if earlier else None
+        newest = list(reversed(history))
+        shown = newest[:limit] + [d for d in newest[limit:] if d in (live, default)]
+        return [Candidate(d, None, "READY", d == live, d == default) for d in shown]
+
     async def stop_traffic(self, key: str, plan: DeploymentPlan) -> StepResult:
         state = self._state()
 
@@ -235,6 +247,16 @@ class FakeDatabase:
         if name not in backups:
             raise NotFoundError(f"backup {name} not found", provider="database")
         return DatabasePlan(backup=name, taken_at=datetime.fromisoformat(backups[name]))
+
+    async def candidates(self, limit: int) -> list[Candidate]:
+        """The backups newest first, the newest the default."""
+        self.world.read("database.candidates")
+        backups: dict[str, str] = self._state()["backups"]
+        newest = sorted(backups, key=lambda b: (backups[b], b), reverse=True)
+        return [
+            Candidate(b, datetime.fromisoformat(backups[b]), "backup", False, i == 0)
+            for i, b in enumerate(newest[: max(limit, 1)])
+        ]
 
     async def safety_backup(self, key: str) -> StepResult:
         state = self._state()

@@ -7,13 +7,14 @@ safe to repeat. Adapters raise only `providers.errors` exceptions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import CheckResult, DatabasePlan, DeploymentPlan, StoragePlan
+from rollback_operator.providers.errors import ProviderError
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,23 @@ class Journal(Protocol):
     async def record(self, **ids: str) -> None:
         """Save these ids durably, now (before the next provider call)."""
         ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One state a target can go back to, as `kubectl rollback candidates` lists it.
+
+    `live`: it serves now. `default`: what `plan(None)` would choose. `state` is the provider's
+    word (READY, SUCCESS, REMOVED; a backup's format); `note` is a short hint (URL, commit,
+    size).
+    """
+
+    id: str
+    created_at: datetime | None
+    state: str
+    live: bool
+    default: bool
+    note: str = ""
 
 
 class DeploymentTarget(Protocol):
@@ -66,6 +84,11 @@ class DeploymentTarget(Protocol):
         """
         ...
 
+    async def candidates(self, limit: int) -> list[Candidate]:
+        """The newest `limit` deployments, newest first, the live one and the default rollback
+        target marked (and listed even when older than the newest `limit`). Read-only."""
+        ...
+
 
 class Database(Protocol):
     """A database restored from dumps (PostgreSQL)."""
@@ -80,6 +103,11 @@ class Database(Protocol):
 
     async def restore(self, backup: str, key: str) -> StepResult:
         """Replace the database's contents with `backup`."""
+        ...
+
+    async def candidates(self, limit: int) -> list[Candidate]:
+        """The newest `limit` backups, newest first (`state` their format or "backup", `note`
+        their size), the default marked (appended when it is older). Read-only."""
         ...
 
 
@@ -164,4 +192,51 @@ class ProviderFactory(Protocol):
 
     async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
         """Providers for every target, notifier and check the policy defines."""
+        ...
+
+
+# -- metrics: what RollbackPolicy rules are evaluated against --------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The value of a query at one time; `value` is None when there was no data.
+
+    NaN and +/-Inf are passed on as floats: what they mean is the rule logic's decision.
+    """
+
+    at: datetime
+    value: float | None
+
+
+class MetricsSource(Protocol):
+    """A query API that answers one number per expression at a given time (Prometheus).
+
+    Both calls raise `RetryableError` when the source cannot be reached or is overloaded,
+    `UnauthorizedError`/`NotFoundError` when it refuses us, and `PermanentError` for a query
+    it cannot answer as one number (bad syntax, more than one series, a string result).
+    """
+
+    async def query(self, expr: str, at: datetime) -> Sample:
+        """The value of `expr` at `at`."""
+        ...
+
+    async def query_all(self, exprs: Sequence[str], at: datetime) -> list[Sample | ProviderError]:
+        """Each of `exprs` at `at` (in as few requests as the source allows); a failed one is
+        its error, in its place."""
+        ...
+
+    async def history(
+        self, expr: str, at: datetime, window: timedelta, step: timedelta
+    ) -> list[Sample]:
+        """`expr` every `step` over the `window` that ends at `at`, oldest first; every step
+        is listed, with `value` None where the source had no data."""
+        ...
+
+
+class MetricsFactory(Protocol):
+    """Builds the metrics source a policy names, reading its Secrets."""
+
+    async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> MetricsSource:
+        """The source of `policy.spec.metrics`; PermanentError when there is none."""
         ...

@@ -24,9 +24,9 @@ from rollback_operator.api.policy import PostgresTarget
 from rollback_operator.api.rollback import DatabasePlan
 from rollback_operator.providers import dumps, objectstore, pg_session, pg_tools
 from rollback_operator.providers import s3_layout as layout
-from rollback_operator.providers.base import StepResult
+from rollback_operator.providers.base import Candidate, StepResult
 from rollback_operator.providers.dumps import DumpFormat
-from rollback_operator.providers.errors import NotFoundError, PermanentError
+from rollback_operator.providers.errors import NotFoundError, PermanentError, ProviderError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -122,27 +122,49 @@ class PostgresDatabase:
         )
         return StepResult(message, {"backup": backup})
 
+    async def candidates(self, limit: int) -> list[Candidate]:
+        listed = sorted([b async for b in self._listing()], key=_by_time, reverse=True)
+        default = next((b for b in listed if not layout.is_safety_dump(b.name)), None)
+        shown = listed[:limit] + ([default] if default and default not in listed[:limit] else [])
+        states = await asyncio.gather(*(self._state(b) for b in shown))
+        return [_candidate(b, state, b == default) for b, state in zip(shown, states, strict=True)]
+
     # ----- finding and checking backups -----
 
     async def _find(self, pin: str | None) -> Backup:
         if pin is not None:
             return await self._head(pin)
-        newest: Backup | None = None
+        backups = [b async for b in self._listing() if not layout.is_safety_dump(b.name)]
+        if not backups:
+            raise NotFoundError(f"no backups under {self._where()}", provider=PROVIDER)
+        return max(backups, key=_by_time)
+
+    async def _listing(self) -> AsyncIterator[Backup]:
+        """Every backup under the prefix, safety dumps included, in key order."""
         listing = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self.prefix
         )
         async for page in objectstore.pages("listing backups", listing):
             for item in page.get("Contents", []):
                 name = layout.backup_name(self.prefix, item["Key"])
-                if layout.is_safety_dump(name) or name.endswith("/"):
-                    continue
-                when = layout.taken_at(name, item["LastModified"])
-                found = Backup(name, item["Key"], item.get("Size", 0), when)
-                if newest is None or (found.taken_at, name) > (newest.taken_at, newest.name):
-                    newest = found
-        if newest is None:
-            raise NotFoundError(f"no backups under {self._where()}", provider=PROVIDER)
-        return newest
+                if not name.endswith("/"):
+                    when = layout.taken_at(name, item["LastModified"])
+                    yield Backup(name, item["Key"], item.get("Size", 0), when)
+
+    async def _state(self, backup: Backup) -> str:
+        """The format its first bytes show; "empty" or "unreadable" when they show none, and
+        "backup" when they cannot be read (a listing is still worth showing)."""
+        if backup.size == 0:
+            return "empty"
+        try:
+            header = await objectstore.read_range(
+                "reading backup", self.s3, self.bucket, backup.key, dumps.HEADER_BYTES
+            )
+            return dumps.detect(header, backup.name).value
+        except dumps.BadDump:
+            return "unreadable"
+        except ProviderError:
+            return "backup"
 
     async def _head(self, name: str) -> Backup:
         key = layout.backup_key(self.prefix, name)
@@ -285,6 +307,18 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
 
 async def _offload(work: Callable[[], bytes]) -> bytes:
     return await asyncio.to_thread(work)
+
+
+def _by_time(backup: Backup) -> tuple[datetime, str]:
+    """Sort key: when it was taken, then its name (so equal times still order the same)."""
+    return backup.taken_at, backup.name
+
+
+def _candidate(backup: Backup, state: str, default: bool) -> Candidate:
+    safety = " (safety dump)" if layout.is_safety_dump(backup.name) else ""
+    return Candidate(
+        backup.name, backup.taken_at, state, False, default, _size(backup.size) + safety
+    )
 
 
 def _size(count: int) -> str:

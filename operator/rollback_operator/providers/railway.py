@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from rollback_operator.api import policy
 from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http
-from rollback_operator.providers.base import Journal, StepResult
+from rollback_operator.providers.base import Candidate, Journal, StepResult
 
 Json = dict[str, Any]
 NODE = "id status createdAt canRollback meta serviceId environmentId"
@@ -156,6 +157,14 @@ class RailwayTarget:
             await self._scale(s, "resume traffic", want)
         return StepResult(f"scaled back to {want} replicas", {"replicasRestored": str(want)})
 
+    async def candidates(self, limit: int) -> list[Candidate]:
+        async with self._http.session() as s:
+            live = await self._live(s, "candidates")
+            default = await self._good_before(s, live, "candidates")
+            marked = {d["id"] for d in (live, default) if d is not None}
+            listed = await self._newest(s, limit, marked)
+        return [_candidate(dep, live, default) for dep in listed]
+
     # ----- plan -----
 
     async def _live(self, s: http.Session, operation: str) -> Json | None:
@@ -186,6 +195,15 @@ class RailwayTarget:
         return None if dep.get("canRollback") else "cannot be rolled back to (canRollback false)"
 
     async def _last_good(self, s: http.Session, live: Json | None) -> str:
+        """What `_good_before` finds; NotFoundError when there is none."""
+        found = await self._good_before(s, live, "plan")
+        if found is None:
+            where = f"before the live one {live['id']}" if live else "at all"
+            message = f"plan: no earlier deployment that can be rolled back to {where}"
+            raise self._http.error(message, errors.NotFoundError)
+        return str(found["id"])
+
+    async def _good_before(self, s: http.Session, live: Json | None, operation: str) -> Json | None:
         """The newest deployment before `live` that was good and can be rolled back to."""
         passed = live is None
 
@@ -196,12 +214,19 @@ class RailwayTarget:
                 return False
             return dep["status"] in WAS_GOOD and bool(dep.get("canRollback"))
 
-        found = await self._find(s, "plan", good)
-        if found is None:
-            where = f"before the live one {live['id']}" if live else "at all"
-            message = f"plan: no earlier deployment that can be rolled back to {where}"
-            raise self._http.error(message, errors.NotFoundError)
-        return str(found["id"])
+        return await self._find(s, operation, good)
+
+    async def _newest(self, s: http.Session, limit: int, marked: set[str]) -> list[Json]:
+        """The newest `limit` deployments of the service, and those of `marked` further down."""
+        listed: list[Json] = []
+
+        def take(dep: Json) -> bool:
+            if len(listed) < limit or dep["id"] in marked:
+                listed.append(dep)
+            return len(listed) >= limit and marked <= {d["id"] for d in listed}
+
+        await self._find(s, "candidates", take)
+        return listed
 
     async def _find(
         self, s: http.Session, operation: str, wanted: Callable[[Json], bool]
@@ -316,3 +341,19 @@ class RailwayTarget:
         kind = next((k for words, k in _ERRORS if any(w in text.lower() for w in words)), None)
         message = f"{call.operation}: {call.describe()}: {text}"
         return self._http.error(message, kind or errors.PermanentError)
+
+
+def _candidate(dep: Json, live: Json | None, default: Json | None) -> Candidate:
+    """A deployment as a candidate; its note is the commit, as `railway deployments` shows."""
+    meta: Json = dep["meta"] if isinstance(dep.get("meta"), dict) else {}
+    commit = str(meta.get("commitHash") or "")[:7]
+    message = str(meta.get("commitMessage") or "").partition("\n")[0][:60]
+    created = dep.get("createdAt")
+    return Candidate(
+        id=str(dep["id"]),
+        created_at=datetime.fromisoformat(created) if isinstance(created, str) else None,
+        state=str(dep.get("status") or "?"),
+        live=live is not None and dep["id"] == live["id"],
+        default=default is not None and dep["id"] == default["id"],
+        note=f"{commit} {message}".strip(),
+    )

@@ -19,12 +19,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from rollback_operator.api import policy
 from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http
-from rollback_operator.providers.base import Journal, StepResult
+from rollback_operator.providers.base import Candidate, Journal, StepResult
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,14 @@ class VercelTarget:
             await s.send(self._call("resume traffic", "POST", f"{_path(project)}/unpause"))
         return StepResult("unpaused the project: production serves traffic", {"unpaused": "true"})
 
+    async def candidates(self, limit: int) -> list[Candidate]:
+        async with self._http.session() as s:
+            project = await self._read_project(s, "candidates")
+            live = _production_id(project)
+            default = await self._good_before(s, _production(project), "candidates")
+            listed = await self._newest(s, limit, {live, default} - {None})
+        return [_candidate(item, live, default) for item in listed]
+
     # ----- plan -----
 
     async def _check_pin(self, s: http.Session, pin: str, project: Json) -> str:
@@ -127,6 +136,16 @@ class VercelTarget:
         return str(dep["id"])
 
     async def _last_good(self, s: http.Session, live: Json | None) -> str:
+        """What `_good_before` finds; NotFoundError when there is none."""
+        found = await self._good_before(s, live, "plan")
+        if found is None:
+            where = f"older than the live one {live['id']}" if live else "at all"
+            raise self._http.error(
+                f"plan: no earlier READY production deployment {where}", errors.NotFoundError
+            )
+        return found
+
+    async def _good_before(self, s: http.Session, live: Json | None, operation: str) -> str | None:
         """The newest READY production deployment that served production before `live`."""
         newest = live.get("createdAt") if live else None
 
@@ -137,16 +156,23 @@ class VercelTarget:
             ready = (item.get("state") or item.get("readyState")) == "READY"
             return older and ready and item.get("isRollbackCandidate") is not False
 
-        found = await self._find_deployment(s, good)
-        if found is None:
-            where = f"older than the live one {live['id']}" if live else "at all"
-            raise self._http.error(
-                f"plan: no earlier READY production deployment {where}", errors.NotFoundError
-            )
-        return str(found["uid"])
+        found = await self._find_deployment(s, good, operation)
+        return str(found["uid"]) if found else None
+
+    async def _newest(self, s: http.Session, limit: int, marked: set[str | None]) -> list[Json]:
+        """The newest `limit` production deployments, and those of `marked` further down."""
+        listed: list[Json] = []
+
+        def take(item: Json) -> bool:
+            if len(listed) < limit or item.get("uid") in marked:
+                listed.append(item)
+            return len(listed) >= limit and marked <= {d.get("uid") for d in listed}
+
+        await self._find_deployment(s, take, "candidates")
+        return listed
 
     async def _find_deployment(
-        self, s: http.Session, wanted: Callable[[Json], bool]
+        self, s: http.Session, wanted: Callable[[Json], bool], operation: str = "plan"
     ) -> Json | None:
         """The first production deployment, newest first, that `wanted` accepts."""
         until: int | None = None
@@ -154,13 +180,15 @@ class VercelTarget:
             params = {"projectId": self._project, "target": "production",
                       "limit": str(self._pacing.page_size)}  # fmt: skip
             params |= {"until": str(until)} if until is not None else {}
-            page = await http.json_object(s, self._call("plan", "GET", "/v6/deployments", params))
+            call = self._call(operation, "GET", "/v6/deployments", params)
+            page = await http.json_object(s, call)
             found = next((d for d in page.get("deployments") or [] if wanted(d)), None)
             until = (page.get("pagination") or {}).get("next")
             if found is not None or until is None:
                 return found
         raise self._http.error(
-            f"plan: no candidate in the newest {self._pacing.max_pages} pages of deployments; "
+            f"{operation}: no candidate in the newest {self._pacing.max_pages} pages of "
+            "deployments; "
             "pin the deployment to roll back to",
             errors.PermanentError,
         )
@@ -265,6 +293,20 @@ class VercelTarget:
         scope = {"teamId": self._team} if self._team else {}
         body: Json | None = {} if method == "POST" else None
         return http.Call(operation, method, path, {**scope, **(params or {})}, body)
+
+
+def _candidate(item: Json, live: str | None, default: str | None) -> Candidate:
+    """A list item as a candidate; its note is the URL, as `vercel ls` shows it."""
+    uid, created = str(item["uid"]), item.get("createdAt") or item.get("created")
+    refused = " (not a rollback candidate)" if item.get("isRollbackCandidate") is False else ""
+    return Candidate(
+        id=uid,
+        created_at=datetime.fromtimestamp(int(created) / 1000, UTC) if created else None,
+        state=str(item.get("state") or item.get("readyState") or "?"),
+        live=uid == live,
+        default=uid == default,
+        note=f"{item.get('url') or ''}{refused}".strip(),
+    )
 
 
 def _pin_problem(dep: Json, project: Json) -> str | None:

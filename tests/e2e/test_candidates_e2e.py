@@ -1,0 +1,102 @@
+"""`kubectl rollback candidates POLICY` run by kubectl against the emulated cluster.
+
+The policy's frontend and backend are the fake Vercel and Railway servers, its backups are in a
+real S3 API server (moto), and the tokens are Secrets in the cluster that the plugin reads with
+the user's kubeconfig. No operator runs: the command asks the providers itself.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mypy_boto3_s3 import S3Client
+
+from rollback_operator.api.policy import ObjectStore
+from rollback_operator.providers import objectstore
+from tests.db import world
+from tests.e2e.bed import Bed
+from tests.e2e.saas import Saas, serving
+from tests.e2e.test_plugin_e2e import kubectl_rollback
+from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
+
+pytestmark = pytest.mark.e2e
+BACKUPS = ("backup_20240101.sql", "backup_20240103.sql", "safety/uid-20240104T000000Z.dump")
+SQL = b"-- PostgreSQL database dump\nSELECT 1;\n-- PostgreSQL database dump complete\n"
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server) -> S3Client:
+    store = ObjectStore(region="us-east-1", endpoint_url=s3_server.url)
+    return objectstore.client(store, objectstore.Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY))
+
+
+def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded}
+
+
+def _prepare(bed: Bed, saas: Saas, s3_url: str, bucket: str) -> None:
+    policy = saas.policy()
+    policy["spec"]["targets"]["database"]["postgres"]["backups"]["bucket"] = bucket
+    policy["spec"]["objectStore"]["endpointUrl"] = s3_url
+    for secret in saas.secrets():
+        bed.apply(secret)
+    bed.apply(_secret("db", {"url": "postgresql://app:pw@db.invalid:5432/app"}))
+    keys = {"access-key-id": ACCESS_KEY_ID, "secret-access-key": SECRET_ACCESS_KEY}
+    bed.apply(_secret("aws", keys))
+    bed.apply(policy)
+
+
+def _line(stdout: str, item: str) -> str:
+    found = [line for line in stdout.splitlines() if f" {item} " in f" {line} "]
+    assert len(found) == 1, f"{item} in:\n{stdout}"
+    return found[0].strip()
+
+
+def test_candidates_marks_live_and_default_for_every_target(
+    bed: Bed, s3_server: S3Server, s3: S3Client
+) -> None:
+    bucket = world.make_bucket(s3, versioned=False)
+    for name in BACKUPS:
+        world.put(s3, bucket, world.PREFIX + name, SQL)
+    with serving(history=3) as saas:
+        _prepare(bed, saas, s3_server.url, bucket)
+
+        run = kubectl_rollback(bed.cluster.kubeconfig, "candidates", "mindmate")
+
+    assert run.returncode == 0, run.stderr + run.stdout
+    out = run.stdout
+    assert _line(out, saas.live).startswith("* ")
+    assert _line(out, saas.old).endswith("<- default")
+    assert _line(out, saas.railway_live).startswith("* ")
+    assert _line(out, saas.railway_old).endswith("<- default")
+    assert _line(out, "backup_20240103.sql").endswith("<- default")
+    assert "<- default" not in _line(out, BACKUPS[2]) + _line(out, "backup_20240101.sql")
+    assert out.count("<- default") == 3 + 1  # three targets, and the legend
+    assert out.index(BACKUPS[2]) < out.index("backup_20240103.sql") < out.index("20240101")
+    assert "storage: s3://mindmate-files/" in out
+
+
+def test_candidates_explains_a_missing_secret(bed: Bed) -> None:
+    with serving() as saas:
+        policy = saas.policy()
+        policy["spec"]["targets"] |= {"database": None, "storage": None}
+        policy["spec"]["objectStore"] = None
+        bed.apply(policy)
+
+        run = kubectl_rollback(bed.cluster.kubeconfig, "candidates", "mindmate", "--limit", "1")
+
+    assert run.returncode == 1
+    assert "the policy names Secret default/vercel, which is not found" in run.stderr
