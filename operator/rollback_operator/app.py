@@ -17,7 +17,7 @@ from rollback_operator.handlers import policy as policy_handlers
 from rollback_operator.handlers import rollback as rollback_handlers
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.kube import KubeApi, credentials
-from rollback_operator.providers import datastores, railway, vercel, verification
+from rollback_operator.providers import datastores, prometheus, railway, vercel, verification
 from rollback_operator.providers import notifiers as notifier_adapters
 from rollback_operator.providers.base import (
     DeploymentTarget,
@@ -106,7 +106,9 @@ async def run(
 ) -> None:
     """Run the operator until it is told to stop."""
     kube = await KubeApi.connect(settings.kubeconfig)
-    deps = Deps(settings=settings, kube=kube, providers=providers or RealProviderFactory())
+    metrics = prometheus.PrometheusFactory()
+    factory = providers or RealProviderFactory()
+    deps = Deps(settings=settings, kube=kube, providers=factory, metrics=metrics)
     try:
         await kopf.operator(
             registry=build_registry(settings),
@@ -121,4 +123,5 @@ async def run(
             ready_flag=ready_flag,
         )
     finally:
+        await metrics.close()
         await kube.close()

@@ -69,5 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if settings.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not settings.verbose:  # one line per provider request (with query URLs) is noise
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(app.run(settings))
     return 0

@@ -99,7 +99,7 @@ class RealisticEmulator(kmock.KubernetesEmulator):
         for entry in doc["resources"]:
             entry["namespaced"] = bool(entry["namespaced"])
             if "/" in entry["name"]:  # subresources have no short names of their own
-                entry.update(shortNames=[], categories=[])
+                entry.update(shortNames=[], categories=[], singularName="")
             if entry["name"].endswith("/status"):
                 entry["verbs"] = ["get", "patch", "update"]
         return doc

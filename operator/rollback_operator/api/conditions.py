@@ -55,6 +55,16 @@ class Reason(StrEnum):
     VALID = "Valid"
     RULES_BREACHING = "RulesBreaching"
     RULES_CLEAR = "RulesClear"
+    EVALUATING = "Evaluating"
+    METRICS_UNREACHABLE = "MetricsUnreachable"
+    QUERY_FAILED = "QueryFailed"
+    RULE_WARNING = "RuleWarning"
+    RULE_CRITICAL = "RuleCritical"
+    AUTOMATIC_ROLLBACK = "AutomaticRollback"
+    SUSPENDED = "Suspended"
+    COOLDOWN = "Cooldown"
+    MAX_ROLLBACKS = "MaxRollbacks"
+    ROLLBACK_ACTIVE = "RollbackActive"
 
 
 Status = Literal["True", "False", "Unknown"]

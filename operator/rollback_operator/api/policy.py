@@ -366,6 +366,20 @@ class RuleState(StrEnum):
     ERROR = "Error"
 
 
+class Episode(Model):
+    """One breach of a rule, from its first point past a threshold until it clears: what the
+    operator already did about it, so a restart neither repeats nor forgets it."""
+
+    since: datetime = Field(description="When the metric first went past a threshold.")
+    announced: RuleState | None = Field(
+        default=None, description="The highest state already announced (Event, notification)."
+    )
+    rollback: str | None = Field(default=None, description="The Rollback this breach created.")
+    suppressed: str | None = Field(
+        default=None, description="Why its automatic rollback was last suppressed (counted once)."
+    )
+
+
 class RuleStatus(Model):
     """The last evaluation of one rule."""
 
@@ -375,6 +389,8 @@ class RuleStatus(Model):
     since: datetime | None = None
     last_evaluated: datetime | None = None
     message: str | None = None
+    errors: int = Field(default=0, description="Evaluations in a row that failed.")
+    episode: Episode | None = Field(default=None, description="The current breach, if any.")
 
 
 class RollbackRef(Model):

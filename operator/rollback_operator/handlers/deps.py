@@ -1,4 +1,4 @@
-"""The typed memo handed to every handler: settings, clients, the provider factory, the clock.
+"""The typed memo handed to every handler: settings, clients, provider factories, the clock.
 
 Built once by the composition root (`app`); kopf copies memos per object, so `__copy__`
 returns the same instance and every handler shares one set of clients.
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from rollback_operator.kube import KubeApi
-from rollback_operator.providers.base import ProviderFactory
+from rollback_operator.providers.base import MetricsFactory, ProviderFactory
 from rollback_operator.reconcile.runner import RetryPolicy
 from rollback_operator.settings import Settings
 
@@ -41,6 +41,7 @@ class Deps:
     providers: ProviderFactory
     clock: SystemClock = field(default_factory=SystemClock)
     admission: Admission = field(default_factory=Admission)
+    metrics: MetricsFactory | None = None
 
     def __copy__(self) -> Deps:
         return self

@@ -23,7 +23,10 @@ PLURAL = "rollbacks"
 def queue_entry(body: kopf.Body) -> queue.QueueEntry:
     """What the queue needs from a Rollback body."""
     status, spec = body.get("status", {}), body.get("spec", {})
-    targets = status.get("targets") or spec.get("targets") or []
+    default = ["frontend", "backend"]
+    if spec.get("mode") == "full":
+        default += ["database", "storage"]
+    targets = status.get("targets") or spec.get("targets") or default
     return queue.QueueEntry(
         uid=body.metadata.uid or "",
         name=body.metadata.name or "",

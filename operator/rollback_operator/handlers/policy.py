@@ -1,21 +1,38 @@
-"""RollbackPolicy validation: a policy says at once whether it is usable, and why not.
+"""RollbackPolicy handlers: validation on every spec change, and evaluation of its rules.
 
-Metric evaluation and automatic rollbacks build on this; here a policy gets `Ready` or
-`Stalled` with reason `InvalidSpec`, an Event, and its `observedGeneration`.
+Validation gives a policy `Ready` or `Stalled` with reason `InvalidSpec`, an Event, and its
+`observedGeneration`. Evaluation is one daemon per policy that runs a round
+(`reconcile.evaluation`) every `evaluationInterval`, with the metrics source built by the
+factory on the memo. The daemon remembers the status it last saved and judges the next round
+against it (the watch may not have delivered our own patch yet); after a restart it starts
+from the status stored on the object, which holds every episode and rollback it recorded.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
 from rollback_operator.api import GROUP, VERSION
+from rollback_operator.api.common import parse_duration
 from rollback_operator.api.conditions import Condition, ConditionType, Reason, set_condition
-from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.api.policy import RollbackPolicy, RollbackPolicyStatus
 from rollback_operator.api.validation import describe
 from rollback_operator.handlers.deps import Deps
+from rollback_operator.handlers.policy_live import LivePolicy, index_policy_rollbacks
+from rollback_operator.providers.base import MetricsSource, Sample
+from rollback_operator.providers.errors import ProviderError
+from rollback_operator.reconcile import evaluation
+
+logger = logging.getLogger(__name__)
+RECHECK_SECONDS = 5.0
+PLURAL = "rollbackpolicies"
 
 
 def _conditions(body: kopf.Body, problem: str | None, deps: Deps) -> list[dict[str, Any]]:
@@ -49,14 +66,82 @@ def validate_policy(*, body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) 
     patch.status["observedGeneration"] = int(body.metadata.get("generation") or 1)
 
 
+async def evaluate_policy(
+    *, body: kopf.Body, stopped: kopf.DaemonStopped, memo: Any, policy_rollbacks: Any = None,
+    **_: Any,
+) -> None:  # fmt: skip
+    """Evaluate the policy's rules every evaluationInterval until the policy goes away."""
+    deps: Deps = memo
+    memory: RollbackPolicyStatus | None = None
+    while not stopped:
+        started = time.monotonic()
+        memory, interval = await evaluate_once(body, deps, policy_rollbacks, memory)
+        await stopped.wait(max(0.0, interval - (time.monotonic() - started)))
+
+
+async def evaluate_once(
+    body: kopf.Body, deps: Deps, rollbacks: Any, memory: RollbackPolicyStatus | None
+) -> tuple[RollbackPolicyStatus | None, float]:
+    """One round; the status it saved and the seconds until the next one."""
+    try:
+        policy = RollbackPolicy.model_validate(dict(body))
+    except ValidationError:
+        return memory, RECHECK_SECONDS  # validate_policy reports it
+    interval = parse_duration(policy.spec.evaluation_interval).total_seconds()
+    if not policy.spec.rules or deps.metrics is None:
+        return memory, interval
+    if memory is not None:
+        kept = memory.model_copy(update={"conditions": policy.status.conditions})
+        policy = policy.model_copy(update={"status": kept})
+    host = LivePolicy(body, deps, rollbacks)
+    try:
+        source = await _source(policy, deps)
+        memory = await evaluation.evaluate(policy, source, host, deps.clock.now())
+    except ProviderError as error:  # the Kubernetes API failed us: try again next round
+        logger.warning("RollbackPolicy %s: evaluation failed: %s", policy.metadata.name, error)
+    return memory, interval
+
+
+async def _source(policy: RollbackPolicy, deps: Deps) -> MetricsSource:
+    assert deps.metrics is not None
+    try:
+        return await deps.metrics.build(policy, deps.kube)
+    except ProviderError as error:  # such as a missing auth Secret: every rule says so
+        return _Broken(error)
+
+
+class _Broken:
+    """A metrics source that could not be built: every query fails with the same error."""
+
+    def __init__(self, error: ProviderError) -> None:
+        self.error = error
+
+    async def query(self, expr: str, at: datetime) -> Sample:
+        raise self.error
+
+    async def query_all(self, exprs: Sequence[str], at: datetime) -> list[Sample | ProviderError]:
+        return [self.error for _ in exprs]
+
+    async def history(
+        self, expr: str, at: datetime, window: timedelta, step: timedelta
+    ) -> list[Sample]:
+        raise self.error
+
+
 def register(registry: kopf.OperatorRegistry) -> None:
-    """Register the RollbackPolicy handlers."""
+    """Register the RollbackPolicy handlers and the index of Rollbacks by policy."""
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
         decorator(
             GROUP,
             VERSION,
-            "rollbackpolicies",
+            PLURAL,
             id="validate",
             registry=registry,
             field="spec",
         )(validate_policy)
+    kopf.index(GROUP, VERSION, "rollbacks", id="policy_rollbacks", registry=registry)(
+        index_policy_rollbacks
+    )
+    kopf.daemon(GROUP, VERSION, PLURAL, id="evaluate", registry=registry, cancellation_timeout=5.0)(
+        evaluate_policy
+    )

@@ -1,0 +1,143 @@
+"""One RollbackPolicy as an evaluation round sees it: status, Events, and its Rollbacks.
+
+Implements `reconcile.evaluation.PolicyHost` on top of kopf's live body, the Kubernetes gateway
+and the `policy_rollbacks` index, which lists every Rollback by the policy it refers to, with
+the targets it acts on (defaults applied, so a Rollback that has not planned yet still counts),
+its phase, and the episode keys of an automatic one. Status writes are spared while only rule
+values move (see `calm`): a thousand calm policies need not write a thousand times a round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from rollback_operator.api import TRIGGER_LABEL
+from rollback_operator.api.policy import RollbackPolicyStatus, RollbackRef
+from rollback_operator.api.rollback import TERMINAL_PHASES, Phase, Rollback
+from rollback_operator.handlers.deps import Deps
+from rollback_operator.handlers.patching import merge_diff
+from rollback_operator.reconcile.automatic import EPISODES_ANNOTATION
+
+PLURAL = "rollbackpolicies"
+REFRESH = timedelta(minutes=5)
+"""How stale rule values and lastEvaluated may get in the stored status while all is calm."""
+_READINGS = frozenset({"value", "lastEvaluated"})
+_TERMINAL = {p.value for p in TERMINAL_PHASES}
+
+
+@dataclass(frozen=True)
+class SeenRollback:
+    """What a policy needs to know about one Rollback that refers to it."""
+
+    name: str
+    phase: str
+    targets: frozenset[str]
+    episodes: frozenset[str]
+    created: str
+
+    @property
+    def active(self) -> bool:
+        """Not finished yet (a Rollback without a phase has not started planning)."""
+        return self.phase not in _TERMINAL
+
+
+def index_policy_rollbacks(
+    *, body: kopf.Body, namespace: str | None, spec: kopf.Spec, **_: Any
+) -> Any:
+    """Index every Rollback by (namespace, policy name) as a `SeenRollback`."""
+    policy = (spec.get("policyRef") or {}).get("name", "")
+    return {(namespace, policy): seen_rollback(body)}
+
+
+def seen_rollback(body: kopf.Body) -> SeenRollback:
+    """A Rollback body as the policy sees it."""
+    status, spec = body.get("status", {}), body.get("spec", {})
+    targets = status.get("targets") or spec.get("targets")
+    if not targets:
+        try:
+            targets = [t.value for t in Rollback.model_validate(dict(body)).spec.chosen_targets()]
+        except ValidationError:
+            targets = []
+    is_auto = body.metadata.labels.get(TRIGGER_LABEL) == "policy"
+    listed = body.metadata.annotations.get(EPISODES_ANNOTATION, "") if is_auto else ""
+    return SeenRollback(
+        name=body.metadata.name or "",
+        phase=status.get("phase", Phase.PENDING.value),
+        targets=frozenset(targets),
+        episodes=frozenset(e for e in listed.split(",") if e),
+        created=body.metadata.get("creationTimestamp") or "",
+    )
+
+
+def calm(old: dict[str, Any], new: dict[str, Any], now: datetime) -> bool:
+    """Whether a write can wait: only rule values and evaluation times changed, and the stored
+    ones are younger than REFRESH. Every state, episode, condition or counter change is
+    written at once; this spares the API server (and every watcher) one write per policy per
+    round while all is calm."""
+    if _without_readings(old) != _without_readings(new):
+        return False
+    times = [r.get("lastEvaluated") for r in old.get("rules", [])]
+    if not times or None in times:
+        return False
+    oldest = min(datetime.fromisoformat(str(t).replace("Z", "+00:00")) for t in times)
+    return now - oldest < REFRESH
+
+
+def _without_readings(status: dict[str, Any]) -> dict[str, Any]:
+    rules = [{k: v for k, v in r.items() if k not in _READINGS} for r in status.get("rules", [])]
+    return {**status, "rules": rules}
+
+
+class LivePolicy:
+    """The evaluation's PolicyHost for one RollbackPolicy object."""
+
+    def __init__(self, body: kopf.Body, deps: Deps, rollbacks: Any) -> None:
+        self.body, self.deps = body, deps
+        self._namespace = body.metadata.namespace or ""
+        self._name = body.metadata.name or ""
+        self._rollbacks = rollbacks
+        self._saved: dict[str, Any] = dict(body.get("status", {}))
+
+    async def save(self, status: RollbackPolicyStatus) -> None:
+        wire = status.wire()
+        patch = merge_diff(self._saved, wire)
+        if patch and not calm(self._saved, wire, self.deps.clock.now()):
+            await self.deps.kube.patch_status(PLURAL, self._namespace, self._name, patch)
+            self._saved = wire
+
+    async def event(self, *, warning: bool, reason: str, message: str) -> None:
+        kopf.event(
+            self.body, type="Warning" if warning else "Normal", reason=reason, message=message
+        )
+
+    def active_rollback(self, targets: frozenset[str]) -> str | None:
+        found = [r for r in self._seen() if r.active and r.targets & targets]
+        return min(found, key=lambda r: (r.created, r.name)).name if found else None
+
+    def existing_rollback(self, episodes: set[str]) -> RollbackRef | None:
+        for seen in self._seen():
+            if seen.episodes & episodes:
+                return RollbackRef(name=seen.name, time=self._time(seen.created))
+        return None
+
+    async def create_rollback(self, body: dict[str, Any]) -> RollbackRef:
+        created = await self.deps.kube.create("rollbacks", self._namespace, body)
+        meta = created.get("metadata", {})
+        return RollbackRef(name=meta.get("name", ""), time=self._time(""))
+
+    def _seen(self) -> list[SeenRollback]:
+        if self._rollbacks is None:
+            return []
+        return list(self._rollbacks.get((self._namespace, self._name), []))
+
+    def _time(self, text: str) -> datetime:
+        """A creation timestamp, or now (this clock) when there is none."""
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return self.deps.clock.now()

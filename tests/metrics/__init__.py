@@ -1,0 +1,1 @@
+"""Tests of RollbackPolicy rules against a real Prometheus: the adapter, evaluation, actions."""
