@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import uuid
 from typing import Any
@@ -79,3 +80,10 @@ def stored(manifest: Manifest, generation: int = 1) -> Manifest:
         resourceVersion="1",
     )
     return out
+
+
+def secret(name: str, data: dict[str, str], namespace: str = "default") -> Manifest:
+    """A Secret manifest with `data` base64-encoded, as the API stores it."""
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return {"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace}, "data": encoded}  # fmt: skip

@@ -13,35 +13,8 @@ from collections.abc import Iterator
 import pytest
 from mypy_boto3_s3 import S3Client
 
-from rollback_operator.api.policy import ObjectStore
-from rollback_operator.providers import objectstore
 from tests.db import world
 from tests.services.postgres import PostgresServer
-from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    server = PostgresServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    server = S3Server().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def s3(s3_server: S3Server) -> S3Client:
-    store = ObjectStore(region="us-east-1", endpoint_url=s3_server.url)
-    return objectstore.client(store, objectstore.Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY))
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ policy's `apiUrl`s point here and the tokens come from Secrets applied to the em
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -59,19 +58,16 @@ class Saas:
     @staticmethod
     def secrets() -> list[dict[str, Any]]:
         """The token Secrets the policy refers to."""
-        return [_secret("vercel", VERCEL_TOKEN), _secret("railway", RAILWAY_TOKEN)]
+        return [
+            builders.secret("vercel", {"token": VERCEL_TOKEN}),
+            builders.secret("railway", {"token": RAILWAY_TOKEN}),
+        ]
 
     def live_frontend(self) -> str | None:
         return self.vercel.production_deployment(self.project)
 
     def replicas(self) -> int:
         return self.railway.service_instance(self.service, self.env).num_replicas
-
-
-def _secret(name: str, token: str) -> dict[str, Any]:
-    encoded = base64.b64encode(token.encode()).decode()
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-            "data": {"token": encoded}}  # fmt: skip
 
 
 @contextmanager

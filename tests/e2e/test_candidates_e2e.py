@@ -7,15 +7,10 @@ the user's kubeconfig. No operator runs: the command asks the providers itself.
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 from mypy_boto3_s3 import S3Client
 
-from rollback_operator.api.policy import ObjectStore
-from rollback_operator.providers import objectstore
+from tests import builders
 from tests.db import world
 from tests.e2e.bed import Bed
 from tests.e2e.saas import Saas, serving
@@ -27,35 +22,15 @@ BACKUPS = ("backup_20240101.sql", "backup_20240103.sql", "safety/uid-20240104T00
 SQL = b"-- PostgreSQL database dump\nSELECT 1;\n-- PostgreSQL database dump complete\n"
 
 
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    server = S3Server().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def s3(s3_server: S3Server) -> S3Client:
-    store = ObjectStore(region="us-east-1", endpoint_url=s3_server.url)
-    return objectstore.client(store, objectstore.Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY))
-
-
-def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
-    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded}
-
-
 def _prepare(bed: Bed, saas: Saas, s3_url: str, bucket: str) -> None:
     policy = saas.policy()
     policy["spec"]["targets"]["database"]["postgres"]["backups"]["bucket"] = bucket
     policy["spec"]["objectStore"]["endpointUrl"] = s3_url
     for secret in saas.secrets():
         bed.apply(secret)
-    bed.apply(_secret("db", {"url": "postgresql://app:pw@db.invalid:5432/app"}))
+    bed.apply(builders.secret("db", {"url": "postgresql://app:pw@db.invalid:5432/app"}))
     keys = {"access-key-id": ACCESS_KEY_ID, "secret-access-key": SECRET_ACCESS_KEY}
-    bed.apply(_secret("aws", keys))
+    bed.apply(builders.secret("aws", keys))
     bed.apply(policy)
 
 

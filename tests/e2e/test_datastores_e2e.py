@@ -7,17 +7,13 @@ Rollback pinning the safety dump rolls the rollback back.
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from mypy_boto3_s3 import S3Client
 
-from rollback_operator.api.policy import ObjectStore
-from rollback_operator.providers import objectstore
 from tests import builders
 from tests.db import world
 from tests.e2e.bed import Bed
@@ -26,35 +22,6 @@ from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REAL = ("database", "storage")
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    server = S3Server().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def s3(s3_server: S3Server) -> S3Client:
-    store = ObjectStore(region="us-east-1", endpoint_url=s3_server.url)
-    return objectstore.client(store, objectstore.Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY))
-
-
-def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
-    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded}
 
 
 def _policy(s3_url: str, backups: str, files: str) -> dict[str, Any]:
@@ -70,10 +37,10 @@ def _policy(s3_url: str, backups: str, files: str) -> dict[str, Any]:
 
 
 def test_full_rollback_restores_database_and_files_and_the_safety_dump_undoes_it(
-    bed: Bed, pg: PostgresServer, s3_server: S3Server, s3: S3Client
+    bed: Bed, pg_server: PostgresServer, s3_server: S3Server, s3: S3Client
 ) -> None:
-    db = world.Db(pg, f"app_{uuid.uuid4().hex[:8]}")
-    pg.psql("postgres", f"CREATE DATABASE {db.name}")
+    db = world.Db(pg_server, f"app_{uuid.uuid4().hex[:8]}")
+    pg_server.psql("postgres", f"CREATE DATABASE {db.name}")
     backups, files = world.make_bucket(s3, versioned=False), world.make_bucket(s3, versioned=True)
     db.seed(["alice", "bob"])
     world.put(s3, files, "avatars/alice.png", b"alice-v1")
@@ -85,8 +52,8 @@ def test_full_rollback_restores_database_and_files_and_the_safety_dump_undoes_it
     versions_before = world.versions(s3, files)
 
     bed.start(real=REAL)
-    bed.apply(_secret("db", {"url": db.url}))
-    bed.apply(_secret("aws", {"access-key-id": ACCESS_KEY_ID,
+    bed.apply(builders.secret("db", {"url": db.url}))
+    bed.apply(builders.secret("aws", {"access-key-id": ACCESS_KEY_ID,
                               "secret-access-key": SECRET_ACCESS_KEY}))  # fmt: skip
     bed.apply(_policy(s3_server.url, backups, files))
     bed.apply(builders.rollback("restore", mode="full", targets=["database", "storage"]))

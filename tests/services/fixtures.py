@@ -1,0 +1,44 @@
+"""Session fixtures for the real services: one PostgreSQL 15 and one S3 server per test run.
+
+Registered in tests/conftest.py so every folder (db, e2e, verify) shares the same two servers;
+tests isolate themselves with their own databases and buckets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from mypy_boto3_s3 import S3Client
+
+from rollback_operator.api.policy import ObjectStore
+from rollback_operator.providers import objectstore
+from tests.services.postgres import PostgresServer
+from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL 15 server for the whole run."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """An S3 API server (moto) for the whole run."""
+    server = S3Server().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(s3_server: S3Server) -> S3Client:
+    """A boto3 client of that server."""
+    store = ObjectStore(region="us-east-1", endpoint_url=s3_server.url)
+    return objectstore.client(store, objectstore.Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY))
