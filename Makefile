@@ -50,8 +50,12 @@ test: lint typecheck imports pytest ## Everything CI checks: lint, types, layers
 demo: install system-deps ## A quick rollback end to end on the emulated API with fake providers
 	$(PY) -m tests.demo $(ARGS)
 
-bench: install ## Benchmarks; figures go to docs/benchmarks.md
+bench: install system-deps ## Every benchmark (minutes); figures are in docs/benchmarks.md
 	$(PY) -m bench.quick_overhead
+	$(PY) -m bench.quick_rollback
+	$(PY) -m bench.db_restore
+	$(PY) -m bench.storage_restore --latency-ms 20
+	$(PY) -m bench.policy_eval
 
 clean: ## Remove caches (keeps .venv)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
