@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rollback_operator import app
 from rollback_operator.api.policy import RollbackPolicy
-from rollback_operator.providers.base import Providers, SecretReader
+from rollback_operator.providers.base import Notifier, Providers, SecretReader
 from rollback_operator.settings import Settings
 from tests.fakes.memory import FakeProviderFactory, FakeWorld
 
@@ -23,6 +23,9 @@ class HybridFactory:
 
     def __init__(self, world: FakeWorld, real: set[str]) -> None:
         self.world, self.real = world, real
+
+    async def notifiers(self, policy: RollbackPolicy, secrets: SecretReader) -> list[Notifier]:
+        return await FakeProviderFactory(self.world).notifiers(policy, secrets)
 
     async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
         providers = await FakeProviderFactory(self.world).build(policy, secrets)

@@ -21,6 +21,7 @@ from rollback_operator.providers import datastores, prometheus, railway, vercel,
 from rollback_operator.providers import notifiers as notifier_adapters
 from rollback_operator.providers.base import (
     DeploymentTarget,
+    Notifier,
     ProviderFactory,
     Providers,
     SecretReader,
@@ -46,6 +47,9 @@ class RealProviderFactory:
                 policy, secrets, await datastores.storage_probe(policy, secrets)
             ),
         )
+
+    async def notifiers(self, policy: RollbackPolicy, secrets: SecretReader) -> list[Notifier]:
+        return await notifier_adapters.build(policy, secrets)
 
 
 async def _vercel(

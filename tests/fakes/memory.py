@@ -26,6 +26,7 @@ from rollback_operator.providers.base import (
     Candidate,
     Journal,
     Notice,
+    Notifier,
     Providers,
     SecretReader,
     StepResult,
@@ -350,6 +351,9 @@ class FakeProviderFactory:
 
     def __init__(self, world: FakeWorld) -> None:
         self.world = world
+
+    async def notifiers(self, policy: RollbackPolicy, secrets: SecretReader) -> list[Notifier]:
+        return [FakeNotifier(self.world)]
 
     async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
         targets = policy.spec.targets

@@ -56,6 +56,8 @@ async def test_a_metric_flapping_slower_than_for_rolls_back_once_for_30_minutes(
     assert run.host.stored["suppressed"] == {"Cooldown": 3}
     assert run.host.reasons().count("RuleCritical") == 4  # once per breach, not per round
     assert run.host.reasons().count("RuleWarning") == 0  # critical and warning held together
+    assert [state for _, state in run.host.notices] == ["Critical"] * 4  # a notice per Event
+    assert len({key for key, _ in run.host.notices}) == 4
 
 
 async def test_a_breach_seven_minutes_old_at_start_acts_at_the_first_evaluation(

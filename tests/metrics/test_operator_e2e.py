@@ -96,6 +96,8 @@ def test_a_breach_older_than_for_creates_one_rollback_owned_by_the_policy(
     assert status["lastAutomaticRollback"]["name"] == meta["name"]
     assert bed.condition(policy, "Breaching")["status"] == "True"
     assert bed.wait_for(meta["name"], {"Succeeded"})["spec"]["mode"] == "quick"
+    breaches = [n for n in bed.world().state["notices"] if n["kind"] == "breach"]
+    assert [n["phase"] for n in breaches] == ["Critical"]  # the policy's notifiers were told
 
 
 def test_a_restart_in_the_middle_of_pending_keeps_the_breach_start(

@@ -23,7 +23,7 @@ from rollback_operator.api.rollback import TERMINAL_PHASES
 from rollback_operator.providers.base import MetricsSource
 from rollback_operator.providers.prometheus import PrometheusFactory
 from rollback_operator.reconcile import evaluation
-from rollback_operator.reconcile.automatic import EPISODES_ANNOTATION
+from rollback_operator.reconcile.automatic import EPISODES_ANNOTATION, Announcement
 from tests import builders
 from tests.services.prometheus import PrometheusServer
 
@@ -124,6 +124,7 @@ class MemoryHost:
     stored: Manifest = field(default_factory=dict)
     events: list[tuple[str, str]] = field(default_factory=list)
     rollbacks: list[Manifest] = field(default_factory=list)
+    notices: list[tuple[str, str]] = field(default_factory=list)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     finish_rollbacks: bool = False
     """Created Rollbacks end at once (so the next breach meets cooldown, not an active one)."""
@@ -133,6 +134,9 @@ class MemoryHost:
 
     async def event(self, *, warning: bool, reason: str, message: str) -> None:
         self.events.append((reason, message))
+
+    async def notify(self, policy: RollbackPolicy, news: Announcement) -> None:
+        self.notices.append((news.key, news.state.value))
 
     def active_rollback(self, targets: frozenset[str]) -> str | None:
         for body in self.rollbacks:

@@ -9,6 +9,7 @@ UnauthorizedErrors; and no credential ever reaches a result, an error or a log l
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -190,3 +191,12 @@ async def test_no_credential_reaches_a_result_or_a_log_line(
     assert_no_secret(harness, result_texts(results), caplog.text)
     if harness.fake.log.records:
         assert "retry" in caplog.text, "the retries were logged, so the log was really checked"
+
+
+# ----- rule breaches (announced by a policy, outside any rollback) -----
+
+
+async def test_a_rule_breach_goes_to_slack_only(harness: Harness) -> None:
+    breach = dataclasses.replace(notice("started", "policy"), kind="breach", phase="Critical")
+    result = await harness.notifier().notify(breach, "policy-uid/api@t/Critical", MemoryJournal())
+    assert harness.writes() == (1 if harness.name == "slack" else 0), result.message

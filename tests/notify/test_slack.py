@@ -193,3 +193,16 @@ async def test_a_secret_with_a_trailing_newline_still_posts(world: SlackHarness)
     await send(world.build(world.secret + "\n"), "started", "policy")
 
     assert world.effects() == ["posted: started (automatic)"]
+
+
+def test_a_rule_breach_renders_as_an_alert_not_a_rollback() -> None:
+    notice = Notice(
+        kind="breach", namespace="prod", name="mindmate", uid="u-1", mode="quick",
+        targets=("frontend", "backend"), reason="api-error-rate: 0.08 above 0.05 for 5m",
+        phase="Critical", summary="0.08 above 0.05 for 5m", trigger="policy",
+    )  # fmt: skip
+    assert slack.title(notice) == "Rule Critical: prod/mindmate"
+    rendered = str(slack.message(notice))
+    assert ":rotating_light:" in rendered
+    assert "api-error-rate: 0.08 above 0.05 for 5m" in rendered
+    assert "Policy uid" in rendered

@@ -17,11 +17,13 @@ import kopf
 from pydantic import ValidationError
 
 from rollback_operator.api import TRIGGER_LABEL
-from rollback_operator.api.policy import RollbackPolicyStatus, RollbackRef
+from rollback_operator.api.policy import RollbackPolicy, RollbackPolicyStatus, RollbackRef
 from rollback_operator.api.rollback import TERMINAL_PHASES, Phase, Rollback
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.patching import merge_diff
-from rollback_operator.reconcile.automatic import EPISODES_ANNOTATION
+from rollback_operator.providers.base import Notice
+from rollback_operator.providers.errors import ProviderError
+from rollback_operator.reconcile.automatic import EPISODES_ANNOTATION, Announcement
 
 PLURAL = "rollbackpolicies"
 REFRESH = timedelta(minutes=5)
@@ -93,6 +95,20 @@ def _without_readings(status: dict[str, Any]) -> dict[str, Any]:
     return {**status, "rules": rules}
 
 
+class _Once:
+    """A journal for one announcement (its key already makes it one per episode and state)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, str] = {}
+
+    @property
+    def recorded(self) -> dict[str, str]:
+        return dict(self._ids)
+
+    async def record(self, **ids: str) -> None:
+        self._ids.update(ids)
+
+
 class LivePolicy:
     """The evaluation's PolicyHost for one RollbackPolicy object."""
 
@@ -114,6 +130,22 @@ class LivePolicy:
         kopf.event(
             self.body, type="Warning" if warning else "Normal", reason=reason, message=message
         )
+
+    async def notify(self, policy: RollbackPolicy, news: Announcement) -> None:
+        spec = policy.spec.automatic_rollback
+        notice = Notice(
+            kind="breach", namespace=self._namespace, name=self._name,
+            uid=self.body.metadata.uid or "", mode=spec.mode,
+            targets=tuple(t.value for t in spec.targets), reason=f"{news.rule}: {news.message}",
+            phase=news.state.value, summary=news.message, trigger="policy",
+        )  # fmt: skip
+        try:
+            notifiers = await self.deps.providers.notifiers(policy, self.deps.kube)
+            for notifier in notifiers:
+                await notifier.notify(notice, f"{self.body.metadata.uid}/{news.key}", _Once())
+        except ProviderError as error:
+            message = f"{news.rule}: could not notify: {error}"
+            await self.event(warning=True, reason="NotificationFailed", message=message)
 
     def active_rollback(self, targets: frozenset[str]) -> str | None:
         found = [r for r in self._seen() if r.active and r.targets & targets]

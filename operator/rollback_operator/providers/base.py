@@ -127,7 +127,7 @@ class Storage(Protocol):
 class Notice:
     """Something people should hear about a rollback."""
 
-    kind: Literal["started", "finished"]
+    kind: Literal["started", "finished", "breach"]  # breach: a policy rule went Warning/Critical
     namespace: str
     name: str
     uid: str
@@ -192,6 +192,10 @@ class ProviderFactory(Protocol):
 
     async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
         """Providers for every target, notifier and check the policy defines."""
+        ...
+
+    async def notifiers(self, policy: RollbackPolicy, secrets: SecretReader) -> list[Notifier]:
+        """Only the notifiers (for announcements outside a rollback, such as rule breaches)."""
         ...
 
 

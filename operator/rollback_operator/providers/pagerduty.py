@@ -51,6 +51,8 @@ class PagerDutyNotifier:
         self._key = routing_key.strip()
 
     async def notify(self, notice: Notice, key: str, journal: Journal) -> StepResult:
+        if notice.kind == "breach":
+            return StepResult("rule breaches page nobody: an automatic or failed rollback does")
         slot = f"posted_{notice.kind}"
         if journal.recorded.get(slot) == key:
             return StepResult("already sent to PagerDuty", {slot: key})

@@ -106,6 +106,8 @@ def message(notice: Notice) -> dict[str, Any]:
 
 def title(notice: Notice) -> str:
     """`Rollback started: prod/web`, `... succeeded`, `... failed` (or partially failed...)."""
+    if notice.kind == "breach":
+        return f"Rule {notice.phase}: {notice.namespace}/{notice.name}"
     if notice.kind == "started":
         verb = "started"
     elif notice.failed:
@@ -127,6 +129,8 @@ def _blocks(notice: Notice) -> list[dict[str, Any]]:
 
 
 def _icon(notice: Notice) -> str:
+    if notice.kind == "breach":
+        return ":rotating_light:" if notice.phase == "Critical" else ":warning:"
     if notice.kind == "started":
         return ":rewind:"
     return ":x:" if notice.failed else ":white_check_mark:"
@@ -169,7 +173,8 @@ def _reason_line(notice: Notice) -> str:
 
 def _footer(notice: Notice) -> str:
     report = f"Report: ConfigMap `{notice.namespace}/{notice.report}`" if notice.report else ""
-    parts = [report, f"Rollback uid `{notice.uid}`"]
+    owner = "Policy" if notice.kind == "breach" else "Rollback"
+    parts = [report, f"{owner} uid `{notice.uid}`"]
     return " · ".join(_escape(p) for p in parts if p)
 
 

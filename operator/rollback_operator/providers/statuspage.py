@@ -58,6 +58,8 @@ class StatuspageNotifier:
         self._path = f"/pages/{config.page_id}/incidents"
 
     async def notify(self, notice: Notice, key: str, journal: Journal) -> StepResult:
+        if notice.kind == "breach":
+            return StepResult("rule breaches are not posted on the status page")
         options = dataclasses.replace(self._options, transport=_Shaping(self._options.transport))
         auth = {"Authorization": f"OAuth {self._key}"}
         wire = http.Http("statuspage", self._config.api_url, auth, options)

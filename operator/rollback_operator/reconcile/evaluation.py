@@ -58,6 +58,10 @@ class PolicyHost(Protocol):
         """Post an Event about the policy."""
         ...
 
+    async def notify(self, policy: RollbackPolicy, news: automatic.Announcement) -> None:
+        """Tell the policy's notifiers; a failing notifier is reported, never raised."""
+        ...
+
     def active_rollback(self, targets: frozenset[str]) -> str | None:
         """The name of a Rollback of this policy, on any of `targets`, not yet finished."""
         ...
@@ -187,6 +191,7 @@ async def _tell(
     for item in news:
         reason = Reason.RULE_CRITICAL if item.state == RuleState.CRITICAL else Reason.RULE_WARNING
         await host.event(warning=True, reason=reason.value, message=f"{item.rule}: {item.message}")
+        await host.notify(policy, item)
     ready = find(status.conditions, ConditionType.READY)
     was = find(policy.status.conditions, ConditionType.READY)
     if ready is None or ready.reason != Reason.METRICS_UNREACHABLE.value:
