@@ -41,6 +41,8 @@ class HybridFactory:
         )
         for target in self.real:
             setattr(providers, target, getattr(real, target))
+        if self.real & {"database", "storage"}:
+            providers.archive = real.archive  # reports go to the real backups bucket too
         return providers
 
 

@@ -46,6 +46,7 @@ class RealProviderFactory:
             verifier=await verification.build(
                 policy, secrets, await datastores.storage_probe(policy, secrets)
             ),
+            archive=await datastores.archive(policy, secrets),
         )
 
     async def notifiers(self, policy: RollbackPolicy, secrets: SecretReader) -> list[Notifier]:

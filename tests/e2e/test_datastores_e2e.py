@@ -66,9 +66,16 @@ def test_full_rollback_restores_database_and_files_and_the_safety_dump_undoes_it
     safety_key = safety["externalIds"]["safetyBackup"]
     assert world.read(s3, backups, f"{world.PREFIX}{safety_key}")  # pinnable as it is
 
+    report_step = next(s for s in body["status"]["steps"] if s["name"] == "report")
+    assert body["status"]["reportRef"].get("s3Key"), report_step
+    assert body["status"]["reportRef"]["s3Key"] == f"s3://{backups}/reports/default/restore.md"
+    assert world.read(s3, backups, "reports/default/restore.md")
     pin = safety_key
     bed.apply(builders.rollback("undo", mode="full", targets=["database"],
                                 to={"database": {"backup": pin}}))  # fmt: skip
     undone = bed.wait_for("undo", {"Succeeded", "Failed", "PartiallyFailed"}, timeout=90)
     assert undone["status"]["phase"] == "Succeeded", undone["status"]
     assert db.notes() == ["alice", "bob", "mallory"]
+    log = (world.read(s3, backups, "reports/deployment.log") or b"").decode().splitlines()
+    assert [line.rsplit(" - ", 1)[-1] for line in log] == ["default/restore", "default/undo"]
+    assert " - Rollback to previous version - Reason: High error rates - Succeeded - " in log[0]

@@ -167,6 +167,19 @@ class Verifier(Protocol):
         ...
 
 
+class ReportArchive(Protocol):
+    """Durable copies of incident reports and the deployment log (an S3 bucket)."""
+
+    async def store(self, namespace: str, name: str, markdown: str) -> str:
+        """Write `reports/<namespace>/<name>.md`; returns its location."""
+        ...
+
+    async def log(self, line: str, marker: str) -> bool:
+        """Append `line` to `reports/deployment.log` unless a line ending in `marker` is there;
+        True when it was appended."""
+        ...
+
+
 @dataclass
 class Providers:
     """The providers one policy needs; a target is None when the policy does not define it."""
@@ -177,6 +190,7 @@ class Providers:
     storage: Storage | None = None
     notifiers: list[Notifier] = field(default_factory=list)
     verifier: Verifier | None = None
+    archive: ReportArchive | None = None
 
 
 class SecretReader(Protocol):

@@ -13,6 +13,7 @@ from rollback_operator.api.policy import ObjectStore, RollbackPolicy
 from rollback_operator.providers import objectstore, postgres, s3
 from rollback_operator.providers.base import Database, SecretReader, Storage
 from rollback_operator.providers.errors import PermanentError
+from rollback_operator.providers.s3_reports import S3ReportArchive
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -78,3 +79,15 @@ async def storage_probe(
         return f"s3://{bucket}/{prefix} lists and reads ({key})"
 
     return probe
+
+
+async def archive(policy: RollbackPolicy, secrets: SecretReader) -> S3ReportArchive | None:
+    """Where reports are copied: the database's backups bucket, else the files' backups
+    bucket; None when the policy has neither (the ConfigMap is then the only copy)."""
+    targets = policy.spec.targets
+    location = (targets.database.postgres.backups if targets.database else None) or (
+        targets.storage.s3.backups if targets.storage else None
+    )
+    if location is None or policy.spec.object_store is None:
+        return None
+    return S3ReportArchive(await _client(policy, secrets), location.bucket)

@@ -244,5 +244,6 @@ _OPEN = (StepState.PENDING, StepState.RUNNING)
 
 def _report_ref(status: RollbackStatus) -> ReportRef | None:
     step = next((s for s in status.steps if s.name == REPORT), None)
-    name = step.external_ids.get("configMap") if step else None
-    return ReportRef(config_map=name) if name else None
+    ids = step.external_ids if step else {}
+    name, key = ids.get("configMap"), ids.get("s3Key")
+    return ReportRef(config_map=name, s3_key=key) if name else None

@@ -119,3 +119,15 @@ def render(data: ReportInput) -> str:
     if data.contacts:
         lines += ["", "## Contacts", "", *(f"- {c}" for c in data.contacts)]
     return "\n".join(lines) + "\n"
+
+
+def deployment_line(data: ReportInput) -> str:
+    """The runbook's deployment-log line: `<time> - Rollback to <version> - Reason: <reason>`,
+    with the rollback's name at the end so a redone report step does not log it twice."""
+    spec, meta = data.rollback.spec, data.rollback.metadata
+    when = (data.status.started_at or data.now).strftime("%Y-%m-%d %H:%M UTC")
+    outcome = (data.outcome or data.status.phase).value
+    return (
+        f"{when} - Rollback to {spec.version or 'previous version'} - "
+        f"Reason: {spec.reason or '-'} - {outcome} - {meta.namespace}/{meta.name}"
+    )

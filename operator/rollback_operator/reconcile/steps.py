@@ -24,7 +24,7 @@ from rollback_operator.providers.base import DeploymentTarget, Notice, Providers
 from rollback_operator.providers.errors import PermanentError, ProviderError
 from rollback_operator.reconcile import plan as p
 from rollback_operator.reconcile.ports import ReportStore
-from rollback_operator.reconcile.report import ReportInput, render
+from rollback_operator.reconcile.report import ReportInput, deployment_line, render
 
 
 class StepFailed(Exception):
@@ -135,7 +135,14 @@ async def _report(step: StepStatus, ctx: StepContext) -> StepResult:
     data = ReportInput(ctx.rollback, ctx.status, ctx.outcome, ctx.now(), ctx.trigger, ctx.contacts)
     markdown = render(data)
     name = await ctx.reports.store(markdown)
-    return StepResult(f"report stored in ConfigMap {name}", {"configMap": name})
+    archive, meta = ctx.providers.archive, ctx.rollback.metadata
+    if archive is None:
+        return StepResult(f"report stored in ConfigMap {name}", {"configMap": name})
+    key = await archive.store(meta.namespace, meta.name, markdown)
+    await archive.log(deployment_line(data), f" - {meta.namespace}/{meta.name}")
+    return StepResult(
+        f"report stored in ConfigMap {name} and {key}", {"configMap": name, "s3Key": key}
+    )
 
 
 def _notice(ctx: StepContext, kind: str) -> Notice:
