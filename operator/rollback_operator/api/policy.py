@@ -264,6 +264,12 @@ class SqlCheck(Model):
     expect: Expect
 
 
+class CacheCheck(Model):
+    """A Redis-compatible cache that must answer PING after a rollback."""
+
+    url_secret_ref: SecretKeyRef = Field(description="Secret key holding redis[s]://... URL.")
+
+
 class Verification(Model):
     """The post-rollback checklist."""
 
@@ -272,6 +278,7 @@ class Verification(Model):
     storage: StrictBool = Field(
         default=False, description="Check the bucket can be listed and read."
     )
+    cache: CacheCheck | None = Field(default=None, description="Check the cache answers PING.")
     window: NonNegativeDuration = Field(
         default="0s", description="Critical rules must stay clear this long after the rollback."
     )

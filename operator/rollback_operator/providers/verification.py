@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import httpx
 import psycopg
+import redis
+import redis.asyncio
 
 from rollback_operator.api.common import parse_duration
 from rollback_operator.api.policy import Expect, HealthCheck, RollbackPolicy, SqlCheck
@@ -158,6 +160,25 @@ class Checklist:
             await self.sleep(self.interval)
 
 
+PING_TIMEOUT = 5.0
+
+
+async def ping(url: str) -> str:
+    """PING a Redis-compatible cache; the error never shows the URL (it may hold a password)."""
+    client = redis.asyncio.Redis.from_url(
+        url, socket_timeout=PING_TIMEOUT, socket_connect_timeout=PING_TIMEOUT
+    )
+    started = time.monotonic()
+    try:
+        answered = await client.ping()
+    except redis.RedisError as error:
+        raise RuntimeError(f"cache did not answer PING: {type(error).__name__}") from None
+    finally:
+        await client.aclose()
+    took = (time.monotonic() - started) * 1000
+    return f"PONG in {took:.0f}ms" if answered else "no PONG"
+
+
 async def build(
     policy: RollbackPolicy,
     secrets: SecretReader,
@@ -173,6 +194,10 @@ async def build(
         ref = database.postgres.url_secret_ref
         url = await secrets.read(policy.metadata.namespace, ref.name, ref.key)
         checks += [SqlQueryCheck(s, url) for s in spec.sql_checks]
+    if spec.cache is not None:
+        ref = spec.cache.url_secret_ref
+        url = await secrets.read(policy.metadata.namespace, ref.name, ref.key)
+        checks.append(FunctionCheck("cache", lambda: ping(url)))
     if spec.storage:
         if storage_probe is None:
             raise PermanentError("verification.storage: the policy defines no storage target")
