@@ -11,9 +11,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.fakes.memory import FakeWorld
@@ -122,3 +124,14 @@ class Bed:
         found = [c for c in conditions if c["type"] == type_]
         assert found, f"no {type_} condition in {body.get('status')}"
         return found[0]
+
+
+@pytest.fixture
+def bed(tmp_path: Path) -> Iterator[Bed]:
+    """A fresh cluster and world; the operator is not started yet."""
+    with EmulatedCluster(tmp_path / "cluster") as cluster:
+        test_bed = Bed(cluster, tmp_path)
+        try:
+            yield test_bed
+        finally:
+            test_bed.stop()

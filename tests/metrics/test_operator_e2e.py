@@ -9,32 +9,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import builders
 from tests.e2e.bed import Bed
-from tests.kube.cluster import EmulatedCluster
 from tests.metrics.world import Series, minutes
 from tests.services.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.e2e
 POLICIES = "rollback.mindmate.app/v1alpha1/rollbackpolicies"
 HIGH, LOW = 0.08, 0.02
-
-
-@pytest.fixture
-def bed(tmp_path: Path) -> Iterator[Bed]:
-    with EmulatedCluster(tmp_path / "cluster") as cluster:
-        test_bed = Bed(cluster, tmp_path)
-        try:
-            yield test_bed
-        finally:
-            test_bed.stop()
 
 
 def _start(bed: Bed) -> None:

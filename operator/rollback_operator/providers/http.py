@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -38,6 +38,9 @@ Clock = Callable[[], float]
 _REDACTED = "***"
 _MESSAGE_LIMIT = 300
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -243,18 +246,24 @@ class Session:
         return failure.kind(message, provider=provider)
 
 
-async def json_object(session: Session, call: Call) -> dict[str, Any]:
-    """Send `call` and return its answer, which must be a JSON object."""
+async def json_answer(session: Session, call: Call, kind: type[T]) -> T:
+    """Send `call` and return its JSON answer, which must be a `kind` (dict or list)."""
     response = await session.send(call)
-    body: Any
     try:
         body = response.json()
     except ValueError:
         body = None
-    if not isinstance(body, dict):
-        message = f"{call.operation}: {call.describe()}: answer is not a JSON object"
+    if not isinstance(body, kind):
+        what = "object" if kind is dict else kind.__name__
+        message = f"{call.operation}: {call.describe()}: answer is not a JSON {what}"
         raise session.http.error(message, errors.PermanentError)
     return body
+
+
+async def json_object(session: Session, call: Call) -> dict[str, Any]:
+    """Send `call` and return its answer, which must be a JSON object."""
+    answer: dict[str, Any] = await json_answer(session, call, dict)
+    return answer
 
 
 def _classify(response: httpx.Response, now: float) -> _Failure:

@@ -187,15 +187,8 @@ class StatuspageNotifier:
 
 
 async def _json_list(s: http.Session, call: http.Call) -> list[Any]:
-    response = await s.send(call)
-    try:
-        listed = response.json()
-    except ValueError:
-        listed = None
-    if not isinstance(listed, list):
-        message = f"{call.operation}: {call.describe()}: answer is not a JSON list"
-        raise s.http.error(message, errors.PermanentError)
-    return listed
+    answer: list[Any] = await http.json_answer(s, call, list)
+    return answer
 
 
 # ----- what the page says -----
