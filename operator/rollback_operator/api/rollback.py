@@ -203,6 +203,22 @@ class CheckResult(Model):
     message: str = ""
 
 
+class MonitoredRule(Model):
+    """One policy rule as Prometheus saw it while the rollback ran (the runbook's "Monitoring
+    During Rollback")."""
+
+    name: str
+    thresholds: str = Field(default="", description="Such as 'warning > 0.02, critical > 0.05'.")
+    samples: int = Field(default=0, description="Points with data in the sampled range.")
+    min: float | None = None
+    max: float | None = None
+    last: float | None = None
+    worst: Literal["Clear", "Warning", "Critical", "NoData", "Unknown"] = Field(
+        default="Unknown", description="The worst level any sampled point reached."
+    )
+    message: str = Field(default="", description="Why the rule could not be sampled, if so.")
+
+
 class ReportRef(Model):
     """Where the incident report is stored."""
 
@@ -224,6 +240,9 @@ class RollbackStatus(Model):
     plan: RollbackPlan | None = None
     steps: list[StepStatus] = Field(default_factory=list)
     verification: list[CheckResult] = Field(default_factory=list)
+    monitoring: list[MonitoredRule] = Field(
+        default_factory=list, description="Policy rule values sampled over the rollback."
+    )
     queue_position: int | None = Field(default=None, description="Place in the queue, from 1.")
     approved_by: str | None = None
     report_ref: ReportRef | None = None

@@ -20,6 +20,7 @@ from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.live import LiveRollback, queue_entry
 from rollback_operator.providers.base import Providers
 from rollback_operator.providers.errors import ProviderError
+from rollback_operator.reconcile import monitoring
 from rollback_operator.reconcile.engine import Engine
 from rollback_operator.reconcile.planning import check_against_policy
 
@@ -66,6 +67,11 @@ async def _prepare(body: kopf.Body, policies: Any, deps: Deps) -> Prepared | str
         providers = await deps.providers.build(policy, deps.kube)
     except ProviderError as error:
         return f"spec.policyRef.name: RollbackPolicy {ref!r} cannot be used: {error}"
+    if providers.metrics is None and policy.spec.rules and deps.metrics is not None:
+        try:  # rules are watched in verification and sampled for the report
+            providers.metrics = await deps.metrics.build(policy, deps.kube)
+        except ProviderError as error:  # never blocks a rollback; verification says why
+            providers.metrics = monitoring.Unavailable(error)
     return rollback, policy, providers
 
 

@@ -191,6 +191,7 @@ class Providers:
     notifiers: list[Notifier] = field(default_factory=list)
     verifier: Verifier | None = None
     archive: ReportArchive | None = None
+    metrics: MetricsSource | None = None  # the policy's rules: watched in verification, reported
 
 
 class SecretReader(Protocol):

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
+from rollback_operator.api.common import parse_duration
 from rollback_operator.api.conditions import ConditionType, Reason, find
-from rollback_operator.api.policy import RollbackPolicySpec
+from rollback_operator.api.policy import RollbackPolicySpec, Rule
 from rollback_operator.api.rollback import (
     STARTED_PHASES,
     TERMINAL_PHASES,
@@ -27,8 +29,8 @@ from rollback_operator.providers.errors import ProviderError
 from rollback_operator.reconcile import outcome, transitions
 from rollback_operator.reconcile.plan import REPORT, TRAITS, VERIFY, groups, steps_for
 from rollback_operator.reconcile.planning import PlanError, make_plan
-from rollback_operator.reconcile.ports import Clock, Controls, Recorder, ReportStore
-from rollback_operator.reconcile.runner import RetryPolicy, StepRunner, Stopping
+from rollback_operator.reconcile.ports import Clock, Controls, Recorder, ReportStore, Stopping
+from rollback_operator.reconcile.runner import RetryPolicy, StepRunner
 from rollback_operator.reconcile.steps import StepContext
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class Engine:
         self._lock = asyncio.Lock()
         self._safety_backup = True
         self._contacts: tuple[str, ...] = ()
+        self._rules: tuple[Rule, ...] = ()
+        self._window = timedelta(0)
 
     async def run(
         self, rollback: Rollback, policy: RollbackPolicySpec, providers: Providers
@@ -63,6 +67,8 @@ class Engine:
         self._contacts = tuple(
             f"{c.role}: {c.name}" + (f" <{c.email}>" if c.email else "") for c in policy.contacts
         )
+        self._rules = tuple(policy.rules)
+        self._window = parse_duration(policy.verification.window)
         try:
             return await self._drive(rollback, status, providers)
         except Stopping:
@@ -150,6 +156,7 @@ class Engine:
         ctx = StepContext(
             rb, status, pv, self.reports, self.clock.now, checkpoint, self.trigger, self._contacts
         )
+        ctx.rules, ctx.verify_window, ctx.pause = self._rules, self._window, self.controls.pause
         runner = StepRunner(self.retry, self.controls, self.clock, self.recorder, self._save)
         for group in groups(status.steps):
             todo = [status.steps[i] for i in group if status.steps[i].state in _OPEN]

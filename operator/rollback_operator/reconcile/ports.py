@@ -11,6 +11,10 @@ from typing import Protocol
 from rollback_operator.api.rollback import RollbackStatus
 
 
+class Stopping(Exception):
+    """The operator is shutting down; the record stays as it is and is resumed later."""
+
+
 class Clock(Protocol):
     """Wall-clock time, injected so tests need not wait."""
 

@@ -97,6 +97,34 @@ def _steps(status: RollbackStatus) -> list[str]:
     return lines
 
 
+def _monitoring(status: RollbackStatus) -> list[str]:
+    """The runbook's "Monitoring During Rollback": each policy rule over the rollback."""
+    if not status.monitoring:
+        return []
+    lines = [
+        "",
+        "## Monitoring during the rollback",
+        "",
+        "| rule | thresholds | min | max | last | worst | points |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for rule in status.monitoring:
+        if rule.message:
+            lines.append(f"| {rule.name} | {rule.thresholds or '-'} | - | - | - | - | "
+                         f"{rule.message.replace('|', '/')} |")  # fmt: skip
+            continue
+        numbers = " | ".join(_value(v) for v in (rule.min, rule.max, rule.last))
+        lines.append(
+            f"| {rule.name} | {rule.thresholds or '-'} | {numbers} | {rule.worst} "
+            f"| {rule.samples} |"
+        )
+    return lines
+
+
+def _value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
 def _follow_ups(data: ReportInput) -> list[str]:
     items = [s.external_ids["followUp"] for s in data.status.steps if "followUp" in s.external_ids]
     if (data.outcome or data.status.phase) in FAILED:
@@ -109,6 +137,7 @@ def _follow_ups(data: ReportInput) -> list[str]:
 def render(data: ReportInput) -> str:
     """The report as Markdown."""
     lines = [*_summary(data), *_plan(data.status.plan), *_steps(data.status)]
+    lines += _monitoring(data.status)
     if data.status.verification:
         lines += ["", "## Verification", ""]
         lines += [

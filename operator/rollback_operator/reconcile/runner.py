@@ -14,7 +14,7 @@ from typing import ParamSpec, TypeVar
 
 from rollback_operator.api.rollback import RollbackStatus, StepState, StepStatus
 from rollback_operator.providers.errors import PermanentError, ProviderError, RetryableError
-from rollback_operator.reconcile.ports import Clock, Controls, Recorder
+from rollback_operator.reconcile.ports import Clock, Controls, Recorder, Stopping
 from rollback_operator.reconcile.steps import STEPS, StepContext, StepFailed, target_label
 
 logger = logging.getLogger(__name__)
@@ -22,10 +22,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 RESUMED = "interrupted by an operator restart; redone from its start"
-
-
-class Stopping(Exception):
-    """The operator is shutting down; the record stays as it is and is resumed later."""
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,15 @@ Every provider call carries the step's idempotency key, so a redone step has one
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rollback_operator.api.common import Target
+from rollback_operator.api.policy import Rule
 from rollback_operator.api.rollback import (
+    CheckResult,
     DeploymentPlan,
     Phase,
     Rollback,
@@ -22,6 +25,7 @@ from rollback_operator.api.rollback import (
 )
 from rollback_operator.providers.base import DeploymentTarget, Notice, Providers, StepResult
 from rollback_operator.providers.errors import PermanentError, ProviderError
+from rollback_operator.reconcile import monitoring
 from rollback_operator.reconcile import plan as p
 from rollback_operator.reconcile.ports import ReportStore
 from rollback_operator.reconcile.report import ReportInput, deployment_line, render
@@ -44,6 +48,9 @@ class StepContext:
     trigger: str = "manual"
     contacts: tuple[str, ...] = ()
     outcome: Phase | None = None
+    rules: tuple[Rule, ...] = ()  # the policy's rules: watched in verification and the report
+    verify_window: timedelta = timedelta(0)
+    pause: Callable[[float], Awaitable[bool]] | None = None  # True when the operator stops
 
     def key(self, step: StepStatus) -> str:
         """The idempotency key of `step` for this rollback."""
@@ -120,7 +127,10 @@ async def _restore_storage(step: StepStatus, ctx: StepContext) -> StepResult:
 
 async def _verify(step: StepStatus, ctx: StepContext) -> StepResult:
     verifier = ctx.providers.verifier
-    results = await verifier.verify() if verifier else []
+    checks, rules = await asyncio.gather(
+        verifier.verify() if verifier else _nothing(), _rules_clear(ctx)
+    )
+    results = [*checks, *rules]
     ctx.status.verification = results
     failed = [r for r in results if not r.passed]
     if failed:
@@ -131,7 +141,34 @@ async def _verify(step: StepStatus, ctx: StepContext) -> StepResult:
     return StepResult(f"all {len(results)} checks passed")
 
 
+async def _nothing() -> list[CheckResult]:
+    return []
+
+
+async def _rules_clear(ctx: StepContext) -> list[CheckResult]:
+    """The policy's critical rules held clear for `verification.window` (none: no results)."""
+    source = ctx.providers.metrics
+    if source is None or not ctx.rules:
+        return []
+    pause = ctx.pause or _sleep
+    return await monitoring.hold_clear(ctx.rules, source, ctx.verify_window, ctx.now, pause)
+
+
+async def _sleep(seconds: float) -> bool:
+    await asyncio.sleep(seconds)
+    return False
+
+
+async def _sample_rules(ctx: StepContext) -> None:
+    """Each rule over the rollback so far, into status.monitoring (for the report)."""
+    source, started = ctx.providers.metrics, ctx.status.started_at
+    if source is None or not ctx.rules or started is None:
+        return
+    ctx.status.monitoring = await monitoring.sample_rules(ctx.rules, source, started, ctx.now())
+
+
 async def _report(step: StepStatus, ctx: StepContext) -> StepResult:
+    await _sample_rules(ctx)
     data = ReportInput(ctx.rollback, ctx.status, ctx.outcome, ctx.now(), ctx.trigger, ctx.contacts)
     markdown = render(data)
     name = await ctx.reports.store(markdown)
