@@ -280,7 +280,8 @@ class Verification(Model):
     )
     cache: CacheCheck | None = Field(default=None, description="Check the cache answers PING.")
     window: NonNegativeDuration = Field(
-        default="0s", description="Critical rules must stay clear this long after the rollback."
+        default="0s",
+        description="Critical rules must stay clear this long after the rollback (0s: off).",
     )
 
 

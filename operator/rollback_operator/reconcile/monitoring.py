@@ -138,14 +138,13 @@ async def hold_clear(
 
     Looks every `interval` seconds at the range since the watch began and fails a rule at once
     when its critical threshold held for `for` (at most `window`) in it; the watch ends with the
-    first failure. With a zero window each rule is judged on its current value alone.
+    first failure. A zero window watches nothing: right after a rollback, rules over a rate
+    window still show the incident, so only a window longer than that says anything.
     """
     watched = [r for r in rules if r.critical is not None]
-    if not watched:
+    if not watched or window <= timedelta(0):
         return []
     start = now()
-    if window <= timedelta(0):
-        return await _instant(watched, source, start)
     step = span_step(window)
     results: dict[str, CheckResult] = {}
     failures: dict[str, str] = {}
@@ -174,20 +173,6 @@ async def hold_clear(
         if await pause(max(0.0, min(interval, remaining))):
             raise Stopping  # verification is redone from its start after the restart
     return [results[r.name] for r in watched]
-
-
-async def _instant(rules: Sequence[Rule], source: MetricsSource, at: datetime) -> list[CheckResult]:
-    answers = await source.query_all([r.query for r in rules], at)
-    results = []
-    for rule, answer in zip(rules, answers, strict=True):
-        name = f"rule {rule.name}"
-        if isinstance(answer, ProviderError):
-            results.append(CheckResult(name=name, passed=False, message=_unread(answer)))
-            continue
-        breached = rule.critical is not None and past(rule.critical, answer.value, rule.no_data)
-        text = f"{_number(answer.value)} (critical {_bound(rule.critical)})"
-        results.append(CheckResult(name=name, passed=not breached, message=text))
-    return results
 
 
 async def _look(
