@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 from pathlib import Path
 
 from rollback_operator import app
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers.base import Notifier, Providers, SecretReader
 from rollback_operator.settings import Settings
+from rollback_operator.telemetry import logs
+from tests.e2e.shared_world import SharedFakeWorld
 from tests.fakes.memory import FakeProviderFactory, FakeWorld
 
 
@@ -54,17 +56,29 @@ def main() -> None:
     parser.add_argument("--namespace", default="default")
     parser.add_argument("--poll", type=float, default=0.05)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text")
+    parser.add_argument("--metrics-port", type=int, default=0, help="/metrics port; 0: none")
     parser.add_argument("--real", default="", help="comma-separated targets with real adapters")
+    parser.add_argument("--peering", default=None, help="peer through this kopf peering object")
+    parser.add_argument("--priority", type=int, default=None, help="peering priority")
+    parser.add_argument("--peering-lifetime", type=int, default=60, help="keep-alive, seconds")
     args = parser.parse_args()
-    level = logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    world = FakeWorld.load(args.world)
+    logs.configure(args.log_format, verbose=args.verbose)
+    if args.peering:  # peers share the world file: reload it before every call
+        identity = os.environ.get("POD_ID") or f"pid-{os.getpid()}"
+        world: FakeWorld = SharedFakeWorld.shared(args.world, identity)
+    else:
+        world = FakeWorld.load(args.world)
     world.allow_crash = True
     settings = Settings(
         kubeconfig=args.kubeconfig,
         namespaces=[args.namespace],
-        standalone=True,
+        standalone=args.peering is None,
+        peering_name=args.peering or "unused",
+        priority=args.priority,
+        peering_lifetime=args.peering_lifetime,
         liveness_endpoint=None,
+        metrics_port=args.metrics_port,
         poll_interval=args.poll,
         step_base_delay=0.05,
         step_max_delay=0.2,

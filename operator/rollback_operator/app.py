@@ -7,6 +7,7 @@ the `rollback-operator run` command calls it with the real one.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -27,8 +28,10 @@ from rollback_operator.providers.base import (
     SecretReader,
 )
 from rollback_operator.settings import Settings
+from rollback_operator.telemetry import metrics as operator_metrics
 
 logger = logging.getLogger(__name__)
+PEER_SETTLE = 2.0  # seconds replicas started together get to see each other before acting
 
 
 class RealProviderFactory:
@@ -78,10 +81,22 @@ def _configure(settings: kopf.OperatorSettings, own: Settings) -> None:
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.INFO
-    settings.peering.priority = own.priority
+    settings.peering.lifetime = own.peering_lifetime
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.error_backoffs = [0.5, 1, 2, 5, 10]
+
+
+def with_priority(own: Settings) -> Settings:
+    """`own` with a peering priority: the configured one, else one from the start time.
+
+    kopf pauses every replica that sees a live peer of equal priority, so replicas need distinct
+    ones. Earlier starts rank higher: a new or restarted replica waits behind the running one
+    instead of taking over in the middle of its rollback.
+    """
+    if own.priority is not None:
+        return own
+    return own.model_copy(update={"priority": -(time.time_ns() // 1000)})
 
 
 def build_registry(own: Settings) -> kopf.OperatorRegistry:
@@ -97,8 +112,9 @@ def build_registry(own: Settings) -> kopf.OperatorRegistry:
         deps: Deps = memo
         return kopf.ConnectionInfo(**credentials(deps.kube))
 
-    rollback_handlers.register(registry)
-    policy_handlers.register(registry)
+    settle = 0.0 if own.standalone else PEER_SETTLE
+    rollback_handlers.register(registry, settle)
+    policy_handlers.register(registry, settle)
     return registry
 
 
@@ -110,11 +126,19 @@ async def run(
     ready_flag: Any = None,
 ) -> None:
     """Run the operator until it is told to stop."""
+    settings = with_priority(settings)
     kube = await KubeApi.connect(settings.kubeconfig)
     metrics = prometheus.PrometheusFactory()
     factory = providers or RealProviderFactory()
-    deps = Deps(settings=settings, kube=kube, providers=factory, metrics=metrics)
+    telemetry = operator_metrics.Telemetry()
+    deps = Deps(
+        settings=settings, kube=kube, providers=factory, metrics=metrics, telemetry=telemetry
+    )
+    server: operator_metrics.MetricsServer | None = None
     try:
+        if settings.metrics_port:
+            server = telemetry.serve(settings.metrics_port)
+            logger.info("Serving /metrics on port %d", server.port)
         await kopf.operator(
             registry=build_registry(settings),
             memo=deps,
@@ -128,5 +152,7 @@ async def run(
             ready_flag=ready_flag,
         )
     finally:
+        if server is not None:
+            server.close()
         await metrics.close()
         await kube.close()

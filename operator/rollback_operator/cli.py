@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ import yaml
 from rollback_operator import app
 from rollback_operator.api.crd import all_crds
 from rollback_operator.settings import Settings
+from rollback_operator.telemetry import logs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster)")
     run.add_argument("--standalone", action="store_true", default=None, help="no peering")
     run.add_argument("--liveness", dest="liveness_endpoint", default=None)
+    run.add_argument("--log-format", choices=["text", "json"], default=None)
+    run.add_argument("--metrics-port", type=int, default=None, help="/metrics port; 0: none")
     run.add_argument("-v", "--verbose", action="store_true", default=None)
     crds = sub.add_parser("crds", help="print the CustomResourceDefinitions as YAML")
     crds.add_argument("--output-dir", default=None, help="write one file per CRD here instead")
@@ -65,11 +67,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             (Path(args.output_dir) / name).write_text(text)
         return 0
     settings = settings_from(args)
-    logging.basicConfig(
-        level=logging.DEBUG if settings.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not settings.verbose:  # one line per provider request (with query URLs) is noise
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    logs.configure(settings.log_format, verbose=settings.verbose)
     asyncio.run(app.run(settings))
     return 0

@@ -21,11 +21,22 @@ class Settings(BaseSettings):
     kubeconfig: str | None = Field(default=None, description="Kubeconfig path; else in-cluster.")
     standalone: bool = Field(default=False, description="No peering: the only operator.")
     peering_name: str = Field(default="rollback-operator", description="kopf peering object.")
-    priority: int = Field(default=0, description="Peering priority of this replica.")
+    priority: int | None = Field(
+        default=None,
+        description="Peering priority of this replica; unset: the earlier started ranks higher.",
+    )
+    peering_lifetime: int = Field(
+        default=60, ge=1, description="Seconds a silent peer counts as alive (failover time)."
+    )
     liveness_endpoint: str | None = Field(
         default="http://0.0.0.0:8080/healthz", description="kopf's health endpoint."
     )
-    log_format: Literal["text", "json"] = "text"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text lines, or one JSON object per line."
+    )
+    metrics_port: int = Field(
+        default=8090, ge=0, le=65535, description="Port of /metrics (Prometheus); 0: none."
+    )
     verbose: bool = False
     step_max_attempts: int = Field(default=5, ge=1, description="Attempts per step.")
     step_base_delay: float = Field(default=2.0, ge=0, description="First retry delay, seconds.")

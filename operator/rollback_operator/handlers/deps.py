@@ -14,6 +14,7 @@ from rollback_operator.kube import KubeApi
 from rollback_operator.providers.base import MetricsFactory, ProviderFactory
 from rollback_operator.reconcile.runner import RetryPolicy
 from rollback_operator.settings import Settings
+from rollback_operator.telemetry.metrics import Telemetry
 
 
 class SystemClock:
@@ -42,6 +43,7 @@ class Deps:
     clock: SystemClock = field(default_factory=SystemClock)
     admission: Admission = field(default_factory=Admission)
     metrics: MetricsFactory | None = None
+    telemetry: Telemetry = field(default_factory=Telemetry)  # what /metrics serves
 
     def __copy__(self) -> Deps:
         return self

@@ -2,11 +2,13 @@
 
 Implements the engine's ports (Recorder, Controls, ReportStore) on top of kopf's live body and
 the Kubernetes gateway. The body of a kopf daemon is a live view, so annotations set by people
-(approve, abort) are seen here without another API call.
+(approve, abort) are seen here without another API call. `save` is also where finished steps and
+outcomes are counted and logged, once each (`telemetry.observe` says why there).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import kopf
@@ -16,7 +18,9 @@ from rollback_operator.api.rollback import Phase, RollbackStatus
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.patching import merge_diff
 from rollback_operator.reconcile import queue, transitions
+from rollback_operator.telemetry import logs, observe
 
+logger = logging.getLogger(__name__)
 PLURAL = "rollbacks"
 
 
@@ -46,15 +50,45 @@ class LiveRollback:
         self._saved: dict[str, Any] = dict(body.get("status", {}))
         self._namespace = body.metadata.namespace or ""
         self._name = body.metadata.name or ""
+        self._telemetry = deps.telemetry
+        self._trigger = observe.trigger_of(body.metadata.labels, body.metadata.annotations)
 
     async def save(self, status: RollbackStatus) -> None:
         wire = status.wire()
         patch = merge_diff(self._saved, wire)
-        if patch:
-            await self.deps.kube.patch_status(PLURAL, self._namespace, self._name, patch)
-            self._saved = wire
+        if not patch:
+            return
+        opened = observe.started_step(self._saved, status)
+        if opened is not None:  # this task runs that step: its log lines say so
+            logs.bind_step(opened.name, opened.target.value if opened.target else None)
+        # judged now, as `wire` was: parallel steps change `status` while the patch is sent
+        ended = observe.ended_steps(self._saved, status)
+        result = observe.ended_phase(self._saved, status)
+        seconds, mode = observe.run_seconds(status), status.mode
+        await self.deps.kube.patch_status(PLURAL, self._namespace, self._name, patch)
+        self._saved = wire
+        self._count(ended, result, seconds, mode)
+
+    def _count(
+        self, ended: list[observe.StepEnd], result: str | None, seconds: float | None,
+        mode: str | None,
+    ) -> None:  # fmt: skip
+        """Metrics and log lines for the steps and the outcome a save made durable."""
+        for end in ended:
+            self._telemetry.step_finished(step=end.name, target=end.target, seconds=end.seconds)
+            logger.info(
+                "Step %s%s %s after %d attempt(s) in %.1fs", end.name,
+                f" ({end.target})" if end.target else "", end.state, end.attempts, end.seconds,
+                extra={"step": end.name, "target": end.target or None},
+            )  # fmt: skip
+        if result is not None:
+            mode = mode or self.body.get("spec", {}).get("mode") or "quick"
+            self._telemetry.rollback_finished(
+                mode=mode, trigger=self._trigger, result=result, seconds=seconds
+            )
 
     async def event(self, *, warning: bool, reason: str, message: str) -> None:
+        logger.log(logging.WARNING if warning else logging.INFO, "%s: %s", reason, message)
         kopf.event(
             self.body, type="Warning" if warning else "Normal", reason=reason, message=message
         )

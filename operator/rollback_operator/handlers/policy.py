@@ -128,8 +128,9 @@ class _Broken:
         raise self.error
 
 
-def register(registry: kopf.OperatorRegistry) -> None:
-    """Register the RollbackPolicy handlers and the index of Rollbacks by policy."""
+def register(registry: kopf.OperatorRegistry, settle: float = 0.0) -> None:
+    """Register the RollbackPolicy handlers and the index of Rollbacks by policy (`settle`: as
+    in `handlers.rollback.register`)."""
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
         decorator(
             GROUP,
@@ -142,6 +143,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
     kopf.index(GROUP, VERSION, "rollbacks", id="policy_rollbacks", registry=registry)(
         index_policy_rollbacks
     )
-    kopf.daemon(GROUP, VERSION, PLURAL, id="evaluate", registry=registry, cancellation_timeout=5.0)(
-        evaluate_policy
-    )
+    kopf.daemon(
+        GROUP, VERSION, PLURAL, id="evaluate", registry=registry, cancellation_timeout=5.0,
+        initial_delay=settle or None,
+    )(evaluate_policy)  # fmt: skip

@@ -5,6 +5,7 @@ and the `policy_rollbacks` index, which lists every Rollback by the policy it re
 the targets it acts on (defaults applied, so a Rollback that has not planned yet still counts),
 its phase, and the episode keys of an automatic one. Status writes are spared while only rule
 values move (see `calm`): a thousand calm policies need not write a thousand times a round.
+Rule values, thresholds, breaches and suppressions are counted at each save (`telemetry.observe`).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import kopf
 from pydantic import ValidationError
 
 from rollback_operator.api import TRIGGER_LABEL
-from rollback_operator.api.policy import RollbackPolicy, RollbackPolicyStatus, RollbackRef
+from rollback_operator.api.policy import RollbackPolicy, RollbackPolicyStatus, RollbackRef, Rule
 from rollback_operator.api.rollback import TERMINAL_PHASES, Phase, Rollback
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.patching import merge_diff
 from rollback_operator.providers.base import Notice
 from rollback_operator.providers.errors import ProviderError
 from rollback_operator.reconcile.automatic import EPISODES_ANNOTATION, Announcement
+from rollback_operator.telemetry import logs, observe
 
 PLURAL = "rollbackpolicies"
 REFRESH = timedelta(minutes=5)
@@ -118,13 +120,30 @@ class LivePolicy:
         self._name = body.metadata.name or ""
         self._rollbacks = rollbacks
         self._saved: dict[str, Any] = dict(body.get("status", {}))
+        self._uid = body.metadata.uid or ""
+        self._telemetry = deps.telemetry
+        logs.bind_policy(self._namespace, self._name)
 
     async def save(self, status: RollbackPolicyStatus) -> None:
         wire = status.wire()
         patch = merge_diff(self._saved, wire)
+        self._count_start()
         if patch and not calm(self._saved, wire, self.deps.clock.now()):
             await self.deps.kube.patch_status(PLURAL, self._namespace, self._name, patch)
             self._saved = wire
+        observe.record_policy(self._telemetry, self._uid, self._namespace, self._name, status)
+
+    def _count_start(self) -> None:
+        """Before the first count: what the stored status already holds, and the thresholds."""
+        if self._uid not in self._telemetry.policies:
+            stored = RollbackPolicyStatus.model_validate(self._saved)
+            observe.start_policy(self._telemetry, self._uid, stored)
+        generation = int(self.body.metadata.get("generation") or 1)
+        if observe.thresholds_stale(self._telemetry, self._uid, generation):
+            rules = [Rule.model_validate(r) for r in self.body.get("spec", {}).get("rules", [])]
+            observe.set_thresholds(
+                self._telemetry, self._uid, self._namespace, self._name, generation, rules
+            )
 
     async def event(self, *, warning: bool, reason: str, message: str) -> None:
         kopf.event(

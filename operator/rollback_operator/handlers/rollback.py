@@ -23,6 +23,7 @@ from rollback_operator.providers.errors import ProviderError
 from rollback_operator.reconcile import monitoring
 from rollback_operator.reconcile.engine import Engine
 from rollback_operator.reconcile.planning import check_against_policy
+from rollback_operator.telemetry import logs
 
 logger = logging.getLogger(__name__)
 Prepared = tuple[Rollback, RollbackPolicy, Providers]
@@ -86,6 +87,7 @@ async def run_rollback(
 ) -> None:
     """Drive one Rollback to its end, or wait while its input is bad."""
     deps: Deps = memo
+    logs.bind_rollback(body.metadata.namespace or "", body.metadata.name or "")
     while not stopped and not _terminal(body):
         namespace = body.metadata.namespace or ""
         policy = (body.get("spec", {}).get("policyRef") or {}).get("name", "")
@@ -115,8 +117,12 @@ class _Peers:
         return iter(list(self.index.get(self.key, [])))
 
 
-def register(registry: kopf.OperatorRegistry) -> None:
-    """Register the Rollback handlers and the indexes they use."""
+def register(registry: kopf.OperatorRegistry, settle: float = 0.0) -> None:
+    """Register the Rollback handlers and the indexes they use.
+
+    `settle`: seconds a daemon waits before it acts, so that replicas started together see each
+    other in the peering object (and all but one pause) before any of them acts.
+    """
     kopf.index(GROUP, VERSION, "rollbackpolicies", id="policy_index", registry=registry)(
         index_policies
     )
@@ -128,5 +134,6 @@ def register(registry: kopf.OperatorRegistry) -> None:
         id="run",
         registry=registry,
         cancellation_timeout=10.0,
+        initial_delay=settle or None,
         when=lambda body, **_: not _terminal(body),
     )(run_rollback)

@@ -1,0 +1,93 @@
+"""Fixtures for the telemetry tests: an operator bed whose process serves /metrics, and a scraper.
+
+`MetricsBed` is the e2e `Bed` with two more flags for the operator process (`--metrics-port`,
+`--log-format`); the port is a fresh free one per start, so a restarted operator starts with
+fresh counters and a test sees exactly what that process counted.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests import leakscan
+from tests.e2e.bed import WATCHED, Bed
+from tests.kube.cluster import REPO_ROOT, EmulatedCluster
+from tests.metrics.conftest import prometheus, series
+from tests.services import free_port
+
+__all__ = ["MetricsBed", "mbed", "named", "prometheus", "sample", "series"]
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+class MetricsBed(Bed):
+    """A Bed whose operator serves /metrics and logs in the chosen format."""
+
+    log_format = "text"
+    port = 0
+
+    def start(self, *, wait: bool = True, real: tuple[str, ...] = ()) -> None:
+        """Start the operator on a fresh metrics port; by default wait until it watches."""
+        self.starts += 1
+        self.port = free_port()
+        log = (self.workdir / f"operator-{self.starts}.log").open("wb")
+        argv = [sys.executable, "-m", "tests.operator_process", "--real", ",".join(real)]
+        argv += ["--kubeconfig", str(self.cluster.kubeconfig), "--world", str(self.world_path)]
+        argv += ["--metrics-port", str(self.port), "--log-format", self.log_format]
+        self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        if wait:
+            self.cluster.wait_for_watch(WATCHED, namespace="default", timeout=30)
+
+    def log_path(self) -> Path:
+        """The log file of the latest start."""
+        return self.workdir / f"operator-{self.starts}.log"
+
+    def scrape(self) -> Samples:
+        """Every sample on /metrics now, by name and labels."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                url = f"http://127.0.0.1:{self.port}/metrics"
+                with urllib.request.urlopen(url, timeout=5) as answer:
+                    text = answer.read().decode()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        return {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float | None:
+    """One sample's value, or None when the series does not exist."""
+    return samples.get((name, frozenset(labels.items())))
+
+
+def named(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    """Every series of `name`, by labels."""
+    return {labels: value for (n, labels), value in samples.items() if n == name}
+
+
+@pytest.fixture
+def mbed(tmp_path: Path) -> Iterator[MetricsBed]:
+    """A fresh cluster and world; the operator (serving /metrics) is not started yet."""
+    with EmulatedCluster(tmp_path / "cluster") as cluster:
+        test_bed = MetricsBed(cluster, tmp_path)
+        try:
+            yield test_bed
+        finally:
+            test_bed.stop()
+            for path in [*sorted(tmp_path.glob("operator-*.log")), test_bed.world_path]:
+                leakscan.watch_file(path, f"{path.name} of {tmp_path.name}")

@@ -1,0 +1,88 @@
+"""Policy metrics from the operator process, against a real Prometheus: the rule's value and
+thresholds as series, one breach per episode and severity, one suppression per episode and
+reason, and nothing counted again by a restarted operator for what it finds already recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import pytest
+
+from tests import builders
+from tests.metrics.world import Series, minutes
+from tests.services.prometheus import PrometheusServer
+from tests.telemetry.conftest import MetricsBed, Samples, named, sample
+
+pytestmark = pytest.mark.e2e
+POLICIES = "rollback.mindmate.app/v1alpha1/rollbackpolicies"
+HIGH = 0.08
+ON = {"namespace": "default", "policy": "mindmate"}
+T = TypeVar("T")
+
+
+def _start(bed: MetricsBed) -> None:
+    bed.start()
+    bed.cluster.wait_for_watch(POLICIES, namespace="default", timeout=30)
+
+
+def _policy(prometheus: PrometheusServer, series: Series) -> dict[str, Any]:
+    rule = {"name": "api-errors", "query": f'g{{test="{series.label}"}}', "for": "5m",
+            "warning": {"above": 0.02}, "critical": {"above": 0.05},
+            "autoRollback": True}  # fmt: skip
+    return builders.policy(
+        metrics={"prometheus": {"url": prometheus.url}}, evaluationInterval="1s", rules=[rule],
+        suspend=True,
+    )  # fmt: skip
+
+
+def _until(bed: MetricsBed, check: Callable[[Samples], T | None], what: str) -> T:
+    deadline = time.monotonic() + 30
+    while (found := check(bed.scrape())) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} on /metrics\n{bed.logs()[-3000:]}")
+        time.sleep(0.1)
+    return found
+
+
+def test_a_suspended_policy_in_breach_shows_value_thresholds_one_breach_one_suppression(
+    mbed: MetricsBed, prometheus: PrometheusServer, series: Series
+) -> None:
+    now = datetime.now(UTC)
+    series.gauge("g", now - minutes(10), now + minutes(2), lambda t: HIGH)
+    _start(mbed)
+    mbed.apply(_policy(prometheus, series))
+    suppressed = {**ON, "reason": "Suspended"}
+
+    def counted(s: Samples) -> Samples | None:
+        return s if sample(s, "automatic_rollbacks_suppressed_total", **suppressed) else None
+
+    samples = _until(mbed, counted, "suppression")
+    rule = {**ON, "rule": "api-errors"}
+    assert sample(samples, "policy_rule_value", **rule) == HIGH
+    assert named(samples, "policy_rule_threshold") == {
+        frozenset({**rule, "severity": "warning", "direction": "above"}.items()): 0.02,
+        frozenset({**rule, "severity": "critical", "direction": "above"}.items()): 0.05,
+    }
+    assert named(samples, "policy_breaches_total") == {
+        frozenset({**rule, "severity": "critical"}.items()): 1.0  # straight to Critical: once
+    }
+    assert named(samples, "automatic_rollbacks_suppressed_total") == {
+        frozenset(suppressed.items()): 1.0
+    }
+    status = mbed.get("rollbackpolicy", "mindmate")["status"]
+    assert status["suppressed"] == {"Suspended": 1}
+    assert status["rules"][0]["episode"]["announced"] == "Critical"
+
+    assert mbed.process is not None
+    mbed.process.kill()  # SIGKILL, then a new process with fresh counters
+    mbed.process.wait()
+    _start(mbed)
+    again = _until(mbed, lambda s: s if sample(s, "policy_rule_value", **rule) else None,
+                   "a round of the restarted operator")  # fmt: skip
+    assert sample(again, "policy_rule_value", **rule) == HIGH
+    assert named(again, "policy_breaches_total") == {}
+    assert named(again, "automatic_rollbacks_suppressed_total") == {}
