@@ -36,7 +36,7 @@ import attrs
 import kmock
 from kmock._internal.rendering import Response  # documented, but missing from kmock.__all__
 
-from tests.kube import crds, patches, protocol, watching
+from tests.kube import audit, crds, patches, protocol, watching
 from tests.kube.protocol import error
 from tests.kube.selectors import Selector
 from tests.kube.watching import Key, Obj
@@ -84,6 +84,7 @@ class RealisticEmulator(kmock.KubernetesEmulator):
     # skip that layer: the _serve_* methods below do the writes themselves.
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         del self._requests[: -self.request_log_size]
+        audit.record(request)  # only with KUBE_EMULATOR_AUDIT_LOG set (tests/kube/audit.py)
         return await super(kmock.KubernetesEmulator, self)._handle(request)
 
     def _get_resources(self) -> list[kmock.resource]:
