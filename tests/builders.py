@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from rollback_operator.api import API_VERSION
+from tests import known_secrets
 
 Manifest = dict[str, Any]
 
@@ -83,7 +84,11 @@ def stored(manifest: Manifest, generation: int = 1) -> Manifest:
 
 
 def secret(name: str, data: dict[str, str], namespace: str = "default") -> Manifest:
-    """A Secret manifest with `data` base64-encoded, as the API stores it."""
+    """A Secret manifest with `data` base64-encoded, as the API stores it.
+
+    Every value joins the leak scan's registry: it must never show up outside a Secret.
+    """
+    known_secrets.register_secret(namespace, name, data)
     encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
     return {"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": name, "namespace": namespace}, "data": encoded}  # fmt: skip

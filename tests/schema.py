@@ -27,7 +27,9 @@ def _translate(node: Any) -> Any:
     if node.get("nullable") and "type" in out:
         out["type"] = [out["type"], "null"]
         out.pop("nullable")
-    if out.get("type") == "object" and "properties" in out and "additionalProperties" not in out:
+    types = out.get("type")
+    is_object = types == "object" or (isinstance(types, list) and "object" in types)
+    if is_object and "properties" in out and "additionalProperties" not in out:
         out["additionalProperties"] = False
     if node.get("x-kubernetes-list-type") == "set":
         out["uniqueItems"] = True

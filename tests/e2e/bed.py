@@ -7,6 +7,7 @@ a test can SIGKILL the operator, start it again, and still count every provider 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import leakscan
 from tests.fakes.memory import FakeWorld
 from tests.kube.cluster import REPO_ROOT, EmulatedCluster
 
@@ -36,6 +38,7 @@ class Bed:
         self.cluster, self.workdir = cluster, workdir
         self.world_path = workdir / "world.json"
         self.process: subprocess.Popen[bytes] | None = None
+        self.replicas: dict[str, subprocess.Popen[bytes]] = {}  # peered operators, by identity
         self.starts = 0
         FakeWorld(path=self.world_path).save()
         for crd in sorted((REPO_ROOT / "crds").glob("*.yaml")):
@@ -55,20 +58,45 @@ class Bed:
         if wait:
             self.cluster.wait_for_watch(WATCHED, namespace="default", timeout=30)
 
+    def start_replica(
+        self, identity: str, priority: int | None, *, peering: str, lifetime: int = 3
+    ) -> None:
+        """Start one more operator that peers through the object `peering` with `priority`
+        (None: the operator's default, from its start time).
+
+        `identity` becomes its kopf identity (POD_ID, as in a pod) and names its log file. Its
+        fakes share the world file (see `tests.e2e.shared_world`). A peer silent for `lifetime`
+        seconds counts as dead. Returns at once: an outranked replica opens no watches.
+        """
+        argv = [sys.executable, "-m", "tests.operator_process", "--world", str(self.world_path)]
+        argv += ["--kubeconfig", str(self.cluster.kubeconfig), "--peering", peering]
+        argv += ["--peering-lifetime", str(lifetime)]
+        argv += ["--priority", str(priority)] if priority is not None else []
+        env = {**os.environ, "POD_ID": identity}
+        log = self.replica_log(identity).open("wb")
+        self.replicas[identity] = subprocess.Popen(
+            argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def replica_log(self, identity: str) -> Path:
+        """Where the replica `identity` logs."""
+        return self.workdir / f"operator-{identity}.log"
+
     def wait_exit(self, timeout: float = 30.0) -> int:
         """The operator's exit code once it ends (-9 after a crash point fired)."""
         assert self.process is not None
         return self.process.wait(timeout=timeout)
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it lingers."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """SIGTERM, then SIGKILL if it lingers; replicas too."""
+        for process in [self.process, *self.replicas.values()]:
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
     def logs(self) -> str:
         """Every operator log, for failure messages."""
@@ -135,3 +163,5 @@ def bed(tmp_path: Path) -> Iterator[Bed]:
             yield test_bed
         finally:
             test_bed.stop()
+            for path in [*sorted(tmp_path.glob("operator-*.log")), test_bed.world_path]:
+                leakscan.watch_file(path, f"{path.name} of {tmp_path.name}")

@@ -28,6 +28,8 @@ from typing import Any, Self
 from aiohttp import web
 from multidict import MultiMapping
 
+from tests import leakscan
+
 Clock = Callable[[], float]
 """Seconds since the Unix epoch; injected so tests can freeze or advance time."""
 
@@ -285,6 +287,7 @@ class FakeApi(abc.ABC):
         self.faults = FaultInjector()
         self.log = RequestLog()
         self.lock = threading.RLock()
+        leakscan.track_fake(self)
 
     def inject(self, fault: Fault, *, route: str = "*", times: int | None = 1) -> None:
         """Queue a fault for the next `times` calls whose route key matches the glob."""
@@ -314,6 +317,10 @@ class FakeApi(abc.ABC):
     @abc.abstractmethod
     def secrets(self) -> Iterable[str]:
         """Every credential the fake knows, to be scrubbed from the log."""
+
+    def shown(self) -> list[Any]:
+        """What the fake would show people (messages, incidents, alerts), for the leak scan."""
+        return []
 
     def admit(self, call: ApiCall, route: str) -> web.Response | None:
         """Provider-level gate before dispatch (e.g. rate limiting); None lets the call in."""

@@ -18,6 +18,7 @@ are as reported by users of the real API), and 400 for a well-formed but unknown
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import re
 import secrets
@@ -86,6 +87,10 @@ class FakePagerDuty(FakeApi):
 
     def secrets(self) -> Iterable[str]:
         return list(self._keys)
+
+    def shown(self) -> list[Any]:
+        with self.lock:
+            return [dataclasses.asdict(a) for a in self._alerts] + list(self.dropped)
 
     # ----- FakeApi hooks -----
 

@@ -114,6 +114,9 @@ class FakeSlack(FakeApi):
     def secrets(self) -> Iterable[str]:
         return [p.rsplit("/", 1)[1] for p in self._webhooks]
 
+    def shown(self) -> list[Any]:
+        return self.messages()
+
     # ----- FakeApi hooks -----
 
     def describe(self, call: ApiCall) -> tuple[str, bool]:

@@ -21,6 +21,7 @@ from the worst affected component; `q` matches the name and the update bodies.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import time
@@ -145,6 +146,11 @@ class FakeStatuspage(FakeApi):
 
     def secrets(self) -> Iterable[str]:
         return list(self._keys)
+
+    def shown(self) -> list[Any]:
+        with self.lock:
+            pages = list(self._pages.values())
+            return [dataclasses.asdict(i) for page in pages for i in page.incidents.values()]
 
     # ----- FakeApi hooks -----
 

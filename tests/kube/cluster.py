@@ -20,6 +20,8 @@ from typing import Self
 import httpx
 import yaml
 
+from tests import leakscan
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = "/usr/bin/kubectl" if os.path.exists("/usr/bin/kubectl") else shutil.which("kubectl")
 VALIDATING_COMMANDS = frozenset({"apply", "create", "replace"})
@@ -89,6 +91,7 @@ class EmulatedCluster:
             time.sleep(POLL_INTERVAL)
         self._port = int(portfile.read_text())
         self._write_kubeconfig()
+        leakscan.watch_file(self.log, f"emulator.log of {self.workdir}")
         return self
 
     def stop(self) -> int | None:
@@ -97,6 +100,8 @@ class EmulatedCluster:
         if process is None:
             return None
         if process.poll() is None:
+            if self._port is not None:  # read by the leak scan before the objects are gone
+                leakscan.capture_cluster(self.url, f"cluster {self.workdir}")
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=5)

@@ -6,11 +6,12 @@ Durations stay strings in the model (so a manifest round-trips unchanged) and ar
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
 
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
@@ -67,6 +68,28 @@ Duration = Annotated[
 ]
 
 NonEmpty = Annotated[str, Field(min_length=1)]
+Number = Annotated[float, Strict()]  # a JSON number: never "0.05" or true, as the schema says
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only what the CRD's `format: date-time` accepts: not an epoch number, not a bare date."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _RFC3339.match(value):
+        return value
+    raise ValueError("must be an RFC 3339 time with a zone, such as 2024-01-01T00:00:00Z")
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
+
+
+def repeated(values: Sequence[object]) -> list[str]:
+    """The values that occur more than once, as text, sorted."""
+    return sorted({str(v) for v in values if values.count(v) > 1})
+
+
 DnsName = Annotated[
     str,
     Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),

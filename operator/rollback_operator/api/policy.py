@@ -19,9 +19,11 @@ from rollback_operator.api.common import (
     Duration,
     Model,
     NonEmpty,
+    Number,
     ObjectMeta,
     SecretKeyRef,
     Target,
+    repeated,
 )
 from rollback_operator.api.conditions import Condition
 
@@ -162,8 +164,8 @@ class Threshold(Model):
         json_schema_extra={"oneOf": [{"required": ["above"]}, {"required": ["below"]}]}
     )
 
-    above: float | None = Field(default=None, description="Breached when the value is above.")
-    below: float | None = Field(default=None, description="Breached when the value is below.")
+    above: Number | None = Field(default=None, description="Breached when the value is above.")
+    below: Number | None = Field(default=None, description="Breached when the value is below.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -239,6 +241,12 @@ class AutomaticRollback(Model):
     cooldown: Duration = Field(default="1h", description="No second automatic rollback within.")
     max_rollbacks: MaxRollbacks = Field(default_factory=MaxRollbacks)
 
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        if dupes := repeated(self.targets):
+            raise ValueError(f"targets: repeated {', '.join(dupes)}")
+        return self
+
 
 class HealthCheck(Model):
     """An HTTP endpoint that must answer after a rollback."""
@@ -284,6 +292,13 @@ class Verification(Model):
         description="Critical rules must stay clear this long after the rollback (0s: off).",
     )
 
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        for field, checks in (("healthChecks", self.health_checks), ("sqlChecks", self.sql_checks)):
+            if dupes := repeated([c.name for c in checks]):
+                raise ValueError(f"{field}: names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
 
 class Slack(Model):
     """A Slack incoming webhook."""
@@ -298,6 +313,12 @@ class Statuspage(Model):
     component_ids: list[NonEmpty] = Field(default_factory=list)
     api_key_secret_ref: SecretKeyRef
     api_url: HttpUrl = "https://api.statuspage.io/v1"
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        if dupes := repeated(self.component_ids):
+            raise ValueError(f"componentIds: repeated {', '.join(dupes)}")
+        return self
 
 
 class PagerDuty(Model):

@@ -19,6 +19,7 @@ from rollback_operator.api.common import (
     NonEmpty,
     ObjectMeta,
     Target,
+    Timestamp,
 )
 from rollback_operator.api.conditions import Condition
 
@@ -40,7 +41,7 @@ class BackupPin(Model):
 class StoragePin(Model):
     """Restore files as they were at this time."""
 
-    as_of: datetime = Field(description="RFC 3339 time, such as 2024-01-01T00:00:00Z.")
+    as_of: Timestamp = Field(description="RFC 3339 time, such as 2024-01-01T00:00:00Z.")
 
 
 class Pins(Model):

@@ -1,0 +1,113 @@
+"""The one registry of secret values the tests use: tokens, passwords, keys, webhook URLs, DSNs.
+
+Why this module exists: the leak scan (`tests/leakscan.py`) must know every secret a test hands
+to the operator or to a fake, so it can prove none of them shows up in a log line, an Event, a
+status, a report or a notification. Three sources feed it:
+
+- `STATIC`: literals written in test files, each with the file that uses it (a unit test checks
+  the file still contains it, so the table cannot drift silently);
+- `register()`: values made at run time, e.g. by `tests.builders.secret` (every Secret a test
+  applies) or by the leak scan itself (a fake's credentials, a database server's password);
+- `needles()`: what to search for a value: the value itself, its URL-encoded form, and the
+  password inside a URL, so a DSN whose password leaks on its own is still caught.
+
+(Named `known_secrets`, not `secrets`, so it does not shadow the standard library module.)
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.parse
+from dataclasses import dataclass
+
+MIN_LENGTH = 6
+"""Shorter values (`pw`, `x`) would match ordinary words; they are not searched for."""
+
+
+@dataclass(frozen=True)
+class Known:
+    """A secret literal and the test file that uses it."""
+
+    value: str
+    source: str
+    what: str
+
+
+STATIC: tuple[Known, ...] = (
+    Known("vercel-e2e-token-5b1d", "tests/e2e/saas.py", "Vercel token (e2e)"),
+    Known("railway-e2e-token-93ac", "tests/e2e/saas.py", "Railway token (e2e)"),
+    Known("vrc-secret-0123456789", "tests/providers/test_vercel_adapter.py", "Vercel token"),
+    Known("vrc-wrong-secret-987654", "tests/providers/test_vercel_adapter.py", "bad Vercel token"),
+    Known("rw-account-secret-42", "tests/providers/test_railway_adapter.py", "Railway token"),
+    Known("rw-project-secret-77", "tests/providers/test_railway_adapter.py", "Railway token"),
+    Known("rw-wrong-secret-13", "tests/providers/test_railway_adapter.py", "bad Railway token"),
+    Known("rw-workspace-secret", "tests/providers/test_railway_fake.py", "Railway token"),
+    Known("vercel-test-token", "tests/fakes/vercel_server.py", "fake Vercel default token"),
+    Known("railway-test-token", "tests/fakes/railway_server.py", "fake Railway default token"),
+    Known("sp-api-key-0123456789abcdef", "tests/notify/conftest.py", "Statuspage key"),
+    Known("sp-wrong-key-999999", "tests/notify/conftest.py", "bad Statuspage key"),
+    Known("sp-key-for-fake-tests", "tests/notify/test_fakes.py", "Statuspage key"),
+    Known("0123456789abcdef0123456789abcdef", "tests/notify/conftest.py", "bad PagerDuty key"),
+    Known("not-the-right-secret", "tests/notify/conftest.py", "bad Slack webhook"),
+    Known("s3cr3t-value", "tests/notify/test_slack.py", "Slack webhook"),
+    Known("s3cret-token", "tests/metrics/test_prometheus_source.py", "Prometheus auth"),
+    Known("cache-secret-7d1e", "tests/services/redis.py", "Redis password"),
+    Known("wrong-password-1234", "tests/verify/test_cache.py", "bad Redis password"),
+    Known("testing-secret-key", "tests/services/s3.py", "S3 secret access key"),
+    Known("dumper-pw-123", "tests/db/test_safety_backup.py", "PostgreSQL password"),
+    Known("Wr0ng-pa55word-xyz", "tests/db/test_database_plan.py", "bad PostgreSQL password"),
+)
+
+
+class Registry:
+    """Secret values with a description each; thread-safe, only ever grows."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, str] = {k.value: f"{k.what} ({k.source})" for k in STATIC}
+        self.generation = 0
+        """Changes whenever a value is added, so scanners know when to rebuild their needles."""
+
+    def register(self, value: str, what: str) -> None:
+        """Add a secret made at run time; `what` describes it (never the value) in findings."""
+        if len(value.strip()) < MIN_LENGTH:
+            return
+        with self._lock:
+            if value not in self._values:
+                self._values[value] = what
+                self.generation += 1
+
+    def values(self) -> dict[str, str]:
+        """Every registered value with its description."""
+        with self._lock:
+            return dict(self._values)
+
+
+REGISTRY = Registry()
+
+
+def register(value: str, what: str) -> None:
+    """Add a secret made at run time to the process's registry (see `Registry.register`)."""
+    REGISTRY.register(value, what)
+
+
+IDENTIFIER_KEYS = frozenset({"access-key-id"})
+"""Secret keys whose values identify rather than authenticate: an AWS access key id is sent in
+clear in every signed request (`Credential=<id>/...`) and shows in botocore's debug log."""
+
+
+def register_secret(namespace: str, name: str, data: dict[str, str]) -> None:
+    """Register the values of a Secret manifest (identifiers excepted)."""
+    for key, value in data.items():
+        if key not in IDENTIFIER_KEYS:
+            register(value, f"Secret {namespace}/{name} key {key}")
+
+
+def needles(value: str) -> set[str]:
+    """The strings whose presence means `value` leaked."""
+    found = {value, value.strip(), urllib.parse.quote(value.strip(), safe="")}
+    if "://" in value:
+        password = urllib.parse.urlsplit(value.strip()).password
+        if password:
+            found |= {password, urllib.parse.unquote(password)}
+    return {n for n in found if len(n) >= MIN_LENGTH}
