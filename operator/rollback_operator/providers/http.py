@@ -190,6 +190,10 @@ class Session:
             attempt += 1
             outcome = await self._attempt(call)
             if isinstance(outcome, httpx.Response):
+                logger.debug(
+                    "%s: %s: %s -> %d", self.http.provider, call.operation,
+                    self.http.scrub(call.describe()), outcome.status_code,
+                )  # fmt: skip
                 return outcome
             delay = self._delay(call, outcome, attempt, opts.clock() - started)
             if delay is None:

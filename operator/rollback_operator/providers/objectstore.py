@@ -45,6 +45,7 @@ _UNAUTHORIZED = {
 }
 _TRANSIENT = (
     boto_errors.ConnectionError,  # includes connect timeouts and closed connections
+    boto_errors.ConnectionClosedError,  # a dropped connection (an HTTPClientError, not the above)
     boto_errors.ReadTimeoutError,
     boto_errors.ResponseStreamingError,
     boto_errors.IncompleteReadError,

@@ -80,7 +80,9 @@ class Dsn:
 
 
 @contextmanager
-def tool_credentials(dsn: Dsn, base_env: Mapping[str, str]) -> Iterator[tuple[dict[str, str], str]]:
+def tool_credentials(
+    dsn: Dsn, base_env: Mapping[str, str], application: str | None = None
+) -> Iterator[tuple[dict[str, str], str]]:
     """An environment and a `-d` value for pg_dump, pg_restore and psql; files removed after.
 
     The connection lives in a service file and the password in a passfile, both 0600 in a
@@ -90,6 +92,8 @@ def tool_credentials(dsn: Dsn, base_env: Mapping[str, str]) -> Iterator[tuple[di
         params = dict(dsn.params)
         password = params.pop("password", None)
         params.setdefault("connect_timeout", str(dsn.connect_timeout))
+        if application:  # a session name of its own, for the lock watchdog (pg_locks)
+            params["application_name"] = application
         params.setdefault("application_name", APPLICATION)
         params["options"] = f"{params.get('options', '')} -c client_min_messages=warning".strip()
         service = Path(directory, "pg_service.conf")

@@ -34,6 +34,9 @@ _RETRYABLE_OUTPUT = (
     "terminating connection",
     "could not receive data from server",
     "SSL SYSCALL error",
+    "due to lock timeout",
+    "due to statement timeout",  # how pg_dump --lock-wait-timeout gives up on a held lock
+    "could not obtain lock",
 )
 
 
@@ -68,11 +71,15 @@ def list_command(pg_restore: str) -> list[str]:
     return [pg_restore, "--list"]
 
 
-def dump_command(pg_dump: str, dbname: str, *, exclude_schema: str) -> list[str]:
-    """pg_dump of the whole database in custom format to stdout."""
+def dump_command(
+    pg_dump: str, dbname: str, *, exclude_schema: str, lock_wait: float = 60.0
+) -> list[str]:
+    """pg_dump of the whole database in custom format to stdout; it gives up (retryably) when
+    another session keeps a table locked for longer than `lock_wait` seconds."""
     return [
         pg_dump, "--dbname", dbname, "--format=custom", "--no-password",
         f"--exclude-schema={exclude_schema}",
+        f"--lock-wait-timeout={max(1, int(lock_wait * 1000))}",  # milliseconds
     ]  # fmt: skip
 
 

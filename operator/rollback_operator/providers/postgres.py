@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,11 +23,16 @@ from boto3.s3.transfer import TransferConfig
 
 from rollback_operator.api.policy import PostgresTarget
 from rollback_operator.api.rollback import DatabasePlan
-from rollback_operator.providers import dumps, objectstore, pg_session, pg_tools
+from rollback_operator.providers import dumps, objectstore, pg_locks, pg_session, pg_tools
 from rollback_operator.providers import s3_layout as layout
 from rollback_operator.providers.base import Candidate, StepResult
 from rollback_operator.providers.dumps import DumpFormat
-from rollback_operator.providers.errors import NotFoundError, PermanentError, ProviderError
+from rollback_operator.providers.errors import (
+    NotFoundError,
+    PermanentError,
+    ProviderError,
+    RetryableError,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -54,6 +60,7 @@ class Options:
     upload_part_size: int = 16 << 20  # 10,000 parts of 16 MiB: dumps up to 160 GiB
     upload_concurrency: int = 4
     connect_timeout: int = 10
+    lock_wait_limit: float = 60.0  # longest wait behind another session's table lock, seconds
     now: Callable[[], datetime] = _utcnow
     environ: Mapping[str, str] = field(default_factory=_tool_env)
 
@@ -230,8 +237,16 @@ class PostgresDatabase:
         assert checked.format is not None
         archive = checked.format.archive
         chunks = self._filtered(checked, _prepend(first, download))
-        with pg_session.tool_credentials(self.dsn, self.options.environ) as (env, dbname):
-            outcome = await pg_tools.feed(self._restore_command(archive, dbname), env, chunks)
+        application = f"{pg_session.APPLICATION} restore {uuid.uuid4().hex[:12]}"
+        watch = pg_locks.LockWatch(self.dsn, application, self.options.lock_wait_limit)
+        with pg_session.tool_credentials(self.dsn, self.options.environ, application) as (
+            env,
+            dbname,
+        ):
+            async with pg_locks.watching(watch):
+                outcome = await pg_tools.feed(self._restore_command(archive, dbname), env, chunks)
+        if watch.blockers is not None:
+            raise RetryableError(watch.reason(f"restoring {backup.name}"), provider=PROVIDER)
         outcome = dataclasses.replace(outcome, stderr=self.dsn.redact(outcome.stderr))
         if outcome.failed:
             hint = _PLAIN_HINT if not archive and "already exists" in outcome.stderr else ""
@@ -270,7 +285,10 @@ class PostgresDatabase:
         )
         extra = {"Metadata": {"rollback-key": step_key}, "ContentType": "application/octet-stream"}
         with pg_session.tool_credentials(self.dsn, self.options.environ) as (env, dbname):
-            command = pg_tools.dump_command(pg_dump, dbname, exclude_schema=pg_session.SCHEMA)
+            command = pg_tools.dump_command(
+                pg_dump, dbname, exclude_schema=pg_session.SCHEMA,
+                lock_wait=self.options.lock_wait_limit,
+            )  # fmt: skip
 
             def upload() -> None:
                 stream = pg_tools.DumpStream(command, env)
