@@ -177,8 +177,9 @@ class Engine:
                 continue
             if first.name == VERIFY:
                 await self._enter(status, Phase.VERIFYING, "Verifying the rollback")
-            if first.name == REPORT:
+            if first.name == REPORT:  # the report and the last notice tell the outcome
                 ctx.outcome = outcome.judge(status.steps)
+                status.message = outcome.summary(status.steps, ctx.outcome)
             await asyncio.gather(*(runner.run(step, ctx) for step in todo))
             if first.name == VERIFY:
                 self._record_verification(status)

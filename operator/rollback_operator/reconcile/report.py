@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rollback_operator.api.common import format_duration
-from rollback_operator.api.rollback import Phase, Rollback, RollbackPlan, RollbackStatus
+from rollback_operator.api.rollback import (
+    Phase,
+    Rollback,
+    RollbackPlan,
+    RollbackStatus,
+    StepState,
+    StepStatus,
+)
+from rollback_operator.reconcile.plan import REPORT, TRAITS
 
 FAILED = (Phase.FAILED, Phase.PARTIALLY_FAILED, Phase.ABORTED)
 
@@ -90,11 +98,20 @@ def _steps(status: RollbackStatus) -> list[str]:
         ids = ", ".join(f"{k}={v}" for k, v in step.external_ids.items() if k != "followUp")
         started = step.started_at.strftime("%H:%M:%S") if step.started_at else "-"
         lines.append(
-            f"| {step.name} | {step.target.value if step.target else '-'} | {step.state.value} "
+            f"| {step.name} | {step.target.value if step.target else '-'} | {_state(step)} "
             f"| {step.attempts} | {started} | {took} | {ids or '-'} "
             f"| {(step.message or '').replace('|', '/')} |"
         )
     return lines
+
+
+def _state(step: StepStatus) -> str:
+    """The step's state; the report's own step and the ones after it say so."""
+    if step.name == REPORT and step.state == StepState.RUNNING:
+        return "Running (writes this report)"
+    if step.state == StepState.PENDING and TRAITS[step.name].always:
+        return "Pending (runs after this report)"
+    return step.state.value
 
 
 def _monitoring(status: RollbackStatus) -> list[str]:

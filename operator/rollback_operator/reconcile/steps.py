@@ -257,7 +257,10 @@ async def _notify(step: StepStatus, ctx: StepContext, kind: str) -> StepResult:
         try:
             result = await notifier.notify(notice, f"{ctx.key(step)}/{notifier.name}", journal)
         except ProviderError as error:
-            errors.append(f"{notifier.name}: {error}")
+            text = str(error)  # most errors already start with their provider's name
+            errors.append(
+                text if text.startswith(f"{notifier.name}:") else f"{notifier.name}: {text}"
+            )
             continue
         await journal.record(**result.external_ids, sent="true")
         told += 1
