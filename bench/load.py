@@ -1,0 +1,304 @@
+"""Benchmark: 100 quick Rollbacks on 100 policies at once, through one operator process.
+
+The real operator process runs on the emulated Kubernetes API with the real Vercel and Railway
+adapters, against the fake Vercel and Railway servers (one project and one service per app, no
+added latency; Railway's adapter polls its deployment every 2 s, so one rollback takes about
+4-5 s even alone). Notifications and verification are the in-memory fakes. Measured in the same
+run:
+
+1. Baseline: quick rollbacks of spare apps, one at a time (median apply -> Succeeded).
+2. Load: one policy per app and one quick Rollback per policy, all created at once; time until
+   every one has Succeeded, p50/p95 per rollback (its status.finishedAt - the time it was
+   created), and the ratios against the baseline.
+3. The operator's CPU seconds (utime + stime from /proc) and peak RSS (VmHWM), and the
+   emulator's CPU seconds, to show which process is the bottleneck.
+
+    python -m bench.load [--rollbacks 100] [--solo 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests import builders
+from tests.e2e.bed import Bed
+from tests.e2e.saas import HOUR_MS, RAILWAY_TOKEN, VERCEL_TOKEN, Saas
+from tests.fakes.railway_server import FakeRailway
+from tests.fakes.vercel_server import FakeVercel
+from tests.kube.cluster import EmulatedCluster
+
+API = "/apis/rollback.mindmate.app/v1alpha1/namespaces/default"
+POLICIES = "rollback.mindmate.app/v1alpha1/rollbackpolicies"
+ENDED = {"Succeeded", "Failed", "PartiallyFailed"}
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class App:
+    """One app: a Vercel project and a Railway service, each with an old and a live deploy."""
+
+    name: str
+    project: str
+    old: str
+    service: str
+    env: str
+    railway_project: str
+    railway_old: str
+
+
+@dataclass
+class Fleet:
+    """Both fake SaaS servers, seeded with `apps`."""
+
+    vercel: FakeVercel
+    railway: FakeRailway
+    vercel_url: str
+    railway_url: str
+    apps: list[App] = field(default_factory=list)
+
+    def add(self, name: str) -> App:
+        start = int(time.time() * 1000) - 100 * HOUR_MS
+        project = self.vercel.add_project(name)
+        old = self.vercel.add_deployment(project, created_at=start)
+        self.vercel.add_deployment(project, created_at=start + HOUR_MS)
+        railway_project = self.railway.add_project(name)
+        env = self.railway.add_environment(railway_project)
+        service = self.railway.add_service(railway_project, replicas=2)
+        r_old = self.railway.add_deployment(service, env, created_at=time.time() - 7200)
+        self.railway.add_deployment(service, env, created_at=time.time() - 3600)
+        app = App(name, project, old, service, env, railway_project, r_old)
+        self.apps.append(app)
+        return app
+
+    def policy(self, app: App) -> Manifest:
+        """The app's policy: frontend and backend on the fakes, no database or storage."""
+        vercel = {"projectId": app.project, "apiUrl": self.vercel_url}
+        railway = {"projectId": app.railway_project, "environmentId": app.env,
+                   "serviceId": app.service,
+                   "apiUrl": f"{self.railway_url}/graphql/v2"}  # fmt: skip
+        targets = {"frontend": {"vercel": vercel}, "backend": {"railway": railway},
+                   "database": None, "storage": None}  # fmt: skip
+        return builders.policy(app.name, targets=targets)
+
+    def changes(self, apps: list[App]) -> list[str]:
+        """What is wrong with the fakes' record for `apps`: each rolled back exactly once, and
+        now live on its old deployment. Empty when all is well."""
+        calls = self.vercel.log.matching("POST /v1/projects/*/rollback/*")
+        vercel = Counter(r.path.split("/")[3] for r in calls)
+        calls = self.railway.log.matching("deploymentRollback", mutating=True)
+        railway = Counter(_rollback_target(r.body) for r in calls)
+        problems = []
+        for app in apps:
+            if vercel[app.project] != 1 or railway[app.railway_old] != 1:
+                problems.append(f"{app.name}: {vercel[app.project]} Vercel and "
+                                f"{railway[app.railway_old]} Railway rollback calls")  # fmt: skip
+            if self.vercel.production_deployment(app.project) != app.old:
+                problems.append(f"{app.name}: Vercel is not live on {app.old}")
+        return problems
+
+
+def _rollback_target(body: Any) -> str:
+    variables = body.get("variables", {}) if isinstance(body, dict) else {}
+    return str(variables.get("id", "?"))
+
+
+@contextmanager
+def fleet() -> Iterator[Fleet]:
+    """Serve both fakes (no latency) for the duration of the block."""
+    vercel = FakeVercel(token=VERCEL_TOKEN)
+    railway = FakeRailway(token=RAILWAY_TOKEN, rate_limit=1_000_000)
+    with ExitStack() as stack:
+        v_url = stack.enter_context(vercel.serve()).url
+        r_url = stack.enter_context(railway.serve()).url
+        yield Fleet(vercel, railway, v_url, r_url)
+
+
+# ----- the API -----
+
+
+def create(api: httpx.Client, plural: str, bodies: list[Manifest]) -> dict[str, float]:
+    """POST every body; when each was created (time.time())."""
+    created = {}
+    for body in bodies:
+        api.post(f"{API}/{plural}", json=body).raise_for_status()
+        created[body["metadata"]["name"]] = time.time()
+    return created
+
+
+def wait_all(api: httpx.Client, names: set[str], timeout: float) -> dict[str, Manifest]:
+    """Poll the Rollback list until every one of `names` has ended; their bodies."""
+    deadline = time.monotonic() + timeout
+    while True:
+        items = api.get(f"{API}/rollbacks").json()["items"]
+        ended = {
+            i["metadata"]["name"]: i
+            for i in items
+            if i["metadata"]["name"] in names and i.get("status", {}).get("phase") in ENDED
+        }
+        if len(ended) == len(names) or time.monotonic() > deadline:
+            return ended
+        time.sleep(0.25)
+
+
+def seconds_taken(body: Manifest, created: float, stamp: str = "finishedAt") -> float:
+    """status.finishedAt (or another status time) - the moment the client created it."""
+    when = datetime.fromisoformat(body["status"][stamp].replace("Z", "+00:00"))
+    return when.timestamp() - created
+
+
+def secrets(api: httpx.Client) -> None:
+    for secret in Saas.secrets():
+        api.post("/api/v1/namespaces/default/secrets", json=secret).raise_for_status()
+
+
+# ----- the processes -----
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mib(pid: int, field_name: str) -> float:
+    """A /proc/<pid>/status memory field (VmRSS, VmHWM) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def emulator_pid(cluster: EmulatedCluster) -> int | None:
+    """The emulator process, found by its port file on the command line."""
+    marker = str(cluster.workdir / "emulator.port").encode()
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker in (proc / "cmdline").read_bytes():
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+# ----- the benchmark -----
+
+
+@dataclass
+class Figures:
+    """What one run measured."""
+
+    solo: list[float] = field(default_factory=list)
+    solo_waited: list[float] = field(default_factory=list)
+    took: list[float] = field(default_factory=list)
+    waited: list[float] = field(default_factory=list)  # created -> status.startedAt
+    all_done: float = 0.0
+    cpu: float = 0.0
+    emulator_cpu: float = 0.0
+    rss_before: float = 0.0
+    hwm: float = 0.0
+    problems: list[str] = field(default_factory=list)
+    phases: Counter[str] = field(default_factory=Counter)
+
+
+def run(bed: Bed, fakes: Fleet, rollbacks: int, solo: int) -> Figures:
+    """Baseline, then the burst; the operator must already watch Rollbacks and policies."""
+    assert bed.process is not None
+    pid, emu = bed.process.pid, emulator_pid(bed.cluster)
+    figures = Figures()
+    with httpx.Client(base_url=bed.cluster.url, timeout=60) as api:
+        secrets(api)
+        spare = [fakes.add(f"solo-{i}") for i in range(solo)]
+        apps = [fakes.add(f"app-{i:03d}") for i in range(rollbacks)]
+        create(api, "rollbackpolicies", [fakes.policy(a) for a in spare + apps])
+        for app in spare:
+            created = create(api, "rollbacks", [rollback_for(app)])
+            body = wait_all(api, {app.name}, timeout=120)[app.name]
+            figures.solo.append(seconds_taken(body, created[app.name]))
+            figures.solo_waited.append(seconds_taken(body, created[app.name], "startedAt"))
+        figures.rss_before = memory_mib(pid, "VmRSS")
+        cpu, emu_cpu, started = cpu_seconds(pid), cpu_seconds(emu) if emu else 0.0, time.time()
+        created = create(api, "rollbacks", [rollback_for(a) for a in apps])
+        bodies = wait_all(api, set(created), timeout=60 + 2 * rollbacks)
+        figures.all_done = time.time() - started
+        figures.cpu = cpu_seconds(pid) - cpu
+        figures.emulator_cpu = cpu_seconds(emu) - emu_cpu if emu else float("nan")
+        figures.hwm = memory_mib(pid, "VmHWM")
+        figures.took = [seconds_taken(b, created[n]) for n, b in bodies.items()]
+        figures.waited = [seconds_taken(b, created[n], "startedAt") for n, b in bodies.items()]
+        figures.phases = Counter(b["status"]["phase"] for b in bodies.values())
+        figures.phases["(not ended)"] = len(created) - len(bodies)
+        figures.problems = fakes.changes(spare + apps)
+    return figures
+
+
+def rollback_for(app: App) -> Manifest:
+    """A quick Rollback of `app` under its own policy."""
+    body = builders.rollback(app.name)
+    body["spec"]["policyRef"] = {"name": app.name}
+    return body
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def report(f: Figures, rollbacks: int) -> None:
+    solo = statistics.median(f.solo)
+    p50, p95 = percentile(f.took, 0.5), percentile(f.took, 0.95)
+    print(f"\n{rollbacks} quick rollbacks on {rollbacks} policies at once (real adapters, fakes)")
+    print(f"  outcome: {dict(f.phases)}; fake-side problems: {len(f.problems)}")
+    for problem in f.problems[:10]:
+        print(f"    {problem}")
+    print(f"  alone (baseline, {len(f.solo)} runs): median {solo:.2f}s")
+    print(f"  all {rollbacks} done in {f.all_done:.1f}s; per rollback p50 {p50:.2f}s, "
+          f"p95 {p95:.2f}s, max {max(f.took):.2f}s")  # fmt: skip
+    print(f"  created -> started: p50 {percentile(f.waited, 0.5):.2f}s, "
+          f"p95 {percentile(f.waited, 0.95):.2f}s; alone "
+          f"{statistics.median(f.solo_waited):.2f}s")  # fmt: skip
+    print(f"  ratio all-done / alone: {f.all_done / solo:.2f} "
+          f"(1.0 = fully parallel, {rollbacks} = one at a time)")  # fmt: skip
+    print(f"  ratio p50 under load / alone: {p50 / solo:.2f}")
+    share, each = f.cpu / f.all_done, f.cpu / rollbacks * 1000
+    print(f"  operator CPU: {f.cpu:.1f}s over {f.all_done:.1f}s ({share:.0%} of one core), "
+          f"{each:.0f} ms per rollback")  # fmt: skip
+    print(f"  emulator CPU: {f.emulator_cpu:.1f}s ({f.emulator_cpu / f.all_done:.0%} of one core)")
+    print(f"  operator RSS: {f.rss_before:.0f} MiB before the burst, peak (VmHWM) {f.hwm:.0f} MiB")
+
+
+def main() -> None:
+    """Run and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rollbacks", type=int, default=100)
+    parser.add_argument("--solo", type=int, default=3)
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmulatedCluster(Path(tmp) / "cluster") as cluster,
+        fleet() as fakes,
+    ):
+        bed = Bed(cluster, Path(tmp))
+        bed.start(real=("frontend", "backend"))
+        cluster.wait_for_watch(POLICIES, namespace="default", timeout=30)
+        try:
+            figures = run(bed, fakes, args.rollbacks, args.solo)
+        finally:
+            bed.stop()
+    report(figures, args.rollbacks)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Long-running suites (load): run by `make test-slow`."""
