@@ -37,17 +37,33 @@ imports: install ## import-linter layer contracts
 	$(BIN)/lint-imports
 
 crds: install ## Regenerate crds/ and the chart's CRDs from the API models
-	rm -f crds/*.yaml charts/rollback-operator/crds/*.yaml
+	rm -f crds/*.yaml charts/rollback-operator/crds/*.rollback.mindmate.app.yaml
 	mkdir -p crds charts/rollback-operator/crds
 	$(PY) -m rollback_operator crds --output-dir crds
 	$(PY) -m rollback_operator crds --output-dir charts/rollback-operator/crds
 
-pytest: install system-deps ## Run the test suite only
+helm-env: ## Python 3.12 venv with Helm's library (helm-sdkpy) for the chart tests
+	scripts/helm-env.sh >/dev/null
+
+pytest: install system-deps helm-env ## Run the test suite only
 	$(BIN)/pytest -q
+
+test-slow: install system-deps ## Only the long suites: crash matrices, HA failover, load (also in `make test`)
+	$(BIN)/pytest -q -m slow
+
+test-faults: install system-deps ## The fault matrix, then its table in docs/reliability.md
+	ROLLBACK_FAULT_MATRIX=.tmp/fault-matrix.json $(BIN)/pytest -q -p no:randomly tests/faults
+	$(PY) -m tests.faults.table .tmp/fault-matrix.json --write docs/reliability.md
+
+chart-test: install system-deps helm-env ## Lint, render and check the Helm chart and the Dockerfile
+	$(BIN)/pytest -q tests/chart tests/unit/test_dockerfile.py
+
+e2e-kind: ## kind cluster, image, chart and smoke run (needs Docker, kind, helm, kubectl)
+	scripts/e2e-kind.sh
 
 test: lint typecheck imports pytest ## Everything CI checks: lint, types, layers, tests
 
-demo: install system-deps ## A quick rollback end to end on the emulated API with fake providers
+demo: install system-deps ## An error spike trips the runbook's policy; the automatic rollback, live (ARGS=--full: full)
 	$(PY) -m tests.demo $(ARGS)
 
 bench: install system-deps ## Every benchmark (minutes); figures are in docs/benchmarks.md
@@ -56,8 +72,10 @@ bench: install system-deps ## Every benchmark (minutes); figures are in docs/ben
 	$(PY) -m bench.db_restore
 	$(PY) -m bench.storage_restore --latency-ms 20
 	$(PY) -m bench.policy_eval
+	$(PY) -m bench.load
 
 clean: ## Remove caches (keeps .venv)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
 
-.PHONY: help install system-deps fmt lint typecheck imports crds pytest test demo bench clean
+.PHONY: help install system-deps fmt lint typecheck imports crds pytest test demo bench clean \
+	helm-env chart-test e2e-kind test-slow test-faults
