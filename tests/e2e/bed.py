@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -54,9 +54,14 @@ class Bed:
         log = (self.workdir / f"operator-{self.starts}.log").open("wb")
         argv = [sys.executable, "-m", "tests.operator_process", "--real", ",".join(real)]
         argv += ["--kubeconfig", str(self.cluster.kubeconfig), "--world", str(self.world_path)]
+        argv += self.flags()
         self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
         if wait:
             self.cluster.wait_for_watch(WATCHED, namespace="default", timeout=30)
+
+    def flags(self) -> list[str]:
+        """More flags for each start of the operator process (a subclass adds its own)."""
+        return []
 
     def start_replica(
         self, identity: str, priority: int | None, *, peering: str, lifetime: int = 3
@@ -154,14 +159,22 @@ class Bed:
         return found[0]
 
 
-@pytest.fixture
-def bed(tmp_path: Path) -> Iterator[Bed]:
-    """A fresh cluster and world; the operator is not started yet."""
+B = TypeVar("B", bound=Bed)
+
+
+def open_bed(kind: type[B], tmp_path: Path) -> Iterator[B]:
+    """A fresh cluster and world for a test, torn down after it; the leak scan reads its logs."""
     with EmulatedCluster(tmp_path / "cluster") as cluster:
-        test_bed = Bed(cluster, tmp_path)
+        test_bed = kind(cluster, tmp_path)
         try:
             yield test_bed
         finally:
             test_bed.stop()
             for path in [*sorted(tmp_path.glob("operator-*.log")), test_bed.world_path]:
                 leakscan.watch_file(path, f"{path.name} of {tmp_path.name}")
+
+
+@pytest.fixture
+def bed(tmp_path: Path) -> Iterator[Bed]:
+    """A fresh cluster and world; the operator is not started yet."""
+    yield from open_bed(Bed, tmp_path)

@@ -7,8 +7,6 @@ fresh counters and a test sees exactly what that process counted.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,9 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests import leakscan
-from tests.e2e.bed import WATCHED, Bed
-from tests.kube.cluster import REPO_ROOT, EmulatedCluster
+from tests.e2e.bed import Bed, open_bed
 from tests.metrics.conftest import prometheus, series
 from tests.services import free_port
 
@@ -34,17 +30,10 @@ class MetricsBed(Bed):
     log_format = "text"
     port = 0
 
-    def start(self, *, wait: bool = True, real: tuple[str, ...] = ()) -> None:
-        """Start the operator on a fresh metrics port; by default wait until it watches."""
-        self.starts += 1
+    def flags(self) -> list[str]:
+        """A fresh metrics port for each start, and the log format."""
         self.port = free_port()
-        log = (self.workdir / f"operator-{self.starts}.log").open("wb")
-        argv = [sys.executable, "-m", "tests.operator_process", "--real", ",".join(real)]
-        argv += ["--kubeconfig", str(self.cluster.kubeconfig), "--world", str(self.world_path)]
-        argv += ["--metrics-port", str(self.port), "--log-format", self.log_format]
-        self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-        if wait:
-            self.cluster.wait_for_watch(WATCHED, namespace="default", timeout=30)
+        return ["--metrics-port", str(self.port), "--log-format", self.log_format]
 
     def log_path(self) -> Path:
         """The log file of the latest start."""
@@ -83,11 +72,4 @@ def named(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float
 @pytest.fixture
 def mbed(tmp_path: Path) -> Iterator[MetricsBed]:
     """A fresh cluster and world; the operator (serving /metrics) is not started yet."""
-    with EmulatedCluster(tmp_path / "cluster") as cluster:
-        test_bed = MetricsBed(cluster, tmp_path)
-        try:
-            yield test_bed
-        finally:
-            test_bed.stop()
-            for path in [*sorted(tmp_path.glob("operator-*.log")), test_bed.world_path]:
-                leakscan.watch_file(path, f"{path.name} of {tmp_path.name}")
+    yield from open_bed(MetricsBed, tmp_path)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from datetime import datetime, timedelta
 from typing import Any
 
 import kopf
@@ -26,9 +24,9 @@ from rollback_operator.api.policy import RollbackPolicy, RollbackPolicyStatus
 from rollback_operator.api.validation import describe
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.policy_live import LivePolicy, index_policy_rollbacks
-from rollback_operator.providers.base import MetricsSource, Sample
+from rollback_operator.providers.base import MetricsSource
 from rollback_operator.providers.errors import ProviderError
-from rollback_operator.reconcile import evaluation
+from rollback_operator.reconcile import evaluation, monitoring
 
 logger = logging.getLogger(__name__)
 RECHECK_SECONDS = 5.0
@@ -107,25 +105,7 @@ async def _source(policy: RollbackPolicy, deps: Deps) -> MetricsSource:
     try:
         return await deps.metrics.build(policy, deps.kube)
     except ProviderError as error:  # such as a missing auth Secret: every rule says so
-        return _Broken(error)
-
-
-class _Broken:
-    """A metrics source that could not be built: every query fails with the same error."""
-
-    def __init__(self, error: ProviderError) -> None:
-        self.error = error
-
-    async def query(self, expr: str, at: datetime) -> Sample:
-        raise self.error
-
-    async def query_all(self, exprs: Sequence[str], at: datetime) -> list[Sample | ProviderError]:
-        return [self.error for _ in exprs]
-
-    async def history(
-        self, expr: str, at: datetime, window: timedelta, step: timedelta
-    ) -> list[Sample]:
-        raise self.error
+        return monitoring.Unavailable(error)
 
 
 def register(registry: kopf.OperatorRegistry, settle: float = 0.0) -> None:
