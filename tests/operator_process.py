@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rollback_operator import app
 from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.providers import notifiers as notifier_adapters
 from rollback_operator.providers.base import Notifier, Providers, SecretReader
 from rollback_operator.settings import Settings
 from rollback_operator.telemetry import logs
@@ -21,16 +22,22 @@ from tests.fakes.memory import FakeProviderFactory, FakeWorld
 
 
 class HybridFactory:
-    """Real adapters for the targets named in `real`, in-memory fakes for everything else."""
+    """Real adapters for the targets named in `real`, in-memory fakes for everything else;
+    `notifiers` in `real` means the notifiers the policy configures, not the fake one."""
 
     def __init__(self, world: FakeWorld, real: set[str]) -> None:
-        self.world, self.real = world, real
+        self.world, self.real = world, real - {"notifiers"}
+        self.real_notifiers = "notifiers" in real
 
     async def notifiers(self, policy: RollbackPolicy, secrets: SecretReader) -> list[Notifier]:
+        if self.real_notifiers:
+            return await notifier_adapters.build(policy, secrets)
         return await FakeProviderFactory(self.world).notifiers(policy, secrets)
 
     async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
         providers = await FakeProviderFactory(self.world).build(policy, secrets)
+        if self.real_notifiers:
+            providers.notifiers = await self.notifiers(policy, secrets)
         if not self.real:
             return providers
         kept = {t: getattr(policy.spec.targets, t) for t in self.real}
@@ -58,7 +65,9 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--log-format", choices=["text", "json"], default="text")
     parser.add_argument("--metrics-port", type=int, default=0, help="/metrics port; 0: none")
-    parser.add_argument("--real", default="", help="comma-separated targets with real adapters")
+    parser.add_argument(
+        "--real", default="", help="comma-separated targets (or 'notifiers') with real adapters"
+    )
     parser.add_argument("--peering", default=None, help="peer through this kopf peering object")
     parser.add_argument("--priority", type=int, default=None, help="peering priority")
     parser.add_argument("--peering-lifetime", type=int, default=60, help="keep-alive, seconds")

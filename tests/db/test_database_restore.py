@@ -167,7 +167,7 @@ class StallingDatabase(PostgresDatabase):
 async def _wait_for_restoring_session(database: Db) -> None:
     query = (
         "SELECT count(*) FROM pg_stat_activity"
-        f" WHERE application_name = 'rollback-operator' AND datname = '{database.name}'"
+        f" WHERE application_name LIKE 'rollback-operator restore%' AND datname = '{database.name}'"
     )
     for _ in range(200):
         if database.sql(query).strip() != "0":

@@ -86,7 +86,7 @@ class Terminator:
             while not self._stop.wait(0.05):
                 rows = admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
-                    " AND application_name = 'rollback-operator' AND wait_event_type = 'Lock'",
+                    " AND application_name LIKE 'rollback-operator%%' AND wait_event_type = 'Lock'",
                     (self.db.name,),
                 ).fetchall()
                 self.killed += len(rows)

@@ -1,5 +1,6 @@
 """Fault matrix, rollback level: a persistent fault in one provider during a real Rollback run
-by the operator process (emulated cluster, real adapters, production retry settings).
+by the operator process (emulated cluster, real adapters with production HTTP retries and
+timeouts; the step runner's retries 0.05-0.2 s apart instead of 2-60 s).
 
 Claims: every Rollback ends, within a bound, in Failed or PartiallyFailed with the failing step
 (or the Planned condition) naming the cause; a failing notifier never fails a rollback: it ends
@@ -11,8 +12,6 @@ status, Event or log line.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from mypy_boto3_s3 import S3Client
 
 from tests import builders
 from tests.db import world
-from tests.e2e.bed import WATCHED, Bed
+from tests.e2e.bed import Bed
 from tests.e2e.saas import VERCEL_TOKEN, serving
 from tests.fakes.fault_proxy import FaultProxy, s3_error
 from tests.fakes.http_server import Dropped, RateLimited, ServerError
@@ -40,7 +39,7 @@ from tests.faults.scenarios import (
     frontend_policy,
     rollback,
 )
-from tests.kube.cluster import REPO_ROOT, EmulatedCluster
+from tests.kube.cluster import EmulatedCluster
 from tests.services.postgres import PostgresServer
 from tests.services.prometheus import PrometheusServer
 from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
@@ -48,21 +47,17 @@ from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REAL = ("frontend", "backend", "database", "storage")
 BOUND = 150.0
-"""Seconds every scenario must end within (production retry settings, all side by side)."""
+"""Seconds every scenario must end within (production HTTP retries, all side by side)."""
 ENDED = {"Succeeded", "Failed", "PartiallyFailed", "Aborted", "Planned"}
 
 
 class FaultBed(Bed):
-    """The e2e bed running `tests.faults.operator_process` (real notifiers)."""
+    """The e2e bed whose operator also uses the real Slack, Statuspage and PagerDuty adapters
+    (talking to their fakes, which inject the faults): a failing notifier must never fail a
+    rollback."""
 
     def start(self, *, wait: bool = True, real: tuple[str, ...] = ()) -> None:
-        self.starts += 1
-        log = (self.workdir / f"operator-{self.starts}.log").open("wb")
-        argv = [sys.executable, "-m", "tests.faults.operator_process", "--real", ",".join(real)]
-        argv += ["--kubeconfig", str(self.cluster.kubeconfig), "--world", str(self.world_path)]
-        self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-        if wait:
-            self.cluster.wait_for_watch(WATCHED, namespace="default", timeout=30)
+        super().start(wait=wait, real=(*real, "notifiers"))
 
 
 def _saas_scenarios(stack: ExitStack) -> list[Scenario]:
