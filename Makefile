@@ -66,13 +66,13 @@ test: lint typecheck imports pytest ## Everything CI checks: lint, types, layers
 demo: install system-deps ## An error spike trips the runbook's policy; the automatic rollback, live (ARGS=--full: full)
 	$(PY) -m tests.demo $(ARGS)
 
-bench: install system-deps ## Every benchmark (minutes); figures are in docs/benchmarks.md
-	$(PY) -m bench.quick_overhead
-	$(PY) -m bench.quick_rollback
-	$(PY) -m bench.db_restore
-	$(PY) -m bench.storage_restore --latency-ms 20
-	$(PY) -m bench.policy_eval
-	$(PY) -m bench.load
+bench: install system-deps ## Every benchmark (minutes); each writes its figures into docs/benchmarks.md
+	$(PY) -m bench.record quick_overhead
+	$(PY) -m bench.record quick_rollback
+	$(PY) -m bench.record db_restore
+	$(PY) -m bench.record storage_restore -- --latency-ms 20
+	$(PY) -m bench.record policy_eval
+	$(PY) -m bench.record load
 
 clean: ## Remove caches (keeps .venv)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
