@@ -107,6 +107,8 @@ def status(body: Body) -> str:
         plan(body),
         "Steps:",
         steps(body),
+        *verification(st),
+        *monitoring(st),
         "Conditions:",
     ]
     for condition in st.get("conditions", []):
@@ -115,6 +117,33 @@ def status(body: Body) -> str:
             f"{condition.get('message', '')}"
         )
     return "\n".join(lines)
+
+
+def verification(st: Body) -> list[str]:
+    """Each verification check with its verdict (why a rollback is PartiallyFailed)."""
+    checks = st.get("verification", [])
+    if not checks:
+        return []
+    marks = [f"  {'PASS' if c.get('passed') else 'FAIL'} {c['name']}: {c.get('message', '')}"
+             for c in checks]  # fmt: skip
+    return ["Verification:", *marks]
+
+
+def monitoring(st: Body) -> list[str]:
+    """The policy's rules over the rollback (the report's "Monitoring during the rollback")."""
+    rules = st.get("monitoring", [])
+    if not rules:
+        return []
+    rows = [["RULE", "MIN", "MAX", "LAST", "WORST", "THRESHOLDS"]]
+    for rule in rules:
+        numbers = [_number(rule.get(k)) for k in ("min", "max", "last")]
+        worst = rule.get("message") or rule.get("worst", "Unknown")
+        rows.append([rule["name"], *numbers, worst, rule.get("thresholds") or "-"])
+    return ["Monitoring during the rollback:", table(rows)]
+
+
+def _number(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else "-"
 
 
 def candidates(
