@@ -2,8 +2,17 @@
 
 from tests.e2e.bed import bed
 from tests.kube.fixtures import cluster, kube_emulator, session_cluster
-from tests.services.fixtures import pg_server, s3, s3_server
+from tests.services.fixtures import pg_server, prometheus, s3, s3_server
 
 pytest_plugins = ["tests.leakscan"]  # fails the run if a test secret leaks anywhere readable
 
-__all__ = ["bed", "cluster", "kube_emulator", "pg_server", "s3", "s3_server", "session_cluster"]
+__all__ = [
+    "bed",
+    "cluster",
+    "kube_emulator",
+    "pg_server",
+    "prometheus",
+    "s3",
+    "s3_server",
+    "session_cluster",
+]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ from tests.fakes.memory import FakeWorld
 from tests.kube import audit
 from tests.kube.cluster import REPO_ROOT, EmulatedCluster
 from tests.metrics.world import Series
-from tests.services import free_port
+from tests.services import free_port, stop_process
 from tests.services.prometheus import PrometheusServer
 
 RELEASE_NAMESPACE = "operators"
@@ -145,12 +144,7 @@ def _drive(
         _wait(lambda: _healthy(health_port), "kopf's health endpoint", log_path)
         _scenario(cluster, saas, prometheus, namespace, log_path)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=20)
     return log_path.read_text()
 
 

@@ -9,7 +9,6 @@ are recorded, since they bind different roles and kopf calls different things in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,15 +23,6 @@ SCOPES: dict[str, dict[str, Any]] = {
     "every-namespace": {},
     "namespace-list": {"watchNamespaces": ["apps"], "logFormat": "json"},
 }
-
-
-@pytest.fixture(scope="module")
-def prometheus() -> Iterator[PrometheusServer]:
-    server = PrometheusServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module", params=sorted(SCOPES))

@@ -10,7 +10,6 @@ Prometheus, the emulator) run in parallel threads.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from tests.demo import app as demo_app
 from tests.e2e import saas as saas_fakes
 from tests.fakes.slack_server import FakeSlack
 from tests.kube.cluster import REPO_ROOT, EmulatedCluster
-from tests.services import free_port
+from tests.services import free_port, stop_process
 from tests.services.postgres import PostgresServer
 from tests.services.prometheus import PrometheusServer
 from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
@@ -82,13 +81,8 @@ class Operator:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
 
     def tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import yaml
 from tests import leakscan
 from tests.fakes.memory import FakeWorld
 from tests.kube.cluster import REPO_ROOT, EmulatedCluster
+from tests.services import stop_process
 
 Manifest = dict[str, Any]
 WATCHED = "rollback.mindmate.app/v1alpha1/rollbacks"
@@ -95,13 +95,8 @@ class Bed:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers; replicas too."""
         for process in [self.process, *self.replicas.values()]:
-            if process and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            if process is not None:
+                stop_process(process)
 
     def logs(self) -> str:
         """Every operator log, for failure messages."""

@@ -3,8 +3,8 @@
 kopf keeps replicas from acting together through a peering object: every replica writes a
 keep-alive with its priority into the object's status, and pauses while it sees a live peer of
 higher priority (or of the same priority: then every replica pauses). kopf does not install the
-CRDs nor create the object; the chart must, and so must these tests. The CRDs are those of
-kopf's own `peering.yaml` (API group `kopf.dev`).
+CRDs nor create the object; the chart must, and so must these tests, from the chart's own copy
+of kopf's `peering.yaml` (API group `kopf.dev`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ import json
 import time
 from typing import Any
 
+import yaml
+
 from tests.e2e.bed import Bed
+from tests.kube.cluster import REPO_ROOT
 
 PEERING = "rollback-operator"  # Settings.peering_name's default
 GROUP, VERSION = "kopf.dev", "v1"
@@ -23,43 +26,10 @@ RESOURCE = {
 }
 
 
-def peering_crd(kind: str, scope: str) -> dict[str, Any]:
-    """The CRD of `KopfPeering` (Namespaced) or `ClusterKopfPeering` (Cluster)."""
-    plural = f"{kind.lower()}s"
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
-        "spec": {
-            "scope": scope,
-            "group": GROUP,
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "status": {
-                                    "type": "object",
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                }
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
-PEERING_CRDS = [
-    peering_crd("ClusterKopfPeering", "Cluster"),
-    peering_crd("KopfPeering", "Namespaced"),
-]
+# The chart's copy of kopf's peering CRDs: what the tests install is what users install.
+PEERING_CRDS: list[dict[str, Any]] = list(
+    yaml.safe_load_all((REPO_ROOT / "charts/rollback-operator/crds/kopf-peering.yml").read_text())
+)
 
 
 def peering_object(name: str = PEERING, namespace: str | None = "default") -> dict[str, Any]:

@@ -13,7 +13,6 @@ loopback port in a background thread (`tests.fakes.http_server.RunningServer`).
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import json
 import threading
 from collections.abc import Mapping
@@ -23,7 +22,14 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
-from tests.fakes.http_server import Dropped, RateLimited, RunningServer, ServerError, Slow
+from tests.fakes.http_server import (
+    Dropped,
+    FaultInjector,
+    RateLimited,
+    RunningServer,
+    ServerError,
+    Slow,
+)
 
 Shape = Literal["s3", "prometheus"]
 _HOP_BY_HOP = frozenset(
@@ -71,21 +77,13 @@ class ProxyRecord:
     fault: str | None
 
 
-@dataclass
-class _Rule:
-    fault: ProxyFault
-    method: str
-    path: str
-    remaining: int | None
-
-
 class FaultProxy:
     """Forwards to `upstream`, except where a fault rule says otherwise."""
 
     def __init__(self, upstream: str, *, shape: Shape) -> None:
         self.upstream = upstream.rstrip("/")
         self.shape = shape
-        self._rules: list[_Rule] = []
+        self._rules: FaultInjector[ProxyFault] = FaultInjector()  # routes "<METHOD> <path>"
         self._records: list[ProxyRecord] = []
         self._lock = threading.Lock()
         self._client: aiohttp.ClientSession | None = None
@@ -98,26 +96,14 @@ class FaultProxy:
 
         `path` is matched against the path with its query string (`/bucket?versions`).
         """
-        with self._lock:
-            self._rules.append(_Rule(fault, method.upper(), path, times))
+        self._rules.add(fault, route=f"{method.upper()} {path}", times=times)
 
     def clear(self) -> None:
         """Forward everything from now on."""
-        with self._lock:
-            self._rules.clear()
+        self._rules.clear()
 
     def _take(self, method: str, path: str) -> ProxyFault | None:
-        with self._lock:
-            for rule in self._rules:
-                if fnmatch.fnmatchcase(method, rule.method) and fnmatch.fnmatchcase(
-                    path, rule.path
-                ):
-                    if rule.remaining is not None:
-                        rule.remaining -= 1
-                        if rule.remaining <= 0:
-                            self._rules.remove(rule)
-                    return rule.fault
-        return None
+        return self._rules.take(f"{method} {path}")
 
     # -- the log --------------------------------------------------------------------------
     @property

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 
 from aiohttp import web
 from multidict import MultiMapping
@@ -80,14 +80,17 @@ Fault = RateLimited | ServerError | ErrorReply | Slow | Dropped
 ReplyFault = RateLimited | ServerError | ErrorReply
 
 
+F = TypeVar("F")
+
+
 @dataclass
-class _FaultRule:
-    fault: Fault
+class _FaultRule(Generic[F]):
+    fault: F
     route: str
     remaining: int | None
 
 
-class FaultInjector:
+class FaultInjector(Generic[F]):
     """Ordered fault rules; a call takes the first rule whose route glob matches it.
 
     Routes are provider route keys: Vercel uses `"<METHOD> <path>"` (e.g.
@@ -96,14 +99,14 @@ class FaultInjector:
     """
 
     def __init__(self) -> None:
-        self._rules: list[_FaultRule] = []
+        self._rules: list[_FaultRule[F]] = []
         self._lock = threading.Lock()
 
-    def add(self, fault: Fault, *, route: str = "*", times: int | None = 1) -> None:
+    def add(self, fault: F, *, route: str = "*", times: int | None = 1) -> None:
         with self._lock:
             self._rules.append(_FaultRule(fault, route, times))
 
-    def take(self, route: str) -> Fault | None:
+    def take(self, route: str) -> F | None:
         with self._lock:
             for rule in self._rules:
                 if fnmatch.fnmatchcase(route, rule.route):
@@ -284,7 +287,7 @@ class FakeApi(abc.ABC):
     def __init__(self, *, latency: float = 0.0, clock: Clock = time.time) -> None:
         self.latency = latency
         self.clock = clock
-        self.faults = FaultInjector()
+        self.faults: FaultInjector[Fault] = FaultInjector()
         self.log = RequestLog()
         self.lock = threading.RLock()
         leakscan.track_fake(self)

@@ -32,16 +32,6 @@ def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
     print(f"\nfault matrix: {len(found.rows())} outcomes written to {path}")
 
 
-@pytest.fixture(scope="session")
-def prometheus_server() -> Iterator[PrometheusServer]:
-    """A real Prometheus for the whole run (a missing binary fails: these tests never skip)."""
-    server = PrometheusServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def s3_proxy(s3_server: S3Server) -> Iterator[tuple[FaultProxy, str]]:
     """A fault proxy in front of the session's S3 server, and its URL."""
@@ -51,8 +41,8 @@ def s3_proxy(s3_server: S3Server) -> Iterator[tuple[FaultProxy, str]]:
 
 
 @pytest.fixture
-def prometheus_proxy(prometheus_server: PrometheusServer) -> Iterator[tuple[FaultProxy, str]]:
+def prometheus_proxy(prometheus: PrometheusServer) -> Iterator[tuple[FaultProxy, str]]:
     """A fault proxy in front of the session's Prometheus, and its URL."""
-    proxy = FaultProxy(prometheus_server.url, shape="prometheus")
+    proxy = FaultProxy(prometheus.url, shape="prometheus")
     with proxy.serve() as running:
         yield proxy, running.url

@@ -17,6 +17,16 @@ from typing import Literal
 
 from rollback_operator.providers import errors
 
+# What a fault that persists must end in, for an HTTP provider that honours Retry-After.
+PERSISTENT: dict[str, type[errors.ProviderError]] = {
+    "429": errors.RateLimitedError,
+    "500": errors.RetryableError,
+    "timeout": errors.RetryableError,
+    "dropped": errors.RetryableError,
+    "unreachable": errors.RetryableError,
+    "bad-credentials": errors.UnauthorizedError,
+}
+
 Level = Literal["adapter", "rollback"]
 Persistence = Literal["transient", "persistent"]
 

@@ -22,20 +22,12 @@ from rollback_operator.providers import errors, prometheus
 from rollback_operator.providers.base import Sample
 from tests import builders
 from tests.fakes.fault_proxy import FaultProxy, Reply
-from tests.faults.matrix import Outcome, Recorder, error_class
+from tests.faults.matrix import PERSISTENT, Outcome, Recorder, error_class
 from tests.faults.saas import FAULTS, closed_url
 from tests.providers.conftest import DictSecrets, VirtualTime, fast_options
 
 AUTH = "Bearer prom-fault-secret-81f2"
 OPERATIONS = ("query", "query all rules", "history")
-PERSISTENT: dict[str, type[errors.ProviderError]] = {
-    "429": errors.RateLimitedError,
-    "500": errors.RetryableError,
-    "timeout": errors.RetryableError,
-    "dropped": errors.RetryableError,
-    "unreachable": errors.RetryableError,
-    "bad-credentials": errors.UnauthorizedError,
-}
 REFUSED = Reply(401, b"Unauthorized\n", {"Content-Type": "text/plain"})
 WORDS = {"query": "query", "query all rules": "query", "history": "query_range"}
 

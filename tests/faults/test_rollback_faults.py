@@ -268,7 +268,7 @@ def _message(scenario: Scenario, status: dict[str, Any]) -> str:
 @pytest.fixture(scope="module")
 def ran(
     tmp_path_factory: pytest.TempPathFactory, pg_server: PostgresServer, s3_server: S3Server,
-    s3: S3Client, prometheus_server: PrometheusServer,
+    s3: S3Client, prometheus: PrometheusServer,
 ) -> Iterator[dict[str, tuple[Scenario, str | None, dict[str, Any], str]]]:  # fmt: skip
     """Every scenario applied to one operator; each one's end state, once all have ended."""
     workdir = tmp_path_factory.mktemp("rollback-faults")
@@ -278,7 +278,7 @@ def ran(
         stack.callback(bed.stop)
         scenarios = _saas_scenarios(stack) + _notifier_scenarios(stack)
         scenarios += _datastore_scenarios(stack, pg_server, s3, s3_server.url,
-                                          prometheus_server.url)  # fmt: skip
+                                          prometheus.url)  # fmt: skip
         for scenario in scenarios:
             stack.callback(scenario.stop)
         bed.start(real=REAL)

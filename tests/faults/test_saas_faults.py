@@ -14,20 +14,12 @@ import logging
 import pytest
 
 from rollback_operator.providers import errors
-from tests.faults.matrix import Outcome, Recorder, error_class
+from tests.faults.matrix import PERSISTENT, Outcome, Recorder, error_class
 from tests.faults.saas import FAULTS, NOTIFIER_NAMES, OPERATIONS, closed_url, subject
 
 CELLS = [(p, op) for p in ("vercel", "railway") for op in OPERATIONS] + [
     (p, op) for p, names in NOTIFIER_NAMES.items() for op in names
 ]
-PERSISTENT: dict[str, type[errors.ProviderError]] = {
-    "429": errors.RateLimitedError,
-    "500": errors.RetryableError,
-    "timeout": errors.RetryableError,
-    "dropped": errors.RetryableError,
-    "unreachable": errors.RetryableError,
-    "bad-credentials": errors.UnauthorizedError,
-}
 
 
 @pytest.mark.parametrize("fault", FAULTS)

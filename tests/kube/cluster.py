@@ -9,7 +9,6 @@ needs (``--validate=false``: there is no OpenAPI document to validate against).
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import httpx
 import yaml
 
 from tests import leakscan
+from tests.services import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = "/usr/bin/kubectl" if os.path.exists("/usr/bin/kubectl") else shutil.which("kubectl")
@@ -99,15 +99,9 @@ class EmulatedCluster:
         process, self._process = self._process, None
         if process is None:
             return None
-        if process.poll() is None:
-            if self._port is not None:  # read by the leak scan before the objects are gone
-                leakscan.capture_cluster(self.url, f"cluster {self.workdir}")
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        return process.wait()
+        if process.poll() is None and self._port is not None:  # the leak scan reads the objects
+            leakscan.capture_cluster(self.url, f"cluster {self.workdir}")
+        return stop_process(process, timeout=5)
 
     def kubectl_argv(self, *args: str) -> list[str]:
         """The full kubectl command line, e.g. for ``subprocess.Popen`` of ``get -w``."""

@@ -7,22 +7,13 @@ the server never see each other's data.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
 
 from tests.metrics.world import Harness, Manifest, MemoryHost, Series
 from tests.services.prometheus import PrometheusServer
-
-
-@pytest.fixture(scope="session")
-def prometheus() -> Iterator[PrometheusServer]:
-    server = PrometheusServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

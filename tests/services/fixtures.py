@@ -1,7 +1,8 @@
-"""Session fixtures for the real services: one PostgreSQL 15 and one S3 server per test run.
+"""Session fixtures for the real services: one PostgreSQL 15, one S3 server and one Prometheus
+per test run.
 
-Registered in tests/conftest.py so every folder (db, e2e, verify) shares the same two servers;
-tests isolate themselves with their own databases and buckets.
+Registered in tests/conftest.py so every folder shares the same servers; tests isolate
+themselves with their own databases, buckets and series labels.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from mypy_boto3_s3 import S3Client
 from rollback_operator.api.policy import ObjectStore
 from rollback_operator.providers import objectstore
 from tests.services.postgres import PostgresServer
+from tests.services.prometheus import PrometheusServer
 from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 
 
@@ -31,6 +33,16 @@ def pg_server() -> Iterator[PostgresServer]:
 def s3_server() -> Iterator[S3Server]:
     """An S3 API server (moto) for the whole run."""
     server = S3Server().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> Iterator[PrometheusServer]:
+    """A real Prometheus for the whole run (samples arrive by remote write)."""
+    server = PrometheusServer().start()
     try:
         yield server
     finally:

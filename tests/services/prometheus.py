@@ -29,7 +29,7 @@ from pathlib import Path
 
 import cramjam
 
-from tests.services import ServiceError, free_port, wait_until
+from tests.services import ServiceError, free_port, stop_process, wait_until
 
 CONFIG = """\
 global: {scrape_interval: 15s, evaluation_interval: 15s}
@@ -93,13 +93,8 @@ class PrometheusServer:
     def stop(self) -> None:
         """SIGTERM (SIGKILL after 10 s) and remove the temp dir."""
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            stop_process(process)
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None

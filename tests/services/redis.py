@@ -7,7 +7,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from tests.services import ServiceError, free_port
+from tests.services import ServiceError, free_port, stop_process
 
 PASSWORD = "cache-secret-7d1e"
 
@@ -42,5 +42,4 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+            stop_process(self.process)

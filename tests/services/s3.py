@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.services import ServiceError, free_port, wait_until
+from tests.services import ServiceError, free_port, stop_process, wait_until
 
 ACCESS_KEY_ID = "testing-key-id"
 SECRET_ACCESS_KEY = "testing-secret-key"  # moto accepts any credentials
@@ -73,12 +73,7 @@ class S3Server:
     def stop(self) -> None:
         """Stop the server this object started."""
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process)
             self.process = None
         if self.log is not None:
             self.log.unlink(missing_ok=True)

@@ -16,10 +16,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.bed import Bed, open_bed
-from tests.metrics.conftest import prometheus, series
+from tests.metrics.conftest import series
 from tests.services import free_port
 
-__all__ = ["MetricsBed", "mbed", "named", "prometheus", "sample", "series"]
+__all__ = ["MetricsBed", "mbed", "named", "sample", "series"]
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

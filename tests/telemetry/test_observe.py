@@ -39,19 +39,6 @@ def test_a_step_already_ended_in_the_stored_status_is_not_reported_again() -> No
     assert observe.ended_steps(_status(_step("verify", StepState.PENDING)).wire(), skipped) == []
 
 
-def test_the_step_whose_attempt_this_save_opens_is_found_only_when_unambiguous() -> None:
-    pending = _status(_step("a", StepState.PENDING, 0), _step("b", StepState.PENDING, 0))
-    one = _status(_step("a", StepState.RUNNING, 1), _step("b", StepState.PENDING, 0))
-    opened = observe.started_step(pending.wire(), one)
-    assert opened is not None
-    assert opened.name == "a"
-    both = _status(_step("a", StepState.RUNNING, 1), _step("b", StepState.RUNNING, 1))
-    assert observe.started_step(pending.wire(), both) is None
-    assert observe.started_step(one.wire(), both) is not None  # b opens; a was open already
-    retry = _status(_step("a", StepState.RUNNING, 2), _step("b", StepState.RUNNING, 1))
-    assert getattr(observe.started_step(both.wire(), retry), "name", None) == "a"
-
-
 def test_a_terminal_phase_is_reported_only_when_entered() -> None:
     running = _status()
     done = _status(phase=Phase.PARTIALLY_FAILED)

@@ -18,7 +18,7 @@ from rollback_operator.api.rollback import Phase, RollbackStatus
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.patching import merge_diff
 from rollback_operator.reconcile import queue, transitions
-from rollback_operator.telemetry import logs, observe
+from rollback_operator.telemetry import observe
 
 logger = logging.getLogger(__name__)
 PLURAL = "rollbacks"
@@ -58,9 +58,6 @@ class LiveRollback:
         patch = merge_diff(self._saved, wire)
         if not patch:
             return
-        opened = observe.started_step(self._saved, status)
-        if opened is not None:  # this task runs that step: its log lines say so
-            logs.bind_step(opened.name, opened.target.value if opened.target else None)
         # judged now, as `wire` was: parallel steps change `status` while the patch is sent
         ended = observe.ended_steps(self._saved, status)
         result = observe.ended_phase(self._saved, status)

@@ -16,6 +16,7 @@ from rollback_operator.api.rollback import RollbackStatus, StepState, StepStatus
 from rollback_operator.providers.errors import PermanentError, ProviderError, RetryableError
 from rollback_operator.reconcile.ports import Clock, Controls, Recorder, Stopping
 from rollback_operator.reconcile.steps import STEPS, StepContext, StepFailed, target_label
+from rollback_operator.telemetry import logs
 
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -50,6 +51,9 @@ class StepRunner:
 
     async def run(self, step: StepStatus, ctx: StepContext) -> None:
         """Run `step` until it succeeds, fails for good, or the operator stops."""
+        # Each step runs in its own task (asyncio.gather), so this names it on every log line
+        # of this task only, parallel steps included.
+        logs.bind_step(step.name, step.target.value if step.target else None)
         resumed = step.state == StepState.RUNNING
         while True:
             step.state = StepState.RUNNING

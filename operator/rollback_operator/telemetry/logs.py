@@ -2,7 +2,7 @@
 
 Why contextvars: a line logged deep in a provider during a step should still say which rollback
 and which step it belongs to, without threading names through every call. The Rollback daemon
-binds its rollback, the status hook binds the step a task runs (each parallel step runs in its
+binds its rollback, the step runner binds the step a task runs (each parallel step runs in its
 own asyncio task, whose context is a copy, so they never see each other's step), the policy
 host binds its policy. kopf's per-object lines carry `k8s_ref`, which is read too; explicit
 `extra={"step": ...}` wins over the context.

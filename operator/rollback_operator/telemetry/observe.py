@@ -77,21 +77,6 @@ def ended_steps(saved: Mapping[str, Any], status: RollbackStatus) -> list[StepEn
     return found
 
 
-def started_step(saved: Mapping[str, Any], status: RollbackStatus) -> StepStatus | None:
-    """The one step whose attempt this save opens (Running, attempts up), if exactly one.
-
-    The step runner saves right after opening an attempt, from the task that runs the step,
-    so the caller of `save` is that step's task."""
-    before = _before(saved)
-    opened = [
-        s
-        for s in status.steps
-        if s.state == StepState.RUNNING
-        and s.attempts > int(before.get(_key(s), {}).get("attempts") or 0)
-    ]
-    return opened[0] if len(opened) == 1 else None
-
-
 def ended_phase(saved: Mapping[str, Any], status: RollbackStatus) -> str | None:
     """The terminal phase `status` enters, if the stored one was not terminal yet."""
     phase = status.phase.value if status.phase else None
