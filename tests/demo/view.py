@@ -19,6 +19,9 @@ from typing import Any
 import httpx
 
 from rollback_operator.api import GROUP
+from rollback_operator.api.rollback import TERMINAL_PHASES
+
+FINAL_PHASES = {p.value for p in TERMINAL_PHASES}
 
 Manifest = dict[str, Any]
 API = f"/apis/{GROUP}/v1alpha1/namespaces"
@@ -171,9 +174,9 @@ class Watcher:
             )
             self.out.line(f"  reason: {spec.get('reason', '-')}")  # fmt: skip
         phase = status.get("phase", "")
-        if phase and self.seen.phases.get(name) != phase:
-            self.seen.phases[name] = phase
-            self.out.line(f"phase {self.out.state(phase)}: {status.get('message', '')}")
+        final = phase in FINAL_PHASES
+        if not final:
+            self._phase(name, status)
         if status.get("plan") and name not in self.seen.planned:
             self.seen.planned.add(name)
             for target, move in status["plan"].items():
@@ -187,6 +190,14 @@ class Watcher:
                 word = "Succeeded" if check.get("passed") else "Failed"
                 self.out.line(f"  check {check['name']:<34} {self.out.state(word):<9} "
                               f"{check.get('message', '')}")  # fmt: skip
+        if final:  # the outcome after the steps and checks that led to it, however fast they were
+            self._phase(name, status)
+
+    def _phase(self, name: str, status: Manifest) -> None:
+        phase = status.get("phase", "")
+        if phase and self.seen.phases.get(name) != phase:
+            self.seen.phases[name] = phase
+            self.out.line(f"phase {self.out.state(phase)}: {status.get('message', '')}")
 
     def _step(self, rollback: str, step: Manifest) -> None:
         key = (rollback, step["name"], step.get("target", ""))
