@@ -16,7 +16,7 @@
 # Measured on the 2-core machine: see scripts/kube-env.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/local/go/bin" GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
+export PATH="$PATH:/usr/local/go/bin" GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false"
 TOOLS=$PWD/tools/kube
 started=$(date +%s.%N)
 
