@@ -42,20 +42,23 @@ crds: install ## Regenerate crds/ and the chart's CRDs from the API models
 	$(PY) -m rollback_operator crds --output-dir crds
 	$(PY) -m rollback_operator crds --output-dir charts/rollback-operator/crds
 
+kube-env: ## Build (or reuse) kube-apiserver, etcd and helm from their Go modules (tools/kube/)
+	scripts/kube-env.sh >/dev/null
+
 helm-env: ## Python 3.12 venv with Helm's library (helm-sdkpy) for the chart tests
 	scripts/helm-env.sh >/dev/null
 
-pytest: install system-deps helm-env ## Run the test suite only
+pytest: install system-deps helm-env kube-env ## Run the test suite only
 	$(BIN)/pytest -q
 
-test-slow: install system-deps ## Only the long suites: crash matrices, HA failover, load (also in `make test`)
+test-slow: install system-deps kube-env ## Only the long suites: crash matrices, HA failover, load (also in `make test`)
 	$(BIN)/pytest -q -m slow
 
 test-faults: install system-deps ## The fault matrix, then its table in docs/reliability.md
 	ROLLBACK_FAULT_MATRIX=.tmp/fault-matrix.json $(BIN)/pytest -q -p no:randomly tests/faults
 	$(PY) -m tests.faults.table .tmp/fault-matrix.json --write docs/reliability.md
 
-chart-test: install system-deps helm-env ## Lint, render and check the Helm chart and the Dockerfile
+chart-test: install system-deps helm-env kube-env ## Lint, render and check the Helm chart and the Dockerfile
 	$(BIN)/pytest -q tests/chart tests/unit/test_dockerfile.py
 
 e2e-kind: ## kind cluster, image, chart and smoke run (needs Docker, kind, helm, kubectl)
@@ -78,4 +81,4 @@ clean: ## Remove caches (keeps .venv)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
 
 .PHONY: help install system-deps fmt lint typecheck imports crds pytest test demo bench clean \
-	helm-env chart-test e2e-kind test-slow test-faults
+	helm-env kube-env chart-test e2e-kind test-slow test-faults

@@ -1,5 +1,6 @@
 """Fixtures shared by every test folder."""
 
+from tests.apiserver.fixtures import apiserver, apiserver_namespace
 from tests.e2e.bed import bed
 from tests.kube.fixtures import cluster, kube_emulator, session_cluster
 from tests.services.fixtures import pg_server, prometheus, s3, s3_server
@@ -7,6 +8,8 @@ from tests.services.fixtures import pg_server, prometheus, s3, s3_server
 pytest_plugins = ["tests.leakscan"]  # fails the run if a test secret leaks anywhere readable
 
 __all__ = [
+    "apiserver",
+    "apiserver_namespace",
     "bed",
     "cluster",
     "kube_emulator",

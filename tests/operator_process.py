@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rollback_operator import app
 from rollback_operator.api.policy import RollbackPolicy
-from rollback_operator.providers import notifiers as notifier_adapters
+from rollback_operator.providers import registry
 from rollback_operator.providers.base import Notifier, Providers, SecretReader
 from rollback_operator.settings import Settings
 from rollback_operator.telemetry import logs
@@ -31,7 +31,7 @@ class HybridFactory:
 
     async def notifiers(self, policy: RollbackPolicy, secrets: SecretReader) -> list[Notifier]:
         if self.real_notifiers:
-            return await notifier_adapters.build(policy, secrets)
+            return await registry.RealProviderFactory().notifiers(policy, secrets)
         return await FakeProviderFactory(self.world).notifiers(policy, secrets)
 
     async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
@@ -45,7 +45,7 @@ class HybridFactory:
             update={t: kept.get(t) for t in ("frontend", "backend", "database", "storage")}
         )
         spec = policy.spec.model_copy(update={"targets": only_real})
-        real = await app.RealProviderFactory().build(
+        real = await registry.RealProviderFactory().build(
             policy.model_copy(update={"spec": spec}), secrets
         )
         for target in self.real:

@@ -1,7 +1,7 @@
 """The composition root: builds clients, providers and the kopf registry, then runs kopf.
 
-The only module that names concrete providers. Tests call `run` with a fake provider factory;
-the `rollback-operator run` command calls it with the real one.
+It names no concrete provider: `providers.registry` maps a policy's provider blocks to adapters.
+Tests call `run` with a fake provider factory; `rollback-operator run` uses the registry's.
 """
 
 from __future__ import annotations
@@ -13,65 +13,17 @@ from typing import Any
 import kopf
 
 from rollback_operator.api import GROUP
-from rollback_operator.api.policy import BackendTarget, FrontendTarget, RollbackPolicy
 from rollback_operator.handlers import policy as policy_handlers
 from rollback_operator.handlers import rollback as rollback_handlers
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.kube import KubeApi, credentials
-from rollback_operator.providers import datastores, prometheus, railway, vercel, verification
-from rollback_operator.providers import notifiers as notifier_adapters
-from rollback_operator.providers.base import (
-    DeploymentTarget,
-    Notifier,
-    ProviderFactory,
-    Providers,
-    SecretReader,
-)
+from rollback_operator.providers import registry
+from rollback_operator.providers.base import ProviderFactory
 from rollback_operator.settings import Settings
 from rollback_operator.telemetry import metrics as operator_metrics
 
 logger = logging.getLogger(__name__)
 PEER_SETTLE = 2.0  # seconds replicas started together get to see each other before acting
-
-
-class RealProviderFactory:
-    """Adapters for every target, notifier and check a policy defines."""
-
-    async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
-        targets = policy.spec.targets
-        namespace = policy.metadata.namespace
-        return Providers(
-            frontend=await _vercel(targets.frontend, namespace, secrets),
-            backend=await _railway(targets.backend, namespace, secrets),
-            database=await datastores.database(policy, secrets),
-            storage=await datastores.storage(policy, secrets),
-            notifiers=await notifier_adapters.build(policy, secrets),
-            verifier=await verification.build(
-                policy, secrets, await datastores.storage_probe(policy, secrets)
-            ),
-            archive=await datastores.archive(policy, secrets),
-        )
-
-    async def notifiers(self, policy: RollbackPolicy, secrets: SecretReader) -> list[Notifier]:
-        return await notifier_adapters.build(policy, secrets)
-
-
-async def _vercel(
-    target: FrontendTarget | None, namespace: str, secrets: SecretReader
-) -> DeploymentTarget | None:
-    if target is None:
-        return None
-    ref = target.vercel.token_secret_ref
-    return vercel.VercelTarget(target.vercel, await secrets.read(namespace, ref.name, ref.key))
-
-
-async def _railway(
-    target: BackendTarget | None, namespace: str, secrets: SecretReader
-) -> DeploymentTarget | None:
-    if target is None:
-        return None
-    ref = target.railway.token_secret_ref
-    return railway.RailwayTarget(target.railway, await secrets.read(namespace, ref.name, ref.key))
 
 
 def _configure(settings: kopf.OperatorSettings, own: Settings) -> None:
@@ -128,8 +80,8 @@ async def run(
     """Run the operator until it is told to stop."""
     settings = with_priority(settings)
     kube = await KubeApi.connect(settings.kubeconfig)
-    metrics = prometheus.PrometheusFactory()
-    factory = providers or RealProviderFactory()
+    metrics = registry.metrics_factory()
+    factory = providers or registry.RealProviderFactory()
     telemetry = operator_metrics.Telemetry()
     deps = Deps(
         settings=settings, kube=kube, providers=factory, metrics=metrics, telemetry=telemetry

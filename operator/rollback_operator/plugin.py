@@ -18,7 +18,7 @@ from typing import Any
 
 import pydantic
 
-from rollback_operator import app, plugin_view
+from rollback_operator import plugin_view
 from rollback_operator.api import (
     ABORT_ANNOTATION,
     API_VERSION,
@@ -28,6 +28,7 @@ from rollback_operator.api import (
 from rollback_operator.api.policy import Notifications, RollbackPolicy, Verification
 from rollback_operator.kube import KubeApi, ObjectApi, current_namespace
 from rollback_operator.plugin_view import plan, rollback_list, status, steps
+from rollback_operator.providers import registry
 from rollback_operator.providers.base import Candidate, Providers, SecretReader
 from rollback_operator.providers.errors import NotFoundError, PermanentError, ProviderError
 
@@ -127,7 +128,7 @@ class Plugin:
 
     async def candidates(self, args: argparse.Namespace) -> int:
         policy = await self._policy(args.policy)
-        providers = await app.RealProviderFactory().build(
+        providers = await registry.RealProviderFactory().build(
             lookup_only(policy), UserSecrets(self.kube)
         )
         found = await candidates_of(providers, args.limit)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from rollback_operator.api.policy import RollbackPolicy, S3Target
+from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers.base import Candidate
 
 Body = dict[str, Any]
@@ -161,8 +161,9 @@ def candidates(
         body = f"  error: {rows}" if isinstance(rows, str) else _indent(candidate_table(rows, now))
         sections.append(f"{title}\n{body}")
     storage = policy.spec.targets.storage
-    if storage is not None:
-        sections.append(storage_note(storage.s3))
+    note = storage.chosen()[1].candidates_note() if storage else None
+    if note:
+        sections.append(note)
     return "\n\n".join([*sections, LEGEND])
 
 
@@ -184,35 +185,10 @@ def candidate_table(rows: Sequence[Candidate], now: datetime) -> str:
 
 def target_title(policy: RollbackPolicy, target: str) -> str:
     """Which project, service or bucket a target is, for a section title."""
-    targets = policy.spec.targets
-    if target == "frontend" and targets.frontend:
-        vercel = targets.frontend.vercel
-        team = f" (team {vercel.team_id})" if vercel.team_id else ""
-        return f"frontend: Vercel project {vercel.project_id}{team}"
-    if target == "backend" and targets.backend:
-        railway = targets.backend.railway
-        return (
-            f"backend: Railway service {railway.service_id}, environment {railway.environment_id}"
-        )
-    if target == "database" and targets.database:
-        backups = targets.database.postgres.backups
-        return f"database: PostgreSQL backups in s3://{backups.bucket}/{backups.prefix}"
-    return f"{target}:"
-
-
-def storage_note(s3: S3Target) -> str:
-    """Storage goes back to a time, not to a listed item: say where from and how to pick."""
-    source = (
-        f"dated folders under s3://{s3.backups.bucket}/{s3.backups.prefix}"
-        if s3.backups
-        else "object versions; versioning must be on "
-        f"(aws s3api get-bucket-versioning --bucket {s3.bucket})"
-    )
-    return (
-        f"storage: s3://{s3.bucket}/{s3.prefix} (not listed: it goes back to a point in time)\n"
-        f"  from: {source}\n"
-        "  default time: the chosen database backup's; pick one with --to storage=RFC3339"
-    )
+    layer = getattr(policy.spec.targets, target, None)
+    if layer is None:
+        return f"{target}:"
+    return f"{target}: {layer.chosen()[1].summary()}"
 
 
 def _indent(text: str) -> str:

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 from mypy_boto3_s3 import S3Client
 
-from rollback_operator.providers import pg_session
 from rollback_operator.providers.errors import PermanentError, RetryableError
-from rollback_operator.providers.postgres import Backup, PostgresDatabase
+from rollback_operator.providers.postgres import server
+from rollback_operator.providers.postgres.database import Backup, PostgresDatabase
 from tests.db import world
 from tests.db.world import PREFIX, Db
 
@@ -136,7 +136,7 @@ async def test_a_restore_that_crashed_before_its_marker_is_redone(
         raise RetryableError("operator killed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(pg_session, "record_restore", crash)
+        patch.setattr(server, "record_restore", crash)
         with pytest.raises(RetryableError):
             await adapter.restore("b.dump", KEY)
     database.sql("INSERT INTO items (note) VALUES ('written-after')")

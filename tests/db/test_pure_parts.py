@@ -12,15 +12,16 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from rollback_operator.providers import dumps, objectstore, pg_tools, s3_copy, s3_diff
-from rollback_operator.providers import s3_layout as layout
-from rollback_operator.providers.dumps import DumpFormat
 from rollback_operator.providers.errors import (
     NotFoundError,
     PermanentError,
     RetryableError,
     UnauthorizedError,
 )
+from rollback_operator.providers.objectstore import layout, s3api
+from rollback_operator.providers.postgres import dumps, tools
+from rollback_operator.providers.postgres.dumps import DumpFormat
+from rollback_operator.providers.storage import diff, writes
 
 T = datetime(2024, 1, 1, 12, tzinfo=UTC)
 
@@ -135,43 +136,41 @@ async def test_a_plain_dump_must_end_with_pg_dumps_last_line() -> None:
 
 def v(
     key: str, when: int, *, deleted: bool = False, etag: str = "", latest: bool = False
-) -> s3_diff.Version:
-    return s3_diff.Version(
-        key, f"{key}-{when}", T + timedelta(hours=when), latest, deleted, etag, 1
-    )
+) -> diff.Version:
+    return diff.Version(key, f"{key}-{when}", T + timedelta(hours=when), latest, deleted, etag, 1)
 
 
 @pytest.mark.parametrize(
     ("history", "kind"),
     [
-        ([v("k", 2, etag="b", latest=True), v("k", -1, etag="a")], s3_diff.Kind.RESTORE),
-        ([v("k", 2, etag="a", latest=True), v("k", -1, etag="a")], s3_diff.Kind.UNCHANGED),
-        ([v("k", 2, etag="b", latest=True)], s3_diff.Kind.HIDE),
-        ([v("k", 2, deleted=True, latest=True), v("k", -1, etag="a")], s3_diff.Kind.RESTORE),
+        ([v("k", 2, etag="b", latest=True), v("k", -1, etag="a")], diff.Kind.RESTORE),
+        ([v("k", 2, etag="a", latest=True), v("k", -1, etag="a")], diff.Kind.UNCHANGED),
+        ([v("k", 2, etag="b", latest=True)], diff.Kind.HIDE),
+        ([v("k", 2, deleted=True, latest=True), v("k", -1, etag="a")], diff.Kind.RESTORE),
         (
             [v("k", 2, etag="b", latest=True), v("k", -1, deleted=True), v("k", -2, etag="a")],
-            s3_diff.Kind.HIDE,
+            diff.Kind.HIDE,
         ),
-        ([v("k", 2, deleted=True, latest=True), v("k", 1, etag="b")], s3_diff.Kind.UNCHANGED),
-        ([v("k", 2, etag='"x-2"', latest=True), v("k", -1, etag='"y-3"')], s3_diff.Kind.CHECK),
+        ([v("k", 2, deleted=True, latest=True), v("k", 1, etag="b")], diff.Kind.UNCHANGED),
+        ([v("k", 2, etag='"x-2"', latest=True), v("k", -1, etag='"y-3"')], diff.Kind.CHECK),
     ],
     ids=["edited", "same-content", "born", "gone", "reborn", "born-and-gone", "multipart"],
 )
 def test_each_key_gets_the_action_its_history_needs(
-    history: list[s3_diff.Version], kind: s3_diff.Kind
+    history: list[diff.Version], kind: diff.Kind
 ) -> None:
-    assert s3_diff.decide(history, T, "bucket").kind is kind
+    assert diff.decide(history, T, "bucket").kind is kind
 
 
 def test_a_restored_key_is_copied_from_the_version_current_at_the_time() -> None:
     history = [v("k", 3, etag="c", latest=True), v("k", 0, etag="b"), v("k", -1, etag="a")]
-    action = s3_diff.decide(history, T, "bucket")
+    action = diff.decide(history, T, "bucket")
     assert action.source is not None
     assert action.source.version_id == "k-0"
 
 
 def test_histories_span_pages_and_come_out_one_key_at_a_time() -> None:
-    histories = s3_diff.Histories()
+    histories = diff.Histories()
     first = histories.feed([v("a", 1), v("b", 2)])
     second = histories.feed([v("b", 1), v("c", 1)])
     last = histories.finish()
@@ -190,14 +189,14 @@ def test_a_page_merges_versions_and_delete_markers_newest_first() -> None:
             {"Key": "k", "VersionId": "2", "LastModified": T + timedelta(1), "IsLatest": True}
         ],
     }
-    assert [e.version_id for e in s3_diff.versions_of(page)] == ["2", "1"]
+    assert [e.version_id for e in diff.versions_of(page)] == ["2", "1"]
 
 
 def test_copies_in_parts_cover_the_object_within_the_part_limit() -> None:
-    limits = s3_copy.CopyLimits(multipart_threshold=10, part_size=4)
-    assert s3_copy.part_ranges(10, limits) == [(0, 3), (4, 7), (8, 9)]
-    huge = s3_copy.part_ranges(50_000 * 1024**2, s3_copy.CopyLimits(part_size=1024**2))
-    assert len(huge) <= s3_copy.MAX_PARTS
+    limits = writes.CopyLimits(multipart_threshold=10, part_size=4)
+    assert writes.part_ranges(10, limits) == [(0, 3), (4, 7), (8, 9)]
+    huge = writes.part_ranges(50_000 * 1024**2, writes.CopyLimits(part_size=1024**2))
+    assert len(huge) <= writes.MAX_PARTS
     assert huge[-1][1] == 50_000 * 1024**2 - 1
 
 
@@ -205,14 +204,14 @@ def test_copies_in_parts_cover_the_object_within_the_part_limit() -> None:
 
 
 def test_an_error_line_fails_a_run_even_with_exit_code_zero() -> None:
-    outcome = pg_tools.Outcome("psql", 0, "psql:<stdin>:9: ERROR:  relation exists\n")
+    outcome = tools.Outcome("psql", 0, "psql:<stdin>:9: ERROR:  relation exists\n")
     assert outcome.failed
     assert isinstance(outcome.as_error("restoring b"), PermanentError)
-    assert not pg_tools.Outcome("psql", 0, "WARNING: about error_codes table\n").failed
+    assert not tools.Outcome("psql", 0, "WARNING: about error_codes table\n").failed
 
 
 def test_a_lost_connection_during_a_run_is_retryable() -> None:
-    outcome = pg_tools.Outcome("pg_restore", 1, "pg_restore: error: server closed the connection\n")
+    outcome = tools.Outcome("pg_restore", 1, "pg_restore: error: server closed the connection\n")
     assert isinstance(outcome.as_error("restoring b"), RetryableError)
 
 
@@ -233,10 +232,10 @@ def _client_error(code: str, status: int) -> ClientError:
     ],
 )
 def test_s3_errors_map_to_our_classes(error: Exception, kind: type[Exception]) -> None:
-    mapped = objectstore.translate(error, "reading b")
+    mapped = s3api.translate(error, "reading b")
     assert type(mapped) is kind
     assert str(mapped).startswith("s3: reading b")
 
 
 def test_credentials_never_show_in_a_repr() -> None:
-    assert "hunter2" not in repr(objectstore.Credentials("id", "hunter2"))
+    assert "hunter2" not in repr(s3api.Credentials("id", "hunter2"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mypy_boto3_s3 import S3Client
 
-from rollback_operator.providers.s3_reports import LOG_KEY, S3ReportArchive
+from rollback_operator.providers.objectstore.reports import LOG_KEY, S3ReportArchive
 from tests.db import world
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from mypy_boto3_s3 import S3Client
 
-from rollback_operator.providers import pg_session, pg_tools
 from rollback_operator.providers.errors import PermanentError
+from rollback_operator.providers.postgres import server, tools
 from tests.db import world
 from tests.db.world import PREFIX, Db
 from tests.services.s3 import SECRET_ACCESS_KEY
@@ -92,10 +92,10 @@ async def test_a_failing_pg_dump_leaves_no_object(database: Db, s3: S3Client, ba
 def test_the_tools_never_see_the_password_on_a_command_line_or_in_the_environment(
     database: Db,
 ) -> None:
-    dsn = pg_session.Dsn.parse(database.url)
+    dsn = server.Dsn.parse(database.url)
     ambient = {"PATH": "/usr/bin", "PGPASSWORD": "ambient"}
-    with pg_session.tool_credentials(dsn, ambient) as (env, dbname):
-        command = pg_tools.dump_command("pg_dump", dbname, exclude_schema="rollback_operator")
+    with server.tool_credentials(dsn, ambient) as (env, dbname):
+        command = tools.dump_command("pg_dump", dbname, exclude_schema="rollback_operator")
         visible = " ".join(command) + " ".join(f"{k}={v}" for k, v in env.items())
         passfile = Path(env["PGPASSFILE"])
         assert stat.S_IMODE(passfile.stat().st_mode) == 0o600

@@ -16,8 +16,8 @@ from botocore.exceptions import ClientError
 from mypy_boto3_s3 import S3Client
 from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
-from rollback_operator.providers import s3_copy
 from rollback_operator.providers.errors import PermanentError, UnauthorizedError
+from rollback_operator.providers.storage import writes
 from tests.db import world
 
 KEY = "uid-3/restore-storage/storage"
@@ -186,7 +186,7 @@ async def test_large_objects_are_copied_in_parts_and_not_again(s3: S3Client, fil
     world.put(s3, files, "big", old, ContentType="video/mp4", Metadata={"owner": "me"})
     as_of = world.next_second()
     world.put(s3, files, "big", os.urandom(11 * 1024 * 1024))
-    limits = s3_copy.CopyLimits(multipart_threshold=8 * 1024 * 1024, part_size=5 * 1024 * 1024)
+    limits = writes.CopyLimits(multipart_threshold=8 * 1024 * 1024, part_size=5 * 1024 * 1024)
     adapter = world.s3_adapter(s3, files, limits=limits)
 
     await adapter.restore(as_of, KEY)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from mypy_boto3_s3 import S3Client
 
 from rollback_operator.api.policy import RollbackPolicy
-from rollback_operator.app import RealProviderFactory
-from rollback_operator.providers.postgres import PostgresDatabase
-from rollback_operator.providers.s3 import S3Storage
+from rollback_operator.providers.postgres.database import PostgresDatabase
+from rollback_operator.providers.registry import RealProviderFactory
+from rollback_operator.providers.storage.s3 import S3Storage
 from tests import builders
 from tests.db import world
 from tests.db.world import PREFIX, Db

@@ -19,8 +19,9 @@ from mypy_boto3_s3 import S3Client
 
 from rollback_operator.api.common import SecretKeyRef
 from rollback_operator.api.policy import BackupLocation, PostgresTarget, S3Target
-from rollback_operator.providers import postgres, s3_copy
-from rollback_operator.providers import s3 as storage
+from rollback_operator.providers.postgres import database as postgres
+from rollback_operator.providers.storage import s3 as storage
+from rollback_operator.providers.storage import writes
 from tests.services.postgres import PG_BIN, SUPERUSER, PostgresServer
 
 PREFIX = "database/"
@@ -141,9 +142,9 @@ def pg_adapter(db: Db, s3: S3Client, bucket: str, **options: Any) -> postgres.Po
 
 def s3_adapter(
     s3: S3Client, bucket: str, *, prefix: str = "", backups: BackupLocation | None = None,
-    limits: s3_copy.CopyLimits | None = None,
+    limits: writes.CopyLimits | None = None,
 ) -> storage.S3Storage:  # fmt: skip
     """The storage adapter for `bucket`."""
     target = S3Target(bucket=bucket, prefix=prefix, backups=backups)
-    options = storage.Options(limits=limits or s3_copy.CopyLimits())
+    options = storage.Options(limits=limits or writes.CopyLimits())
     return storage.S3Storage(target, s3, options)

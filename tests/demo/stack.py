@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from mypy_boto3_s3 import S3Client
 
 from rollback_operator.api.policy import ObjectStore
-from rollback_operator.providers import objectstore
+from rollback_operator.providers.objectstore import s3api
 from tests.demo import app as demo_app
 from tests.e2e import saas as saas_fakes
 from tests.fakes.slack_server import FakeSlack
@@ -153,7 +153,7 @@ def started(workdir: Path, say: Say, *, namespace: str) -> Iterator[Stack]:
         health_url = stack.enter_context(demo_app.serving(the_app))
         say(f"{'Mind Mate app /health':<34} {health_url:<36}")
         store = ObjectStore(region="us-east-1", endpoint_url=s3_server.url)
-        s3 = objectstore.client(store, objectstore.Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY))
+        s3 = s3api.client(store, s3api.Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY))
         operator = Operator(cluster, workdir / "operator.log", namespace)
         stack.callback(operator.stop)
         operator.launch()

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.api.policy import DatabaseTarget, RollbackPolicy
 from rollback_operator.api.rollback import CheckResult, DatabasePlan, DeploymentPlan, StoragePlan
 from rollback_operator.providers.base import (
     Candidate,
@@ -232,8 +232,8 @@ class FakeDeploymentTarget:
 class FakeDatabase:
     """A database whose contents are a label, restored from named backups."""
 
-    def __init__(self, world: FakeWorld) -> None:
-        self.world = world
+    def __init__(self, world: FakeWorld, *, safety_backup: bool = True) -> None:
+        self.world, self.dumps_first = world, safety_backup
 
     def _state(self) -> State:
         state: State = self.world.state["database"]
@@ -247,7 +247,11 @@ class FakeDatabase:
         name = pin or max(backups, key=lambda b: backups[b])
         if name not in backups:
             raise NotFoundError(f"backup {name} not found", provider="database")
-        return DatabasePlan(backup=name, taken_at=datetime.fromisoformat(backups[name]))
+        return DatabasePlan(
+            backup=name,
+            taken_at=datetime.fromisoformat(backups[name]),
+            safety_backup=self.dumps_first,
+        )
 
     async def candidates(self, limit: int) -> list[Candidate]:
         """The backups newest first, the newest the default."""
@@ -361,8 +365,15 @@ class FakeProviderFactory:
         return Providers(
             frontend=FakeDeploymentTarget(world, "frontend") if targets.frontend else None,
             backend=FakeDeploymentTarget(world, "backend") if targets.backend else None,
-            database=FakeDatabase(world) if targets.database else None,
+            database=_database(world, targets.database),
             storage=FakeStorage(world) if targets.storage else None,
             notifiers=[FakeNotifier(world)],
             verifier=FakeVerifier(world),
         )
+
+
+def _database(world: FakeWorld, layer: DatabaseTarget | None) -> FakeDatabase | None:
+    """The fake stands for PostgreSQL, so it follows the postgres block's safety setting."""
+    if layer is None or layer.postgres is None:
+        return None
+    return FakeDatabase(world, safety_backup=layer.postgres.safety_backup)

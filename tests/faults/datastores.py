@@ -23,8 +23,8 @@ import boto3
 from botocore.config import Config
 
 from rollback_operator.api.policy import S3Target
-from rollback_operator.providers import s3 as storage
-from rollback_operator.providers.s3_reports import S3ReportArchive
+from rollback_operator.providers.objectstore.reports import S3ReportArchive
+from rollback_operator.providers.storage import s3 as storage
 from tests.db import world
 from tests.services.s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 

@@ -17,11 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from rollback_operator.api.policy import RailwayTarget as RailwayConfig
-from rollback_operator.api.policy import VercelTarget as VercelConfig
+from rollback_operator.api.policy import RailwayTarget, VercelTarget
 from rollback_operator.api.rollback import DeploymentPlan
-from rollback_operator.providers import railway, vercel
 from rollback_operator.providers.base import Notifier
+from rollback_operator.providers.deployments import railway, vercel
 from tests.e2e.saas import RAILWAY_TOKEN, VERCEL_TOKEN, Saas, serving
 from tests.fakes.host import MemoryJournal
 from tests.fakes.http_server import Dropped, FakeApi, RateLimited, ServerError, Slow
@@ -105,12 +104,12 @@ def _vercel(saas: Saas) -> Subject:
     key_ = "uid-1/instant-rollback/frontend"
 
     def build(token: str, url: str) -> dict[str, Operation]:
-        config = VercelConfig.model_validate(
+        config = VercelTarget.model_validate(
             {"projectId": saas.project, "apiUrl": url,
              "tokenSecretRef": {"name": "vercel", "key": "token"}}
         )  # fmt: skip
         paced = vercel.Pacing(poll_interval=0.01, job_deadline=5.0)
-        target = vercel.VercelTarget(config, token, fast_options(time), paced)
+        target = vercel.VercelProject(config, token, fast_options(time), paced)
         return {
             "plan": lambda: target.plan(None),
             "stop traffic": lambda: target.stop_traffic(key_, UNPAUSED),
@@ -133,13 +132,13 @@ def _railway(saas: Saas) -> Subject:
     key_ = "uid-1/instant-rollback/backend"
 
     def build(token: str, url: str) -> dict[str, Operation]:
-        config = RailwayConfig.model_validate(
+        config = RailwayTarget.model_validate(
             {"projectId": saas.railway_project, "environmentId": saas.env,
              "serviceId": saas.service, "apiUrl": f"{url}/graphql/v2",
              "tokenSecretRef": {"name": "railway", "key": "token"}}
         )  # fmt: skip
         paced = railway.Pacing(poll_interval=0.01, deploy_deadline=5.0)
-        target = railway.RailwayTarget(config, token, fast_options(time), paced)
+        target = railway.RailwayService(config, token, fast_options(time), paced)
         return {
             "plan": lambda: target.plan(None),
             "stop traffic": lambda: target.stop_traffic(key_, TWO_REPLICAS),

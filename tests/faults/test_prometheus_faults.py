@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from rollback_operator.api.policy import RollbackPolicy
-from rollback_operator.providers import errors, prometheus
+from rollback_operator.providers import errors
 from rollback_operator.providers.base import Sample
+from rollback_operator.providers.metrics import prometheus
 from tests import builders
 from tests.fakes.fault_proxy import FaultProxy, Reply
 from tests.faults.matrix import PERSISTENT, Outcome, Recorder, error_class

@@ -14,7 +14,7 @@ from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers import http
 from rollback_operator.providers.base import MetricsSource, Sample
 from rollback_operator.providers.errors import PermanentError, RetryableError
-from rollback_operator.providers.prometheus import PrometheusFactory, steps
+from rollback_operator.providers.metrics.prometheus import PrometheusFactory, steps
 from tests.metrics.world import Series, minutes, origin, policy, rule
 from tests.services import free_port
 from tests.services.prometheus import PrometheusServer

@@ -14,7 +14,7 @@ import pytest_asyncio
 
 from rollback_operator.api.policy import RollbackPolicy, Rule
 from rollback_operator.providers.base import MetricsSource
-from rollback_operator.providers.prometheus import PrometheusFactory
+from rollback_operator.providers.metrics.prometheus import PrometheusFactory
 from rollback_operator.reconcile import monitoring
 from tests.metrics.world import Series, minutes, origin, policy, rule
 from tests.services.prometheus import PrometheusServer

@@ -21,7 +21,7 @@ from typing import Any
 from rollback_operator.api.policy import RollbackPolicy, RollbackPolicyStatus, RollbackRef
 from rollback_operator.api.rollback import TERMINAL_PHASES
 from rollback_operator.providers.base import MetricsSource
-from rollback_operator.providers.prometheus import PrometheusFactory
+from rollback_operator.providers.metrics.prometheus import PrometheusFactory
 from rollback_operator.reconcile import evaluation
 from rollback_operator.reconcile.automatic import EPISODES_ANNOTATION, Announcement
 from tests import builders

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from rollback_operator.api import policy
-from rollback_operator.providers import http, pagerduty, slack, statuspage
+from rollback_operator.providers import http
 from rollback_operator.providers.base import Journal, Notice, Notifier, StepResult
+from rollback_operator.providers.notifiers import pagerduty, slack, statuspage
 from tests.fakes.host import MemoryJournal
 from tests.fakes.http_server import ErrorReply, FakeApi
 from tests.fakes.pagerduty_server import FakePagerDuty

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from rollback_operator.providers import errors, pagerduty
+from rollback_operator.providers import errors
+from rollback_operator.providers.notifiers import pagerduty
 from tests.fakes.host import MemoryJournal
 from tests.fakes.pagerduty_server import FakePagerDuty
 from tests.notify.conftest import UID, PagerDutyHarness, copied, send, serve_pagerduty

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from rollback_operator.providers import errors, slack
+from rollback_operator.providers import errors
 from rollback_operator.providers.base import Notice
+from rollback_operator.providers.notifiers import slack
 from tests.fakes.host import MemoryJournal
 from tests.fakes.slack_server import FakeSlack
 from tests.notify.conftest import UID, Harness, SlackHarness, key, notice, send, serve_slack

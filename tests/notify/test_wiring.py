@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollback_operator import app
 from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.providers import registry
 from tests import builders
 from tests.notify.conftest import (
     PAGE,
@@ -50,7 +50,7 @@ async def test_the_real_factory_builds_every_configured_notifier() -> None:
                     ("prod", "pagerduty", "rk"): pager.secret,
                 })  # fmt: skip
 
-                providers = await app.RealProviderFactory().build(policy, secrets)
+                providers = await registry.RealProviderFactory().build(policy, secrets)
                 for notifier in providers.notifiers:
                     await send(notifier, "started", "policy")
 
@@ -62,6 +62,6 @@ async def test_the_real_factory_builds_every_configured_notifier() -> None:
 async def test_a_policy_without_notifications_gets_no_notifier() -> None:
     secrets = DictSecrets({("prod", "vercel", "token"): "vercel-token"})
 
-    providers = await app.RealProviderFactory().build(manifest(), secrets)
+    providers = await registry.RealProviderFactory().build(manifest(), secrets)
 
     assert providers.notifiers == []

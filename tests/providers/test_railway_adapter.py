@@ -17,11 +17,10 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from rollback_operator import app
-from rollback_operator.api.policy import RailwayTarget as RailwayConfig
-from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.api.policy import RailwayTarget, RollbackPolicy
 from rollback_operator.api.rollback import DeploymentPlan
-from rollback_operator.providers import errors, http, railway
+from rollback_operator.providers import errors, http, registry
+from rollback_operator.providers.deployments import railway
 from tests import builders
 from tests.fakes.host import MemoryJournal
 from tests.fakes.http_server import Dropped, ErrorReply
@@ -64,15 +63,15 @@ class World:
         token_type: Literal["account", "project"] = "account",
         service: str | None = None,
         **pacing: Any,
-    ) -> railway.RailwayTarget:
-        config = RailwayConfig.model_validate(
+    ) -> railway.RailwayService:
+        config = RailwayTarget.model_validate(
             {"projectId": self.project, "environmentId": self.env,
              "serviceId": service or self.service, "tokenType": token_type,
              "apiUrl": f"{self.url}/graphql/v2",
              "tokenSecretRef": {"name": "railway", "key": "token"}}
         )  # fmt: skip
         paced = railway.Pacing(**{"poll_interval": 0.01, "deploy_deadline": 5.0, **pacing})
-        return railway.RailwayTarget(config, token, fast_options(self.time), paced)
+        return railway.RailwayService(config, token, fast_options(self.time), paced)
 
     def deploy(self, status: str = "SUCCESS", **options: Any) -> str:
         return self.fake.add_deployment(self.service, self.env, status=status, **options)
@@ -118,7 +117,7 @@ async def test_the_real_factory_builds_the_adapter_with_the_token_from_the_polic
     manifest = builders.policy(namespace="prod", **only_target("backend", {"railway": config}))
     secrets = DictSecrets({("prod", "railway", "token"): PROJECT_TOKEN})
 
-    providers = await app.RealProviderFactory().build(
+    providers = await registry.RealProviderFactory().build(
         RollbackPolicy.model_validate(manifest), secrets
     )
     assert providers.backend is not None
@@ -419,7 +418,7 @@ async def test_a_graphql_validation_error_with_http_400_is_permanent(world: Worl
 # ----- the fault matrix -----
 
 
-async def _run(world: World, operation: str, target: railway.RailwayTarget) -> None:
+async def _run(world: World, operation: str, target: railway.RailwayService) -> None:
     runs: dict[str, Callable[[], Awaitable[Any]]] = {
         "plan": lambda: target.plan(None),
         "stop traffic": lambda: target.stop_traffic(KEY, TWO),

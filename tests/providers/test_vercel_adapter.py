@@ -19,11 +19,10 @@ import httpx
 import pytest
 
 import rollback_operator
-from rollback_operator import app
-from rollback_operator.api.policy import RollbackPolicy
-from rollback_operator.api.policy import VercelTarget as VercelConfig
+from rollback_operator.api.policy import RollbackPolicy, VercelTarget
 from rollback_operator.api.rollback import DeploymentPlan
-from rollback_operator.providers import errors, http, vercel
+from rollback_operator.providers import errors, http, registry
+from rollback_operator.providers.deployments import vercel
 from tests import builders
 from tests.fakes.host import MemoryJournal
 from tests.fakes.vercel_server import FakeVercel
@@ -60,13 +59,13 @@ class World:
 
     def target(
         self, token: str = TOKEN, options: http.Options | None = None, **pacing: Any
-    ) -> vercel.VercelTarget:
-        config = VercelConfig.model_validate(
+    ) -> vercel.VercelProject:
+        config = VercelTarget.model_validate(
             {"projectId": self.project, "teamId": TEAM, "apiUrl": self.url,
              "tokenSecretRef": {"name": "vercel", "key": "token"}}
         )  # fmt: skip
         paced = vercel.Pacing(**{"poll_interval": 0.01, "job_deadline": 5.0, **pacing})
-        return vercel.VercelTarget(config, token, options or fast_options(self.time), paced)
+        return vercel.VercelProject(config, token, options or fast_options(self.time), paced)
 
     def deploy(self, **options: Any) -> str:
         return self.fake.add_deployment(self.project, **options)
@@ -106,7 +105,7 @@ async def test_the_real_factory_builds_the_adapter_with_the_token_from_the_polic
     manifest = builders.policy(namespace="prod", **only_target("frontend", {"vercel": config}))
     secrets = DictSecrets({("prod", "vercel", "token"): TOKEN})
 
-    providers = await app.RealProviderFactory().build(
+    providers = await registry.RealProviderFactory().build(
         RollbackPolicy.model_validate(manifest), secrets
     )
     assert providers.frontend is not None
@@ -364,7 +363,7 @@ async def test_a_project_paused_by_someone_else_stays_paused(world: World) -> No
 UNPAUSED = DeploymentPlan.model_validate({"from": "a", "to": "b", "paused": False})
 
 
-async def _run(world: World, operation: str, target: vercel.VercelTarget) -> None:
+async def _run(world: World, operation: str, target: vercel.VercelProject) -> None:
     runs: dict[str, Callable[[], Awaitable[Any]]] = {
         "plan": lambda: target.plan(None),
         "stop traffic": lambda: target.stop_traffic(KEY, UNPAUSED),

@@ -13,7 +13,7 @@ import pytest
 from mypy_boto3_s3 import S3Client
 
 from rollback_operator.api.policy import ObjectStore
-from rollback_operator.providers import objectstore
+from rollback_operator.providers.objectstore import s3api
 from tests.services.postgres import PostgresServer
 from tests.services.prometheus import PrometheusServer
 from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
@@ -53,4 +53,4 @@ def prometheus() -> Iterator[PrometheusServer]:
 def s3(s3_server: S3Server) -> S3Client:
     """A boto3 client of that server."""
     store = ObjectStore(region="us-east-1", endpoint_url=s3_server.url)
-    return objectstore.client(store, objectstore.Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY))
+    return s3api.client(store, s3api.Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY))

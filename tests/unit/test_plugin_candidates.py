@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from rollback_operator import app, plugin, plugin_view
+from rollback_operator import plugin, plugin_view
 from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.providers import registry
 from rollback_operator.providers.base import Candidate, Providers
 from rollback_operator.providers.errors import NotFoundError, PermanentError
 from tests import builders
@@ -96,7 +97,7 @@ async def test_only_the_secrets_of_deployment_and_database_targets_are_read() ->
         ("default", "aws", "access-key-id"): "a", ("default", "aws", "secret-access-key"): "s",
     })  # fmt: skip
 
-    built = await app.RealProviderFactory().build(plugin.lookup_only(full), secrets)
+    built = await registry.RealProviderFactory().build(plugin.lookup_only(full), secrets)
 
     assert {name for _, name, _ in secrets.reads} == {"vercel", "railway", "db", "aws"}
     assert built.storage is None

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from rollback_operator.api.policy import RollbackPolicy
-from rollback_operator.providers import verification
-from rollback_operator.providers.verification import FunctionCheck, ping
+from rollback_operator.providers.verification import checklist
+from rollback_operator.providers.verification.checklist import FunctionCheck, ping
 from tests import builders
 from tests.services.redis import PASSWORD, RedisServer
 
@@ -59,9 +59,9 @@ async def test_policy_cache_check_reads_its_secret_and_joins_the_checklist(
         verification={"cache": {"urlSecretRef": {"name": "cache", "key": "url"}}}
     )
     secrets = _Secrets(redis_server.url)
-    checklist = await verification.build(RollbackPolicy.model_validate(manifest), secrets)
-    assert checklist is not None
-    assert [c.name for c in checklist.checks] == ["cache"]
+    built = await checklist.build(RollbackPolicy.model_validate(manifest), secrets)
+    assert built is not None
+    assert [c.name for c in built.checks] == ["cache"]
     assert secrets.reads == [("default", "cache", "url")]
-    (result,) = await checklist.verify()
+    (result,) = await built.verify()
     assert result.passed

@@ -8,7 +8,12 @@ import pytest
 from aiohttp import web
 
 from rollback_operator.api.policy import Expect, HealthCheck
-from rollback_operator.providers.verification import Checklist, FunctionCheck, HttpCheck, meets
+from rollback_operator.providers.verification.checklist import (
+    Checklist,
+    FunctionCheck,
+    HttpCheck,
+    meets,
+)
 from tests.fakes.http_server import RunningServer
 
 

@@ -9,9 +9,17 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
@@ -32,6 +40,61 @@ class Model(BaseModel):
     def wire(self) -> dict[str, object]:
         """The model as it is stored in Kubernetes: camelCase keys, no unset optionals."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class ProviderBlock(Model):
+    """The settings of one provider for one layer (`targets.frontend.vercel`, ...)."""
+
+    def summary(self) -> str:
+        """One line naming what this block reaches, for people (no credentials)."""
+        raise NotImplementedError
+
+    def backups_bucket(self) -> str | None:
+        """The bucket this provider keeps backups in, where reports are archived too."""
+        return None
+
+    def candidates_note(self) -> str | None:
+        """What `kubectl rollback candidates` says of a layer it cannot list, if anything."""
+        return None
+
+
+class OneOf(Model):
+    """A layer reached through exactly one of several provider blocks.
+
+    Each field is one provider's block; exactly one is set. Code outside the provider's own
+    package asks `chosen()` for the name and block instead of reading a provider's fields.
+    """
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: Any, handler: Any) -> Any:
+        schema = handler(core)
+        target = handler.resolve_ref_schema(schema)
+        keys = [field.alias or name for name, field in _fields(cls)]
+        if len(keys) == 1:
+            target["required"] = keys  # the one provider there is: a plain required field
+        else:
+            target["oneOf"] = [{"required": [key]} for key in keys]
+        return schema
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        chosen = [name for name, _ in _fields(type(self)) if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            names = ", ".join(repr(field.alias or name) for name, field in _fields(type(self)))
+            raise ValueError(f"exactly one of {names} must be set")
+        return self
+
+    def chosen(self) -> tuple[str, ProviderBlock]:
+        """The provider's name (the block's key, such as `vercel`) and its block."""
+        for name, field in _fields(type(self)):
+            block = getattr(self, name)
+            if block is not None:
+                return field.alias or name, block
+        raise ValueError("no provider block is set")  # unreachable after validation
+
+
+def _fields(cls: type[BaseModel]) -> list[tuple[str, Any]]:
+    return list(cls.model_fields.items())
 
 
 def parse_duration(text: str) -> timedelta:

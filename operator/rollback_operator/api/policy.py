@@ -21,6 +21,8 @@ from rollback_operator.api.common import (
     NonEmpty,
     Number,
     ObjectMeta,
+    OneOf,
+    ProviderBlock,
     SecretKeyRef,
     Target,
     repeated,
@@ -31,7 +33,7 @@ NonNegativeDuration = Annotated[str, Field(pattern=DURATION_PATTERN)]
 HttpUrl = Annotated[str, Field(pattern=r"^https?://\S+$")]
 
 
-class VercelTarget(Model):
+class VercelTarget(ProviderBlock):
     """The frontend as a Vercel project."""
 
     project_id: NonEmpty = Field(description="Vercel project id (prj_...) or name.")
@@ -39,8 +41,12 @@ class VercelTarget(Model):
     token_secret_ref: SecretKeyRef = Field(description="Secret key holding a Vercel API token.")
     api_url: HttpUrl = Field(default="https://api.vercel.com", description="Vercel API base URL.")
 
+    def summary(self) -> str:
+        team = f" (team {self.team_id})" if self.team_id else ""
+        return f"Vercel project {self.project_id}{team}"
 
-class RailwayTarget(Model):
+
+class RailwayTarget(ProviderBlock):
     """The backend as a Railway service in one environment."""
 
     project_id: NonEmpty = Field(description="Railway project id.")
@@ -55,6 +61,9 @@ class RailwayTarget(Model):
         default="https://backboard.railway.com/graphql/v2", description="Railway GraphQL URL."
     )
 
+    def summary(self) -> str:
+        return f"Railway service {self.service_id}, environment {self.environment_id}"
+
 
 class BackupLocation(Model):
     """Where backups live in the object store."""
@@ -63,7 +72,7 @@ class BackupLocation(Model):
     prefix: str = Field(default="", description="Key prefix of the backups, such as database/.")
 
 
-class PostgresTarget(Model):
+class PostgresTarget(ProviderBlock):
     """The database as a PostgreSQL server restored from dumps in the object store."""
 
     url_secret_ref: SecretKeyRef = Field(description="Secret key holding the DATABASE_URL.")
@@ -72,8 +81,14 @@ class PostgresTarget(Model):
         default=True, description="Dump the current database before a restore."
     )
 
+    def summary(self) -> str:
+        return f"PostgreSQL backups in s3://{self.backups.bucket}/{self.backups.prefix}"
 
-class S3Target(Model):
+    def backups_bucket(self) -> str | None:
+        return self.backups.bucket
+
+
+class S3Target(ProviderBlock):
     """The app's files in an S3 bucket, restored to a point in time."""
 
     bucket: DnsName = Field(description="Bucket of the app's files.")
@@ -82,29 +97,48 @@ class S3Target(Model):
         default=None, description="Dated backups (YYYYMMDD/ folders); else object versions."
     )
 
+    def summary(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
 
-class FrontendTarget(Model):
-    """How to reach the frontend."""
+    def backups_bucket(self) -> str | None:
+        return self.backups.bucket if self.backups else None
 
-    vercel: VercelTarget
+    def candidates_note(self) -> str | None:
+        source = (
+            f"dated folders under s3://{self.backups.bucket}/{self.backups.prefix}"
+            if self.backups
+            else "object versions; versioning must be on "
+            f"(aws s3api get-bucket-versioning --bucket {self.bucket})"
+        )
+        return (
+            f"storage: s3://{self.bucket}/{self.prefix} (not listed: it goes back to a point "
+            f"in time)\n  from: {source}\n"
+            "  default time: the chosen database backup's; pick one with --to storage=RFC3339"
+        )
 
 
-class BackendTarget(Model):
-    """How to reach the backend."""
+class FrontendTarget(OneOf):
+    """How to reach the frontend. Exactly one provider block."""
 
-    railway: RailwayTarget
-
-
-class DatabaseTarget(Model):
-    """How to reach the database."""
-
-    postgres: PostgresTarget
+    vercel: VercelTarget | None = None
 
 
-class StorageTarget(Model):
-    """How to reach file storage."""
+class BackendTarget(OneOf):
+    """How to reach the backend. Exactly one provider block."""
 
-    s3: S3Target
+    railway: RailwayTarget | None = None
+
+
+class DatabaseTarget(OneOf):
+    """How to reach the database. Exactly one provider block."""
+
+    postgres: PostgresTarget | None = None
+
+
+class StorageTarget(OneOf):
+    """How to reach file storage. Exactly one provider block."""
+
+    s3: S3Target | None = None
 
 
 class Targets(Model):

@@ -165,6 +165,9 @@ class DatabasePlan(Model):
 
     backup: str
     taken_at: datetime | None = None
+    safety_backup: bool = Field(
+        default=True, description="Whether the current database is dumped before the restore."
+    )
     data_loss_window: str | None = Field(
         default=None, description="Writes since the backup that the restore discards."
     )

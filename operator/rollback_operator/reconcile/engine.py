@@ -52,7 +52,6 @@ class Engine:
 
     def __post_init__(self) -> None:
         self._lock = asyncio.Lock()
-        self._safety_backup = True
         self._contacts: tuple[str, ...] = ()
         self._rules: tuple[Rule, ...] = ()
         self._window = timedelta(0)
@@ -62,8 +61,6 @@ class Engine:
     ) -> Phase | None:
         """Drive `rollback` from its recorded status to a terminal phase (None if stopped)."""
         status = rollback.status.model_copy(deep=True)
-        database = policy.targets.database
-        self._safety_backup = database is None or database.postgres.safety_backup
         self._contacts = tuple(
             f"{c.role}: {c.name}" + (f" <{c.email}>" if c.email else "") for c in policy.contacts
         )
@@ -105,7 +102,8 @@ class Engine:
             return Phase.FAILED
         status.plan, status.mode = plan, spec.mode
         status.targets = spec.chosen_targets()
-        status.steps = steps_for(spec.mode, status.targets, safety_backup=self._safety_backup)
+        safety = plan.database is None or plan.database.safety_backup
+        status.steps = steps_for(spec.mode, status.targets, safety_backup=safety)
         status.accepted_generation = self.controls.generation()
         self._mark(status, ConditionType.PLANNED, True, Reason.PLANNED, "Plan ready")
         if spec.dry_run:

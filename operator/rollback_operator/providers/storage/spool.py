@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from types import TracebackType
 
-from rollback_operator.providers.s3_diff import Action, Kind, Source
+from rollback_operator.providers.storage.diff import Action, Kind, Source
 
 
 class Spool:

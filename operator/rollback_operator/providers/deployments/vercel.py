@@ -26,6 +26,7 @@ from rollback_operator.api import policy
 from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http
 from rollback_operator.providers.base import Candidate, Journal, StepResult
+from rollback_operator.providers.context import BuildContext
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Pacing:
     max_pages: int = 50
 
 
-class VercelTarget:
+class VercelProject:
     """`DeploymentTarget` for one Vercel project, optionally owned by a team."""
 
     def __init__(
@@ -343,3 +344,8 @@ def _job(project: Json, to: str, *, running: bool) -> Json | None:
 def _hostname(alias: Any) -> str:
     """An alias entry as the CLI (`{alias, deploymentId}`) or the SDK (a string) shapes it."""
     return str(alias.get("alias") if isinstance(alias, dict) else alias)
+
+
+async def build(config: policy.VercelTarget, context: BuildContext) -> VercelProject:
+    """The adapter of a policy's `targets.frontend.vercel` block."""
+    return VercelProject(config, await context.secret(config.token_secret_ref))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING
 
 from rollback_operator.api.policy import S3Target
 from rollback_operator.api.rollback import StoragePlan
-from rollback_operator.providers import objectstore, s3_copy, s3_dated, s3_diff, s3_spool
 from rollback_operator.providers.base import StepResult
+from rollback_operator.providers.context import BuildContext
 from rollback_operator.providers.errors import PermanentError, ProviderError
-from rollback_operator.providers.s3_diff import Action, Kind
+from rollback_operator.providers.objectstore import s3api
+from rollback_operator.providers.storage import dated, diff, spool, writes
+from rollback_operator.providers.storage.diff import Action, Kind
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -40,7 +42,7 @@ class Options:
     """Copies in flight, copy limits and the clock."""
 
     concurrency: int = 16
-    limits: s3_copy.CopyLimits = field(default_factory=s3_copy.CopyLimits)
+    limits: writes.CopyLimits = field(default_factory=writes.CopyLimits)
     now: Callable[[], datetime] = _utcnow
 
 
@@ -72,7 +74,7 @@ class S3Storage:
     def __init__(self, target: S3Target, s3: S3Client, options: Options | None = None) -> None:
         self.target, self.s3 = target, s3
         self.options = options or Options()
-        self.dated = s3_dated.DatedBackups(s3, target) if target.backups else None
+        self.dated = dated.DatedBackups(s3, target) if target.backups else None
 
     async def plan(self, as_of: datetime) -> StoragePlan:
         survey, source, _ = await self._survey(as_of)
@@ -86,7 +88,7 @@ class S3Storage:
         )
 
     async def restore(self, as_of: datetime, key: str) -> StepResult:
-        with s3_spool.Spool() as work:
+        with spool.Spool() as work:
             survey, source, versioned = await self._survey(as_of, work)
             if not versioned and survey.overwrites:
                 raise PermanentError(
@@ -105,7 +107,7 @@ class S3Storage:
     # ----- checks and the diff -----
 
     async def _survey(
-        self, as_of: datetime, work: s3_spool.Spool | None = None
+        self, as_of: datetime, work: spool.Spool | None = None
     ) -> tuple[Tally, str, bool]:
         """The whole diff counted (and kept in `work`), after every check; raises before any
         change."""
@@ -122,7 +124,7 @@ class S3Storage:
                 "restore; enable versioning or configure dated backups",
                 provider=PROVIDER,
             )
-        histories = s3_diff.Histories()
+        histories = diff.Histories()
         tally = await self._tally(self._version_actions(as_of, histories), work)
         if histories.oldest is not None and as_of < histories.oldest:
             raise PermanentError(
@@ -133,16 +135,16 @@ class S3Storage:
         return tally, "versions", versioned
 
     async def _versioned(self) -> bool:
-        answer = await objectstore.call(
+        answer = await s3api.call(
             "reading bucket versioning", self.s3.get_bucket_versioning, Bucket=self.target.bucket
         )
         return answer.get("Status") == "Enabled"
 
-    async def _tally(self, actions: AsyncIterator[Action], work: s3_spool.Spool | None) -> Tally:
+    async def _tally(self, actions: AsyncIterator[Action], work: spool.Spool | None) -> Tally:
         tally = Tally()
         async for action in actions:
             if action.kind is Kind.CHECK:
-                action = await objectstore.call("checking a restored object", self._resolve, action)
+                action = await s3api.call("checking a restored object", self._resolve, action)
             tally.add(action)
             if work is not None:
                 work.add(action)
@@ -150,22 +152,22 @@ class S3Storage:
 
     def _resolve(self, action: Action) -> Action:
         assert action.source is not None
-        if s3_copy.already_copied(self.s3, self.target.bucket, action.key, action.source):
+        if writes.already_copied(self.s3, self.target.bucket, action.key, action.source):
             return Action(Kind.UNCHANGED, action.key, action.source)
         return Action(Kind.RESTORE, action.key, action.source, action.overwrites)
 
     async def _version_actions(
-        self, as_of: datetime, histories: s3_diff.Histories
+        self, as_of: datetime, histories: diff.Histories
     ) -> AsyncIterator[Action]:
         listing = self.s3.get_paginator("list_object_versions").paginate(
             Bucket=self.target.bucket, Prefix=self.target.prefix
         )
         bucket = self.target.bucket
-        async for page in objectstore.pages("listing object versions", listing):
-            for history in histories.feed(s3_diff.versions_of(page)):
-                yield s3_diff.decide(history, as_of, bucket)
+        async for page in s3api.pages("listing object versions", listing):
+            for history in histories.feed(diff.versions_of(page)):
+                yield diff.decide(history, as_of, bucket)
         for history in histories.finish():
-            yield s3_diff.decide(history, as_of, bucket)
+            yield diff.decide(history, as_of, bucket)
 
     # ----- carrying it out -----
 
@@ -191,7 +193,7 @@ class S3Storage:
     ) -> None:
         try:
             work = functools.partial(
-                s3_copy.apply, self.s3, self.target.bucket, action, self.options.limits
+                writes.apply, self.s3, self.target.bucket, action, self.options.limits
             )
             done.add(await asyncio.get_running_loop().run_in_executor(pool, work))
         finally:
@@ -206,3 +208,27 @@ def _first_provider_error(errors: BaseExceptionGroup[BaseException]) -> BaseExce
         if isinstance(error, ProviderError):
             return error
     return errors
+
+
+async def build(target: S3Target, context: BuildContext) -> S3Storage:
+    """The adapter of a policy's `targets.storage.s3` block."""
+    return S3Storage(target, await context.object_store("targets.storage"))
+
+
+async def probe(target: S3Target, context: BuildContext) -> Callable[[], Awaitable[str]]:
+    """The verification check that the files bucket lists and reads."""
+    s3 = await context.object_store("targets.storage")
+    bucket, prefix = target.bucket, target.prefix
+
+    async def check() -> str:
+        listed = await s3api.call(
+            "verify storage", s3.list_objects_v2, Bucket=bucket, Prefix=prefix, MaxKeys=1
+        )
+        contents = listed.get("Contents", [])
+        if not contents:
+            return f"s3://{bucket}/{prefix} lists (empty)"
+        key = contents[0]["Key"]
+        await s3api.call("verify storage", s3.head_object, Bucket=bucket, Key=key)
+        return f"s3://{bucket}/{prefix} lists and reads ({key})"
+
+    return check

@@ -13,10 +13,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rollback_operator.api.policy import S3Target
-from rollback_operator.providers import objectstore
-from rollback_operator.providers import s3_layout as layout
 from rollback_operator.providers.errors import PermanentError
-from rollback_operator.providers.s3_diff import Action, Kind, Live, Source, compare
+from rollback_operator.providers.objectstore import layout, s3api
+from rollback_operator.providers.storage.diff import Action, Kind, Live, Source, compare
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -38,7 +37,7 @@ class DatedBackups:
             Bucket=self.backups.bucket, Prefix=self.backups.prefix, Delimiter="/"
         )
         days = []
-        async for page in objectstore.pages("listing dated backups", listing):
+        async for page in s3api.pages("listing dated backups", listing):
             for common in page.get("CommonPrefixes", []):
                 day = layout.folder_day(self.backups.prefix, common.get("Prefix", ""))
                 if day is not None:
@@ -74,7 +73,7 @@ class DatedBackups:
     async def _objects(self, bucket: str, prefix: str, *, strip: str) -> AsyncIterator[Listed]:
         listing = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         live = not strip
-        async for page in objectstore.pages(f"listing s3://{bucket}/{prefix}", listing):
+        async for page in s3api.pages(f"listing s3://{bucket}/{prefix}", listing):
             for item in page.get("Contents", []):
                 key = item["Key"]
                 if live and self._is_backup(bucket, key):

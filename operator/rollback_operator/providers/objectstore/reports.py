@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rollback_operator.providers import objectstore
 from rollback_operator.providers.errors import NotFoundError
+from rollback_operator.providers.objectstore import s3api
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -28,7 +28,7 @@ class S3ReportArchive:
 
     async def store(self, namespace: str, name: str, markdown: str) -> str:
         key = f"reports/{namespace}/{name}.md"
-        await objectstore.call(
+        await s3api.call(
             "store report", self._s3.put_object, Bucket=self._bucket, Key=key,
             Body=markdown.encode(), ContentType="text/markdown; charset=utf-8",
         )  # fmt: skip
@@ -39,7 +39,7 @@ class S3ReportArchive:
         if any(old.endswith(marker) for old in text.splitlines()):
             return False
         body = (text if not text or text.endswith("\n") else text + "\n") + line + "\n"
-        await objectstore.call(
+        await s3api.call(
             "append deployment log", self._s3.put_object, Bucket=self._bucket, Key=LOG_KEY,
             Body=body.encode(), ContentType="text/plain; charset=utf-8",
         )  # fmt: skip
@@ -47,10 +47,10 @@ class S3ReportArchive:
 
     async def _read_log(self) -> str:
         try:
-            found = await objectstore.call(
+            found = await s3api.call(
                 "read deployment log", self._s3.get_object, Bucket=self._bucket, Key=LOG_KEY
             )
         except NotFoundError:
             return ""
-        data: bytes = await objectstore.call("read deployment log", found["Body"].read)
+        data: bytes = await s3api.call("read deployment log", found["Body"].read)
         return data.decode()

@@ -26,6 +26,7 @@ import httpx
 from rollback_operator.api import policy
 from rollback_operator.providers import errors, http
 from rollback_operator.providers.base import Journal, Notice, StepResult
+from rollback_operator.providers.context import BuildContext
 
 Action = Literal["trigger", "resolve"]
 SUMMARY_LIMIT = 1024
@@ -141,3 +142,8 @@ def _details(notice: Notice) -> dict[str, Any]:
         "contacts": list(notice.contacts) if notice.failed else [],
     }
     return {k: v for k, v in details.items() if v}
+
+
+async def build(config: policy.PagerDuty, context: BuildContext) -> PagerDutyNotifier:
+    """The notifier of a policy's `notifications.pagerduty` block."""
+    return PagerDutyNotifier(config, await context.secret(config.routing_key_secret_ref))

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from rollback_operator.providers import dumps
 from rollback_operator.providers.errors import PermanentError, ProviderError, RetryableError
+from rollback_operator.providers.postgres import dumps
 
 PROVIDER = "postgres"
 _STDERR_LIMIT = 64 * 1024

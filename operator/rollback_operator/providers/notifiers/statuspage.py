@@ -33,6 +33,7 @@ import httpx
 from rollback_operator.api import policy
 from rollback_operator.providers import errors, http
 from rollback_operator.providers.base import Journal, Notice, StepResult
+from rollback_operator.providers.context import BuildContext
 
 Json = dict[str, Any]
 IMPACT = {"quick": ("degraded_performance", "minor"), "full": ("major_outage", "critical")}
@@ -288,3 +289,8 @@ def _error_text(raw: bytes) -> str | None:
 def _kept(headers: httpx.Headers) -> list[tuple[str, str]]:
     dropped = {"content-length", "content-type", "content-encoding", "transfer-encoding"}
     return [(k, v) for k, v in headers.items() if k.lower() not in dropped]
+
+
+async def build(config: policy.Statuspage, context: BuildContext) -> StatuspageNotifier:
+    """The notifier of a policy's `notifications.statuspage` block."""
+    return StatuspageNotifier(config, await context.secret(config.api_key_secret_ref))

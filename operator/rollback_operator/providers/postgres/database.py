@@ -23,16 +23,17 @@ from boto3.s3.transfer import TransferConfig
 
 from rollback_operator.api.policy import PostgresTarget
 from rollback_operator.api.rollback import DatabasePlan
-from rollback_operator.providers import dumps, objectstore, pg_locks, pg_session, pg_tools
-from rollback_operator.providers import s3_layout as layout
 from rollback_operator.providers.base import Candidate, StepResult
-from rollback_operator.providers.dumps import DumpFormat
+from rollback_operator.providers.context import BuildContext
 from rollback_operator.providers.errors import (
     NotFoundError,
     PermanentError,
     ProviderError,
     RetryableError,
 )
+from rollback_operator.providers.objectstore import layout, s3api
+from rollback_operator.providers.postgres import dumps, locks, server, tools
+from rollback_operator.providers.postgres.dumps import DumpFormat
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -56,7 +57,7 @@ class Options:
     """Tuning and seams: where the tools are, chunk and upload sizes, the clock."""
 
     bin_dir: str | None = None
-    chunk_size: int = objectstore.CHUNK
+    chunk_size: int = s3api.CHUNK
     upload_part_size: int = 16 << 20  # 10,000 parts of 16 MiB: dumps up to 160 GiB
     upload_concurrency: int = 4
     connect_timeout: int = 10
@@ -83,18 +84,20 @@ class PostgresDatabase:
         self, target: PostgresTarget, url: str, s3: S3Client, options: Options | None = None
     ) -> None:
         self.options = options or Options()
-        self.dsn = pg_session.Dsn.parse(url, connect_timeout=self.options.connect_timeout)
+        self.dsn = server.Dsn.parse(url, connect_timeout=self.options.connect_timeout)
         self.bucket, self.prefix = target.backups.bucket, target.backups.prefix
+        self.dumps_first = target.safety_backup
         self.s3 = s3
 
     async def plan(self, pin: str | None) -> DatabasePlan:
         backup = await self._inspect(await self._find(pin))
-        await pg_session.ping(self.dsn)
+        await server.ping(self.dsn)
         return DatabasePlan(
             backup=backup.name,
             taken_at=backup.taken_at,
             size_bytes=backup.size,
             format=backup.format.value if backup.format else None,
+            safety_backup=self.dumps_first,
         )
 
     async def safety_backup(self, key: str) -> StepResult:
@@ -102,7 +105,7 @@ class PostgresDatabase:
         existing = await self._existing_safety(rollback)
         if existing is not None:
             return self._safety_result(existing, "already dumped the current database to")
-        await pg_session.ping(self.dsn)
+        await server.ping(self.dsn)
         object_key = layout.safety_key(self.prefix, rollback, self.options.now())
         await self._dump(object_key, key)
         name = layout.backup_name(self.prefix, object_key)
@@ -110,7 +113,7 @@ class PostgresDatabase:
         return self._safety_result(dump, "dumped the current database to")
 
     async def restore(self, backup: str, key: str) -> StepResult:
-        done = await pg_session.finished_restore(self.dsn, key)
+        done = await server.finished_restore(self.dsn, key)
         if done is not None:
             restored, when = done
             message = f"restore already completed at {when.isoformat()} from {restored}"
@@ -118,10 +121,10 @@ class PostgresDatabase:
         found = await self._find(backup)
         if found.size == 0:
             raise dumps.BadDump(f"backup {backup} is empty", provider=PROVIDER)
-        await pg_session.ping(self.dsn)
+        await server.ping(self.dsn)
         started = time.monotonic()
         fmt = await self._apply(found)
-        await pg_session.record_restore(self.dsn, key, backup)
+        await server.record_restore(self.dsn, key, backup)
         took = time.monotonic() - started
         message = (
             f"restored {backup} ({fmt}, {_size(found.size)}) into "
@@ -151,7 +154,7 @@ class PostgresDatabase:
         listing = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self.prefix
         )
-        async for page in objectstore.pages("listing backups", listing):
+        async for page in s3api.pages("listing backups", listing):
             for item in page.get("Contents", []):
                 name = layout.backup_name(self.prefix, item["Key"])
                 if not name.endswith("/"):
@@ -164,7 +167,7 @@ class PostgresDatabase:
         if backup.size == 0:
             return "empty"
         try:
-            header = await objectstore.read_range(
+            header = await s3api.read_range(
                 "reading backup", self.s3, self.bucket, backup.key, dumps.HEADER_BYTES
             )
             return dumps.detect(header, backup.name).value
@@ -176,7 +179,7 @@ class PostgresDatabase:
     async def _head(self, name: str) -> Backup:
         key = layout.backup_key(self.prefix, name)
         try:
-            head = await objectstore.call(
+            head = await s3api.call(
                 "reading backup", self.s3.head_object, Bucket=self.bucket, Key=key
             )
         except NotFoundError:
@@ -189,7 +192,7 @@ class PostgresDatabase:
         """The backup with its format, after every check that can be made without changes."""
         if backup.size == 0:
             raise dumps.BadDump(f"backup {backup.name} is empty", provider=PROVIDER)
-        header = await objectstore.read_range(
+        header = await s3api.read_range(
             "reading backup", self.s3, self.bucket, backup.key, dumps.HEADER_BYTES
         )
         checked = dataclasses.replace(backup, format=dumps.detect(header, backup.name))
@@ -198,9 +201,9 @@ class PostgresDatabase:
         return checked
 
     async def _check_toc(self, backup: Backup) -> None:
-        command = pg_tools.list_command(pg_tools.tool("pg_restore", self.options.bin_dir))
+        command = tools.list_command(tools.tool("pg_restore", self.options.bin_dir))
         chunks = self._chunks(backup, window=_TOC_WINDOW)  # the TOC is at the start: read a bit
-        outcome = await pg_tools.feed(command, dict(self.options.environ), chunks)
+        outcome = await tools.feed(command, dict(self.options.environ), chunks)
         if outcome.failed:
             error = outcome.as_error(f"reading the table of contents of backup {backup.name}")
             raise dumps.BadDump(self.dsn.redact(error.message), provider=PROVIDER)
@@ -211,9 +214,9 @@ class PostgresDatabase:
     def _download(self, backup: Backup, *, window: int | None = None) -> AsyncIterator[bytes]:
         what, key, size = "downloading backup", backup.key, backup.size
         if window is not None:
-            return objectstore.windows(what, self.s3, self.bucket, key, size, window=window)
+            return s3api.windows(what, self.s3, self.bucket, key, size, window=window)
         chunk = self.options.chunk_size
-        return objectstore.stream(what, self.s3, self.bucket, key, size, chunk=chunk)
+        return s3api.stream(what, self.s3, self.bucket, key, size, chunk=chunk)
 
     def _filtered(self, backup: Backup, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         if backup.format and backup.format.gzipped:
@@ -237,14 +240,14 @@ class PostgresDatabase:
         assert checked.format is not None
         archive = checked.format.archive
         chunks = self._filtered(checked, _prepend(first, download))
-        application = f"{pg_session.APPLICATION} restore {uuid.uuid4().hex[:12]}"
-        watch = pg_locks.LockWatch(self.dsn, application, self.options.lock_wait_limit)
-        with pg_session.tool_credentials(self.dsn, self.options.environ, application) as (
+        application = f"{server.APPLICATION} restore {uuid.uuid4().hex[:12]}"
+        watch = locks.LockWatch(self.dsn, application, self.options.lock_wait_limit)
+        with server.tool_credentials(self.dsn, self.options.environ, application) as (
             env,
             dbname,
         ):
-            async with pg_locks.watching(watch):
-                outcome = await pg_tools.feed(self._restore_command(archive, dbname), env, chunks)
+            async with locks.watching(watch):
+                outcome = await tools.feed(self._restore_command(archive, dbname), env, chunks)
         if watch.blockers is not None:
             raise RetryableError(watch.reason(f"restoring {backup.name}"), provider=PROVIDER)
         outcome = dataclasses.replace(outcome, stderr=self.dsn.redact(outcome.stderr))
@@ -255,9 +258,9 @@ class PostgresDatabase:
 
     def _restore_command(self, archive: bool, dbname: str) -> list[str]:
         if archive:
-            pg_restore = pg_tools.tool("pg_restore", self.options.bin_dir)
-            return pg_tools.restore_command(pg_restore, dbname, exclude_schema=pg_session.SCHEMA)
-        return pg_tools.psql_command(pg_tools.tool("psql", self.options.bin_dir), dbname)
+            pg_restore = tools.tool("pg_restore", self.options.bin_dir)
+            return tools.restore_command(pg_restore, dbname, exclude_schema=server.SCHEMA)
+        return tools.psql_command(tools.tool("psql", self.options.bin_dir), dbname)
 
     # ----- safety dumps -----
 
@@ -266,7 +269,7 @@ class PostgresDatabase:
         listing = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=prefix
         )
-        async for page in objectstore.pages("listing safety dumps", listing):
+        async for page in s3api.pages("listing safety dumps", listing):
             for item in page.get("Contents", []):
                 name = layout.backup_name(self.prefix, item["Key"])
                 found = Backup(name, item["Key"], item.get("Size", 0), item["LastModified"])
@@ -277,21 +280,21 @@ class PostgresDatabase:
         return None
 
     async def _dump(self, object_key: str, step_key: str) -> None:
-        pg_dump = pg_tools.tool("pg_dump", self.options.bin_dir)
+        pg_dump = tools.tool("pg_dump", self.options.bin_dir)
         config = TransferConfig(
             multipart_threshold=self.options.upload_part_size,
             multipart_chunksize=self.options.upload_part_size,
             max_concurrency=self.options.upload_concurrency,
         )
         extra = {"Metadata": {"rollback-key": step_key}, "ContentType": "application/octet-stream"}
-        with pg_session.tool_credentials(self.dsn, self.options.environ) as (env, dbname):
-            command = pg_tools.dump_command(
-                pg_dump, dbname, exclude_schema=pg_session.SCHEMA,
+        with server.tool_credentials(self.dsn, self.options.environ) as (env, dbname):
+            command = tools.dump_command(
+                pg_dump, dbname, exclude_schema=server.SCHEMA,
                 lock_wait=self.options.lock_wait_limit,
             )  # fmt: skip
 
             def upload() -> None:
-                stream = pg_tools.DumpStream(command, env)
+                stream = tools.DumpStream(command, env)
                 try:  # boto3 only calls read(): the stream is file-like enough
                     body = cast("IO[bytes]", stream)
                     self.s3.upload_fileobj(
@@ -301,8 +304,8 @@ class PostgresDatabase:
                     stream.close()
 
             try:
-                await objectstore.call("uploading the safety dump", upload)
-            except pg_tools.DumpFailed as error:
+                await s3api.call("uploading the safety dump", upload)
+            except tools.DumpFailed as error:
                 raise PermanentError(self.dsn.redact(error.message), provider=PROVIDER) from None
 
     def _safety_result(self, dump: Backup, did: str) -> StepResult:
@@ -346,3 +349,14 @@ def _size(count: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{count} B"
+
+
+async def build(target: PostgresTarget, context: BuildContext) -> PostgresDatabase:
+    """The adapter of a policy's `targets.database.postgres` block."""
+    url = await context.secret(target.url_secret_ref)
+    return PostgresDatabase(target, url, await context.object_store("targets.database"))
+
+
+async def sql_url(target: PostgresTarget, context: BuildContext) -> str:
+    """The connection string verification's SQL checks use."""
+    return await context.secret(target.url_secret_ref)

@@ -30,6 +30,7 @@ from rollback_operator.api import policy
 from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http
 from rollback_operator.providers.base import Candidate, Journal, StepResult
+from rollback_operator.providers.context import BuildContext
 
 Json = dict[str, Any]
 NODE = "id status createdAt canRollback meta serviceId environmentId"
@@ -87,7 +88,7 @@ class Pacing:
     max_pages: int = 20
 
 
-class RailwayTarget:
+class RailwayService:
     """`DeploymentTarget` for one Railway service in one environment."""
 
     def __init__(
@@ -357,3 +358,8 @@ def _candidate(dep: Json, live: Json | None, default: Json | None) -> Candidate:
         default=default is not None and dep["id"] == default["id"],
         note=f"{commit} {message}".strip(),
     )
+
+
+async def build(config: policy.RailwayTarget, context: BuildContext) -> RailwayService:
+    """The adapter of a policy's `targets.backend.railway` block."""
+    return RailwayService(config, await context.secret(config.token_secret_ref))

@@ -182,18 +182,17 @@ async def ping(url: str) -> str:
 async def build(
     policy: RollbackPolicy,
     secrets: SecretReader,
+    *,
     storage_probe: Callable[[], Awaitable[str]] | None = None,
+    sql_url: str | None = None,
 ) -> Checklist | None:
     """The checklist a policy's `verification` asks for; None when it asks for nothing."""
     spec = policy.spec.verification
     checks: list[Check] = [HttpCheck(h) for h in spec.health_checks]
     if spec.sql_checks:
-        database = policy.spec.targets.database
-        if database is None:
+        if sql_url is None:
             raise PermanentError("verification.sqlChecks: the policy defines no database target")
-        ref = database.postgres.url_secret_ref
-        url = await secrets.read(policy.metadata.namespace, ref.name, ref.key)
-        checks += [SqlQueryCheck(s, url) for s in spec.sql_checks]
+        checks += [SqlQueryCheck(s, sql_url) for s in spec.sql_checks]
     if spec.cache is not None:
         ref = spec.cache.url_secret_ref
         url = await secrets.read(policy.metadata.namespace, ref.name, ref.key)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rollback_operator.providers import objectstore
-from rollback_operator.providers.s3_diff import MARKER, Action, Kind, Source, multipart_etag
+from rollback_operator.providers.objectstore import s3api
+from rollback_operator.providers.storage.diff import MARKER, Action, Kind, Source, multipart_etag
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -34,7 +34,7 @@ class CopyLimits:
 def apply(s3: S3Client, bucket: str, action: Action, limits: CopyLimits) -> Action:
     """Carry out `action` on `bucket`; returns what was done (a CHECK resolves either way)."""
     if action.kind is Kind.HIDE:
-        objectstore.guarded(f"hiding {action.key}", s3.delete_object, Bucket=bucket, Key=action.key)
+        s3api.guarded(f"hiding {action.key}", s3.delete_object, Bucket=bucket, Key=action.key)
         return action
     if action.source is None or action.kind is Kind.UNCHANGED:
         return action
@@ -46,7 +46,7 @@ def apply(s3: S3Client, bucket: str, action: Action, limits: CopyLimits) -> Acti
 
 def already_copied(s3: S3Client, bucket: str, key: str, source: Source) -> bool:
     """Whether the live object is a copy of `source` made by an earlier restore."""
-    head = objectstore.guarded(f"reading {key}", s3.head_object, Bucket=bucket, Key=key)
+    head = s3api.guarded(f"reading {key}", s3.head_object, Bucket=bucket, Key=key)
     return head.get("Metadata", {}).get(MARKER) == source.bare_etag
 
 
@@ -60,12 +60,12 @@ def copy(s3: S3Client, bucket: str, key: str, source: Source, limits: CopyLimits
         _copy_in_parts(s3, bucket, key, origin, source, limits)
     elif multipart_etag(source.etag):
         head = _head_source(s3, origin)
-        objectstore.guarded(
+        s3api.guarded(
             what, s3.copy_object, Bucket=bucket, Key=key, CopySource=origin,
             MetadataDirective="REPLACE", **_marked(head, source),
         )  # fmt: skip
     else:
-        objectstore.guarded(what, s3.copy_object, Bucket=bucket, Key=key, CopySource=origin)
+        s3api.guarded(what, s3.copy_object, Bucket=bucket, Key=key, CopySource=origin)
 
 
 def _copy_in_parts(
@@ -78,19 +78,19 @@ def _copy_in_parts(
 ) -> None:
     what = f"copying {source.key} to {key} in parts"
     head = _head_source(s3, origin)
-    upload = objectstore.guarded(
+    upload = s3api.guarded(
         what, s3.create_multipart_upload, Bucket=bucket, Key=key, **_marked(head, source)
     )
     upload_id = upload["UploadId"]
     try:
         parts = []
         for number, (first, last) in enumerate(part_ranges(source.size, limits), start=1):
-            done = objectstore.guarded(
+            done = s3api.guarded(
                 what, s3.upload_part_copy, Bucket=bucket, Key=key, UploadId=upload_id,
                 PartNumber=number, CopySource=origin, CopySourceRange=f"bytes={first}-{last}",
             )  # fmt: skip
             parts.append({"ETag": done["CopyPartResult"]["ETag"], "PartNumber": number})
-        objectstore.guarded(
+        s3api.guarded(
             what, s3.complete_multipart_upload, Bucket=bucket, Key=key, UploadId=upload_id,
             MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
         )  # fmt: skip
@@ -108,10 +108,10 @@ def part_ranges(size: int, limits: CopyLimits) -> list[tuple[int, int]]:
 def _head_source(s3: S3Client, origin: CopySourceTypeDef) -> HeadObjectOutputTypeDef:
     what, bucket, key = f"reading {origin['Key']}", origin["Bucket"], origin["Key"]
     if "VersionId" in origin:
-        return objectstore.guarded(
+        return s3api.guarded(
             what, s3.head_object, Bucket=bucket, Key=key, VersionId=origin["VersionId"]
         )
-    return objectstore.guarded(what, s3.head_object, Bucket=bucket, Key=key)
+    return s3api.guarded(what, s3.head_object, Bucket=bucket, Key=key)
 
 
 def _marked(head: HeadObjectOutputTypeDef, source: Source) -> dict[str, Any]:

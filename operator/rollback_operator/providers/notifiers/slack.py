@@ -29,8 +29,10 @@ from typing import Any
 
 import httpx
 
+from rollback_operator.api import policy
 from rollback_operator.providers import errors, http
 from rollback_operator.providers.base import Journal, Notice, StepResult
+from rollback_operator.providers.context import BuildContext
 
 PLACEHOLDER_PATH = "/services/***"
 _TEXT_LIMIT = 2900  # a section's text may hold 3000 characters, a field's 2000
@@ -241,3 +243,8 @@ def _origin(url: str) -> str:
 
 def _with(options: http.Options, transport: httpx.AsyncBaseTransport) -> http.Options:
     return dataclasses.replace(options, transport=transport)
+
+
+async def build(config: policy.Slack, context: BuildContext) -> SlackNotifier:
+    """The notifier of a policy's `notifications.slack` block."""
+    return SlackNotifier(await context.secret(config.webhook_secret_ref))

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from rollback_operator.providers import pg_session
 from rollback_operator.providers.errors import ProviderError
+from rollback_operator.providers.postgres import server
 
 WAITING = """
     SELECT pid, wait_event_type = 'Lock' FROM pg_stat_activity
@@ -37,7 +37,7 @@ BLOCKERS = """
 class LockWatch:
     """Cancels the session named `application` once it has waited on a lock over `limit` s."""
 
-    dsn: pg_session.Dsn
+    dsn: server.Dsn
     application: str
     limit: float = 60.0
     interval: float = 1.0
@@ -46,7 +46,7 @@ class LockWatch:
     async def run(self) -> None:
         """Watch until cancelled, or until it cancelled the stuck statement."""
         try:
-            conn = await pg_session.connect(self.dsn)
+            conn = await server.connect(self.dsn)
         except ProviderError:
             return  # the tool cannot connect either: its own error tells why
         async with conn:

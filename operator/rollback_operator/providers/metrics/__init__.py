@@ -1,0 +1,1 @@
+"""Metrics sources that policy rules are evaluated against: Prometheus."""

@@ -1,0 +1,1 @@
+"""Notifiers of the runbook's communication plan: Slack, Statuspage, PagerDuty."""

@@ -1,0 +1,1 @@
+"""The post-rollback checklist: HTTP health, SQL, cache and storage checks."""
