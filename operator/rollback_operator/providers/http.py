@@ -5,7 +5,7 @@ timeouts, a few retries with jittered exponential backoff on transient failures 
 dropped connections, 5xx), `Retry-After` and rate-limit reset headers honoured on 429, and one
 mapping from the final outcome to the `providers.errors` hierarchy, so the step engine can
 decide between "try the step again later" and "fail it". Retries here are the short, inner
-layer; the engine's step retries are the outer one (STYLE.md).
+layer; the engine's step retries are the outer one (docs/architecture.md, "Retries").
 
 Credentials travel only in headers. Requests are described as `METHOD /path (label)` with no
 query string, and every text that reaches a log line or an exception is scrubbed of the

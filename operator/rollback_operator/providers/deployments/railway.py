@@ -1,21 +1,23 @@
 """The backend as a Railway service in one environment: plan, rollback, replicas off and on.
 
 Why this module exists: it is the `DeploymentTarget` for Railway, the runbook's `railway
-rollback` as calls to Railway's public GraphQL API that look before they act (providers.md
-section 2). Railway answers most failures as HTTP 200 with an `errors` array, so every answer
-is inspected, and the messages are mapped to the error hierarchy.
+rollback` as calls to Railway's public GraphQL API that look before they act. Railway answers
+most failures as HTTP 200 with an `errors` array (docs/providers.md#R4), so every answer is
+inspected, and the messages are mapped to the error hierarchy (R5).
 
-Railway facts this module relies on: deployments list newest first as a Relay connection; a
-deployment superseded by a newer one reads REMOVED but keeps `canRollback`, so REMOVED counts
-as "was good" when looking for the last good deployment; `deploymentRollback` returns a bare
-Boolean, so the deployment it creates is found by listing again, then polled to SUCCESS.
+Railway facts this module relies on (docs/providers.md, R1-R19): deployments list newest first
+as a Relay connection (R8, R9: implied, not documented); a deployment superseded by a newer one
+reads REMOVED but keeps `canRollback`, so REMOVED counts as "was good" when looking for the last
+good deployment (R11); `deploymentRollback` returns a bare Boolean, so the deployment it creates
+is found by listing again, then polled to SUCCESS (R12). Replicas are read and written through
+`serviceInstance` and `serviceInstanceUpdate` (R14, R15; see R16-R19 on when a change applies).
 
 What this adapter remembers in memory, per idempotency key, is what Railway cannot tell it:
 the replica count it found before scaling to zero, and the deployment a rollback created. A
 retried step in the same process therefore never stacks a second rollback or records 0 as the
 count to restore. After an operator restart it falls back on what Railway shows: a live
 deployment with the same build `meta` as the target counts as already rolled back.
-Multi-region services are out of scope: `numReplicas` is the single-region setting.
+Multi-region services are out of scope: `numReplicas` is the single-region setting (R14).
 """
 
 from __future__ import annotations

@@ -1,17 +1,18 @@
 """The frontend as a Vercel project: plan, instant rollback (or promote), pause and unpause.
 
 Why this module exists: it is the `DeploymentTarget` for Vercel, the runbook's `vercel
-rollback` as REST calls that look before they act (providers.md section 1). Vercel's own state
-makes most steps naturally idempotent: production is `targets.production` of the project, and
-a rollback or promote is an asynchronous job visible as the project's `lastAliasRequest`, so a
-retried step finds the job it started and waits for it instead of starting another.
+rollback` as REST calls that look before they act. Vercel's own state makes most steps
+naturally idempotent: production is `targets.production` of the project, and a rollback or
+promote is an asynchronous job visible as the project's `lastAliasRequest` (docs/providers.md#V6),
+so a retried step finds the job it started and waits for it instead of starting another.
 
-Vercel facts this module relies on: list items carry `uid`, single deployments `id`; lists are
-newest first and page with `until=pagination.next`; rollback answers 201 and the job is polled
-on the project; a refused rollback (400/402/422: not a rollback candidate, plan limits) may
-still be done by promote, which needs only a READY production deployment; 409 means another
-job is running. After an instant rollback Vercel no longer auto-assigns production domains to
-new deployments until someone promotes; the step says so.
+Vercel facts this module relies on (docs/providers.md, V1-V12): list items carry `uid`, single
+deployments `id` (V4, V5); lists are newest first and page with `until=pagination.next` (V4);
+rollback answers 201 and the job is polled on the project (V6, V7); a refused rollback
+(400/402/422: not a rollback candidate, plan limits) may still be done by promote, which needs
+only a READY production deployment (V7, V9); 409 means another job is running (V7, a guess).
+After an instant rollback Vercel no longer auto-assigns production domains to new deployments
+until someone promotes (V12, unconfirmed); the step says so.
 """
 
 from __future__ import annotations

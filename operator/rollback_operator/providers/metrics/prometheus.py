@@ -1,9 +1,10 @@
 """Prometheus as the `MetricsSource` of RollbackPolicy rules, over the shared HTTP layer.
 
 Why this module exists: rules are PromQL and must come back as one number, or as a clear
-reason why not. `/api/v1/query` answers a scalar, a vector, a matrix or a string; here an empty
-vector is no data, a vector of more than one series is an error that asks for an aggregation,
-and NaN/+Inf/-Inf are parsed into floats for the rule logic to judge. `history` is a range
+reason why not. `/api/v1/query` answers a scalar, a vector, a matrix or a string
+(docs/providers.md#PM3); here an empty vector is no data, a vector of more than one series is
+an error that asks for an aggregation, and NaN/+Inf/-Inf are parsed into floats for the rule
+logic to judge (PM4). `history` is a range
 query (`/api/v1/query_range`) whose points are counted back from the evaluation time, so the
 oldest is exactly `for` ago and the newest is now; every step is listed, those Prometheus had
 no value for marked as such, so "past the threshold for 5m" is judged point by point. (The

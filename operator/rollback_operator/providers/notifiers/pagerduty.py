@@ -1,14 +1,14 @@
 """PagerDuty Events API v2: page someone when a rollback needs a person, resolve it when not.
 
 Why this module exists: it is the optional pager of the runbook's communication plan
-(providers.md section 5). A person who starts a rollback already knows about it, so only an
+(docs/providers.md, PD1-PD7). A person who starts a rollback already knows about it, so only an
 automatic (policy-triggered) start is paged, with severity `error`; any rollback that ends
 Failed, PartiallyFailed or Aborted is paged with severity `critical`; a rollback that succeeds
 resolves the alert, and only when something was triggered for it.
 
 Every event of a rollback carries the same `dedup_key`, derived from its uid, so PagerDuty
-itself folds repeats into one alert and drops a `resolve` with nothing open: sending an event
-twice is harmless. The key is recorded in the journal before a trigger is sent (so the
+itself folds repeats into one alert and drops a `resolve` with nothing open (PD3): sending an
+event twice is harmless. The key is recorded in the journal before a trigger is sent (so the
 success that follows a crash still resolves it), and `posted_<kind>=<key>` after PagerDuty accepted
 the event (so a retried or restarted notify sends nothing at all).
 

@@ -3,14 +3,14 @@
 Why this module exists: it is the `Notifier` the runbook's communication plan starts with, a
 Block Kit message (with a plain `text` fallback for notifications) that says what is rolled
 back (namespace/name, mode, targets with from -> to), why, how it went, where the report is
-and, when it failed, whom to call (providers.md section 3).
+and, when it failed, whom to call (docs/providers.md, S1-S5).
 
 The webhook URL is the credential. It never reaches the httpx client: the client talks to a
 placeholder path and `_Webhook`, the transport, swaps in the real URL at the last moment, so
 httpx's own log lines, request objects and exceptions cannot carry it. The same transport turns
-Slack's plain-text error bodies (`invalid_payload`, `no_service`, ...) into the JSON shape the
-shared wire layer reads, so 429 + Retry-After, 5xx retries and the error classes come from
-`providers.http` like every other adapter.
+Slack's plain-text error bodies (`invalid_payload`, `no_service`, ...: S2, S3) into the JSON
+shape the shared wire layer reads, so 429 + Retry-After (S4), 5xx retries and the error classes
+come from `providers.http` like every other adapter.
 
 Idempotency: a webhook cannot deduplicate, so the journal records `posted_<kind>=<key>` (one
 slot per notice kind, as the journal is shared by a rollback's notices) after Slack answered

@@ -1,7 +1,7 @@
 """Atlassian Statuspage: one public incident per rollback, opened when it starts, closed at the end.
 
 Why this module exists: it is the runbook's "update the status page" as a `Notifier` over
-Statuspage's manage API (providers.md section 4). `started` opens an incident (status
+Statuspage's manage API (docs/providers.md, ST1-ST7). `started` opens an incident (status
 `investigating`, impact and component statuses by mode: a quick rollback degrades performance,
 a full one stops traffic, a major outage). `finished` updates the same incident: a succeeded
 rollback resolves it and sets the components back to `operational` in one PATCH (the finished
@@ -17,8 +17,8 @@ before creating, `notify` looks through the page's unresolved incidents for one 
 the uid and adopts it. The same look comes before resending a create or an update whose
 answer was lost, so the page never shows a second incident or a repeated update.
 
-Statuspage rate-limits with 420 (historically) or 429, and may put its error text in `message`
-or `error`; `_Shaping` presents both as the shared wire layer expects.
+Statuspage rate-limits with 420 (historically) or 429 (ST6), and may put its error text in
+`message` or `error` (ST5); `_Shaping` presents both as the shared wire layer expects.
 """
 
 from __future__ import annotations
