@@ -5,7 +5,7 @@ rollback` as calls to Railway's public GraphQL API that look before they act. Ra
 most failures as HTTP 200 with an `errors` array (docs/providers.md#R4), so every answer is
 inspected, and the messages are mapped to the error hierarchy (R5).
 
-Railway facts this module relies on (docs/providers.md, R1-R19): deployments list newest first
+Railway facts this module relies on (docs/providers.md, R1-R21): deployments list newest first
 as a Relay connection (R8, R9: implied, not documented); a deployment superseded by a newer one
 reads REMOVED but keeps `canRollback`, so REMOVED counts as "was good" when looking for the last
 good deployment (R11); `deploymentRollback` returns a bare Boolean, so the deployment it creates
@@ -16,7 +16,7 @@ What this adapter remembers in memory, per idempotency key, is what Railway cann
 the replica count it found before scaling to zero, and the deployment a rollback created. A
 retried step in the same process therefore never stacks a second rollback or records 0 as the
 count to restore. After an operator restart it falls back on what Railway shows: a live
-deployment with the same build `meta` as the target counts as already rolled back.
+deployment with the same build `meta` as the target counts as already rolled back (R21).
 Multi-region services are out of scope: `numReplicas` is the single-region setting (R14).
 """
 
