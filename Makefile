@@ -23,15 +23,15 @@ system-deps: ## Install PostgreSQL, Prometheus and Redis with apt-get if missing
 	scripts/install-system-deps.sh
 
 fmt: install ## Format the code
-	$(BIN)/ruff format operator tests bench
-	$(BIN)/ruff check --fix operator tests bench
+	$(BIN)/ruff format operator sandbox tests bench
+	$(BIN)/ruff check --fix operator sandbox tests bench
 
 lint: install ## ruff lint and format check
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator sandbox tests bench
+	$(BIN)/ruff format --check operator sandbox tests bench
 
 typecheck: install ## mypy --strict over the package and the tests
-	$(BIN)/mypy operator tests bench
+	$(BIN)/mypy operator sandbox tests bench
 
 imports: install ## import-linter layer contracts
 	$(BIN)/lint-imports
@@ -67,7 +67,7 @@ e2e-kind: ## kind cluster, image, chart and smoke run (needs Docker, kind, helm,
 test: lint typecheck imports pytest ## Everything CI checks: lint, types, layers, tests
 
 demo: install system-deps ## An error spike trips the runbook's policy; the automatic rollback, live (ARGS=--full: full)
-	$(PY) -m tests.demo $(ARGS)
+	$(PY) -m sandbox.demo $(ARGS)
 
 bench: install system-deps ## Every benchmark (minutes); each writes its figures into docs/benchmarks.md
 	$(PY) -m bench.record quick_overhead

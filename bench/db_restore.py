@@ -27,9 +27,9 @@ from mypy_boto3_s3 import S3Client
 
 from rollback_operator.api.policy import ObjectStore
 from rollback_operator.providers import objectstore, pg_tools, postgres
+from sandbox.services.postgres import PG_BIN, SUPERUSER, PostgresServer
+from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 from tests.db import world
-from tests.services.postgres import PG_BIN, SUPERUSER, PostgresServer
-from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 
 BUCKET = "bench-backups"
 NAME = "bench.dump"

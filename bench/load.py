@@ -33,12 +33,12 @@ from typing import Any
 
 import httpx
 
-from tests import builders
+from sandbox import manifests
+from sandbox.fakes.railway_server import FakeRailway
+from sandbox.fakes.saas import HOUR_MS, RAILWAY_TOKEN, VERCEL_TOKEN, Saas
+from sandbox.fakes.vercel_server import FakeVercel
+from sandbox.kube.cluster import EmulatedCluster
 from tests.e2e.bed import Bed
-from tests.e2e.saas import HOUR_MS, RAILWAY_TOKEN, VERCEL_TOKEN, Saas
-from tests.fakes.railway_server import FakeRailway
-from tests.fakes.vercel_server import FakeVercel
-from tests.kube.cluster import EmulatedCluster
 
 API = "/apis/rollback.mindmate.app/v1alpha1/namespaces/default"
 POLICIES = "rollback.mindmate.app/v1alpha1/rollbackpolicies"
@@ -91,7 +91,7 @@ class Fleet:
                    "apiUrl": f"{self.railway_url}/graphql/v2"}  # fmt: skip
         targets = {"frontend": {"vercel": vercel}, "backend": {"railway": railway},
                    "database": None, "storage": None}  # fmt: skip
-        return builders.policy(app.name, targets=targets)
+        return manifests.policy(app.name, targets=targets)
 
     def changes(self, apps: list[App]) -> list[str]:
         """What is wrong with the fakes' record for `apps`: each rolled back exactly once, and
@@ -246,7 +246,7 @@ def run(bed: Bed, fakes: Fleet, rollbacks: int, solo: int) -> Figures:
 
 def rollback_for(app: App) -> Manifest:
     """A quick Rollback of `app` under its own policy."""
-    body = builders.rollback(app.name)
+    body = manifests.rollback(app.name)
     body["spec"]["policyRef"] = {"name": app.name}
     return body
 

@@ -34,10 +34,10 @@ from typing import Any
 
 import httpx
 
-from tests import builders
+from sandbox import manifests
+from sandbox.kube.cluster import EmulatedCluster
+from sandbox.services.prometheus import Labels, PrometheusServer
 from tests.e2e.bed import Bed
-from tests.kube.cluster import EmulatedCluster
-from tests.services.prometheus import Labels, PrometheusServer
 
 PATH = "/apis/rollback.mindmate.app/v1alpha1/namespaces/default/rollbackpolicies"
 POLICIES = "rollback.mindmate.app/v1alpha1/rollbackpolicies"
@@ -64,7 +64,7 @@ def _rules(app: str) -> list[dict[str, Any]]:
 
 
 def _policy(name: str, url: str, rules: list[dict[str, Any]], every: str) -> dict[str, Any]:
-    body = builders.policy(name, metrics={"prometheus": {"url": url}}, rules=rules)
+    body = manifests.policy(name, metrics={"prometheus": {"url": url}}, rules=rules)
     body["spec"]["evaluationInterval"] = every
     return body
 

@@ -19,11 +19,11 @@ import httpx
 
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers.base import Notice
-from tests import builders
+from sandbox import manifests
+from sandbox.fakes.host import MemoryJournal
+from sandbox.fakes.memory import FakeProviderFactory, FakeWorld, default_state
+from sandbox.kube.cluster import EmulatedCluster
 from tests.e2e.bed import Bed
-from tests.fakes.host import MemoryJournal
-from tests.fakes.memory import FakeProviderFactory, FakeWorld, default_state
-from tests.kube.cluster import EmulatedCluster
 
 PATH = "/apis/rollback.mindmate.app/v1alpha1/namespaces/default/rollbacks"
 
@@ -42,7 +42,7 @@ class _NoSecrets:
 
 
 async def _direct_once(world: FakeWorld) -> float:
-    policy = RollbackPolicy.model_validate(builders.policy())
+    policy = RollbackPolicy.model_validate(manifests.policy())
     providers = await FakeProviderFactory(world).build(policy, _NoSecrets())
     assert providers.frontend
     assert providers.backend
@@ -72,7 +72,7 @@ def through_operator(bed: Bed, runs: int) -> list[float]:
     times = []
     with httpx.Client(base_url=bed.cluster.url) as api:
         for index in range(runs):
-            body = builders.rollback(f"bench-{index}")
+            body = manifests.rollback(f"bench-{index}")
             started = time.perf_counter()
             api.post(PATH, json=body).raise_for_status()
             while True:
@@ -99,7 +99,7 @@ def main() -> None:
         FakeWorld(_long_history(args.runs), bed.world_path).save()
         bed.start()
         try:
-            bed.apply(builders.policy())
+            bed.apply(manifests.policy())
             operator = through_operator(bed, args.runs)
         finally:
             bed.stop()

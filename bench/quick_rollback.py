@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests import builders
+from sandbox import manifests
+from sandbox.fakes.saas import Saas, serving
+from sandbox.kube.cluster import EmulatedCluster
 from tests.e2e.bed import Bed
-from tests.e2e.saas import Saas, serving
-from tests.kube.cluster import EmulatedCluster
 
 VARIANTS = {"both": ["frontend", "backend"], "frontend": ["frontend"], "backend": ["backend"]}
 
@@ -25,7 +25,7 @@ VARIANTS = {"both": ["frontend", "backend"], "frontend": ["frontend"], "backend"
 def one(bed: Bed, name: str, targets: list[str]) -> float:
     """Seconds from apply to Succeeded for one quick rollback."""
     started = time.perf_counter()
-    bed.apply(builders.rollback(name, targets=targets))
+    bed.apply(manifests.rollback(name, targets=targets))
     body = bed.wait_for(name, {"Succeeded", "Failed", "PartiallyFailed"}, timeout=120)
     assert body["status"]["phase"] == "Succeeded", body["status"]
     return time.perf_counter() - started

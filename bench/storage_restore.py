@@ -25,8 +25,8 @@ from mypy_boto3_s3 import S3Client
 from rollback_operator.api.policy import ObjectStore, S3Target
 from rollback_operator.providers import objectstore
 from rollback_operator.providers import s3 as storage
+from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 from tests.db import world
-from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 
 
 def _client(endpoint: str, latency: float) -> S3Client:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tests import builders
+from sandbox import manifests
 
 
 @dataclass(frozen=True)
@@ -23,11 +23,11 @@ class Case:
 
 
 def _rb(**spec: Any) -> dict[str, Any]:
-    return builders.rollback(**spec)
+    return manifests.rollback(**spec)
 
 
 def _pol(**spec: Any) -> dict[str, Any]:
-    return builders.policy(**spec)
+    return manifests.policy(**spec)
 
 
 def _rule(**fields: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ status, a report or a notification. Three sources feed it:
 
 - `STATIC`: literals written in test files, each with the file that uses it (a unit test checks
   the file still contains it, so the table cannot drift silently);
-- `register()`: values made at run time, e.g. by `tests.builders.secret` (every Secret a test
+- `register()`: values made at run time, e.g. by `sandbox.manifests.secret` (every Secret a test
   applies) or by the leak scan itself (a fake's credentials, a database server's password);
 - `needles()`: what to search for a value: the value itself, its URL-encoded form, and the
   password inside a URL, so a DSN whose password leaks on its own is still caught.
@@ -34,16 +34,16 @@ class Known:
 
 
 STATIC: tuple[Known, ...] = (
-    Known("vercel-e2e-token-5b1d", "tests/e2e/saas.py", "Vercel token (e2e)"),
-    Known("railway-e2e-token-93ac", "tests/e2e/saas.py", "Railway token (e2e)"),
+    Known("vercel-e2e-token-5b1d", "sandbox/fakes/saas.py", "Vercel token (e2e)"),
+    Known("railway-e2e-token-93ac", "sandbox/fakes/saas.py", "Railway token (e2e)"),
     Known("vrc-secret-0123456789", "tests/providers/test_vercel_adapter.py", "Vercel token"),
     Known("vrc-wrong-secret-987654", "tests/providers/test_vercel_adapter.py", "bad Vercel token"),
     Known("rw-account-secret-42", "tests/providers/test_railway_adapter.py", "Railway token"),
     Known("rw-project-secret-77", "tests/providers/test_railway_adapter.py", "Railway token"),
     Known("rw-wrong-secret-13", "tests/providers/test_railway_adapter.py", "bad Railway token"),
     Known("rw-workspace-secret", "tests/providers/test_railway_fake.py", "Railway token"),
-    Known("vercel-test-token", "tests/fakes/vercel_server.py", "fake Vercel default token"),
-    Known("railway-test-token", "tests/fakes/railway_server.py", "fake Railway default token"),
+    Known("vercel-test-token", "sandbox/fakes/vercel_server.py", "fake Vercel default token"),
+    Known("railway-test-token", "sandbox/fakes/railway_server.py", "fake Railway default token"),
     Known("sp-api-key-0123456789abcdef", "tests/notify/conftest.py", "Statuspage key"),
     Known("sp-wrong-key-999999", "tests/notify/conftest.py", "bad Statuspage key"),
     Known("sp-key-for-fake-tests", "tests/notify/test_fakes.py", "Statuspage key"),
@@ -51,9 +51,9 @@ STATIC: tuple[Known, ...] = (
     Known("not-the-right-secret", "tests/notify/conftest.py", "bad Slack webhook"),
     Known("s3cr3t-value", "tests/notify/test_slack.py", "Slack webhook"),
     Known("s3cret-token", "tests/metrics/test_prometheus_source.py", "Prometheus auth"),
-    Known("cache-secret-7d1e", "tests/services/redis.py", "Redis password"),
+    Known("cache-secret-7d1e", "sandbox/services/redis.py", "Redis password"),
     Known("wrong-password-1234", "tests/verify/test_cache.py", "bad Redis password"),
-    Known("testing-secret-key", "tests/services/s3.py", "S3 secret access key"),
+    Known("testing-secret-key", "sandbox/services/s3.py", "S3 secret access key"),
     Known("dumper-pw-123", "tests/db/test_safety_backup.py", "PostgreSQL password"),
     Known("Wr0ng-pa55word-xyz", "tests/db/test_database_plan.py", "bad PostgreSQL password"),
 )

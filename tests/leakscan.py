@@ -8,13 +8,17 @@ plugin reads what the suite produces and searches it for those values:
 - every log record emitted in the pytest process (a handler on the root logger; the operator's
   own loggers at INFO, as the CLI runs them);
 - files registered with `watch_file`: the operator processes' logs (`tests/e2e/bed.py`), the
-  emulator's log (`tests/kube/cluster.py`), the fakes' world file, the services' server logs;
+  emulator's log (`sandbox/kube/cluster.py`), the fakes' world file, the services' server logs;
 - the objects of an emulated cluster just before it stops (`capture_cluster`): every custom
   resource (statuses), Events, report ConfigMaps, Leases (Secrets, where secrets belong, are
   not read);
 - what the SaaS fakes would show people (`track_fake`: Slack messages, Statuspage incidents,
   PagerDuty alerts), never their request headers, where tokens belong. Each fake's own
   credentials join the registry when it is scanned.
+
+The sandbox (the demo's emulator, fakes and services, which never import the tests) announces
+its fakes, log files, clusters and Secrets through `sandbox.observers`; this plugin subscribes
+when pytest configures it.
 
 Findings name the place and what kind of secret leaked, never the secret itself. The scan is
 incremental (files are read from where the last scan stopped; other text is buffered per test
@@ -29,14 +33,15 @@ import contextlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import pytest
 
+from sandbox import observers
 from tests import known_secrets
 
 BUFFER_LIMIT = 8_000_000
@@ -46,12 +51,7 @@ CHUNK = 1 << 20
 OPERATOR_LOGGERS = ("rollback_operator", "kopf")
 
 
-class ShowsPeople(Protocol):
-    """A fake SaaS API: its credentials, and what it would show people."""
-
-    def secrets(self) -> Iterable[str]: ...
-
-    def shown(self) -> list[Any]: ...
+ShowsPeople = observers.ShowsPeople
 
 
 @dataclass(frozen=True)
@@ -335,7 +335,18 @@ def _moto(server: Any, scanner: Scanner) -> None:
 # -- pytest hooks ----------------------------------------------------------------------------
 
 
+_OBSERVERS: tuple[tuple[list[Any], Callable[..., None]], ...] = (
+    (observers.FAKE_STARTED, track_fake),
+    (observers.FILE_WRITTEN, watch_file),
+    (observers.CLUSTER_STOPPING, capture_cluster),
+    (observers.SECRET_BUILT, known_secrets.register_secret),
+)
+"""What the sandbox announces, and what the scan does with it."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    for callbacks, callback in _OBSERVERS:
+        callbacks.append(callback)
     scanner = Scanner()
     tap = _LogTap(scanner)
     logging.getLogger().addHandler(tap)
@@ -383,6 +394,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     logging.getLogger().removeHandler(session.config.stash[_TAP])
     if scanner.findings and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure() -> None:
+    for callbacks, callback in _OBSERVERS:
+        if callback in callbacks:
+            callbacks.remove(callback)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

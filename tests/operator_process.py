@@ -17,8 +17,8 @@ from rollback_operator.providers import registry
 from rollback_operator.providers.base import Notifier, Providers, SecretReader
 from rollback_operator.settings import Settings
 from rollback_operator.telemetry import logs
+from sandbox.fakes.memory import FakeProviderFactory, FakeWorld
 from tests.e2e.shared_world import SharedFakeWorld
-from tests.fakes.memory import FakeProviderFactory, FakeWorld
 
 
 class HybridFactory:

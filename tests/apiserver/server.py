@@ -40,9 +40,9 @@ from typing import Self
 import httpx
 import yaml
 
+from sandbox.services import ServiceError, free_port, stop_process, wait_until
 from tests import known_secrets, leakscan
 from tests.apiserver.pki import Pki, write_pki
-from tests.services import ServiceError, free_port, stop_process, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KUBE_ENV = REPO_ROOT / "scripts" / "kube-env.sh"

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.kube.cluster import REPO_ROOT, EmulatedCluster
+from sandbox.kube.cluster import REPO_ROOT, EmulatedCluster
 
 CHART = REPO_ROOT / "charts" / "rollback-operator"
 DRIVER = Path(__file__).with_name("helm_driver.py")

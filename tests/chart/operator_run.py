@@ -4,7 +4,7 @@
 the chart tests instead start this with the env the rendered Deployment gives the container
 (scope, peering, log format and ports), so the run shows what the chart really configures. The
 Vercel and Railway targets use the real adapters (against the fake servers); database and
-storage use the file-backed fakes of `tests.fakes.memory`.
+storage use the file-backed fakes of `sandbox.fakes.memory`.
 
     ROLLBACK_OPERATOR_...=... python -m tests.chart.operator_run --world WORLD.json
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 from rollback_operator import app
 from rollback_operator.settings import Settings
 from rollback_operator.telemetry import logs
-from tests.fakes.memory import FakeWorld
+from sandbox.fakes.memory import FakeWorld
 from tests.operator_process import HybridFactory
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tests.kube.audit import Entry
+from sandbox.kube.audit import Entry
 
 Manifest = dict[str, Any]
 

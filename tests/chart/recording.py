@@ -2,7 +2,7 @@
 
 The RBAC tests need the set of (verb, resource) pairs the operator really uses. A list kept by
 hand drifts; so this installs the chart into an emulated cluster whose audit log is on
-(`tests/kube/audit.py`), starts the operator with the rendered Deployment's environment and its
+(`sandbox/kube/audit.py`), starts the operator with the rendered Deployment's environment and its
 own identity (a kubeconfig whose token names the chart's ServiceAccount), and drives it
 through everything it does in production:
 
@@ -32,15 +32,15 @@ from typing import Any
 import httpx
 import yaml
 
-from tests import builders
+from sandbox import manifests
+from sandbox.fakes.memory import FakeWorld
+from sandbox.fakes.saas import Saas, serving
+from sandbox.kube import audit
+from sandbox.kube.cluster import REPO_ROOT, EmulatedCluster
+from sandbox.services import free_port, stop_process
+from sandbox.services.prometheus import PrometheusServer
 from tests.chart import helm
-from tests.e2e.saas import Saas, serving
-from tests.fakes.memory import FakeWorld
-from tests.kube import audit
-from tests.kube.cluster import REPO_ROOT, EmulatedCluster
 from tests.metrics.world import Series
-from tests.services import free_port, stop_process
-from tests.services.prometheus import PrometheusServer
 
 RELEASE_NAMESPACE = "operators"
 ROLLBACKS = "rollback.mindmate.app/v1alpha1/rollbacks"
@@ -186,7 +186,7 @@ def _scenario(
     report = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "manual-report"},
               "data": {"report.md": "earlier attempt"}}  # fmt: skip
     apply(report)
-    apply(builders.rollback("manual"))
+    apply(manifests.rollback("manual"))
     _wait(lambda: ended("manual"), "the end of the manual Rollback", log_path)
     _wait(lambda: _report(cluster, namespace) != "earlier attempt", "the report", log_path)
 

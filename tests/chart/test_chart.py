@@ -19,9 +19,9 @@ import yaml
 from kopf._cogs.structs import references
 
 from rollback_operator.settings import Settings
+from sandbox.kube.cluster import REPO_ROOT, EmulatedCluster
 from tests.chart import helm
 from tests.chart.conftest import VALUE_SETS
-from tests.kube.cluster import REPO_ROOT, EmulatedCluster
 
 CHART = helm.CHART
 CUSTOM_KINDS = {"ClusterKopfPeering", "KopfPeering", "ServiceMonitor"}

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from sandbox.kube import audit
+from sandbox.kube.audit import Entry
+from sandbox.services.prometheus import PrometheusServer
 from tests.chart import rbac, recording
-from tests.kube import audit
-from tests.kube.audit import Entry
-from tests.services.prometheus import PrometheusServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SCOPES: dict[str, dict[str, Any]] = {

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.kube.cluster import REPO_ROOT
 from tests.chart import helm
-from tests.kube.cluster import REPO_ROOT
 
 SCRIPTS = [REPO_ROOT / "scripts" / "helm-env.sh", REPO_ROOT / "scripts" / "e2e-kind.sh"]
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 from mypy_boto3_s3 import S3Client
 
+from sandbox.services.postgres import PostgresServer
 from tests.db import world
-from tests.services.postgres import PostgresServer
 
 
 @pytest.fixture

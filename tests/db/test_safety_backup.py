@@ -12,9 +12,9 @@ from mypy_boto3_s3 import S3Client
 
 from rollback_operator.providers.errors import PermanentError
 from rollback_operator.providers.postgres import server, tools
+from sandbox.services.s3 import SECRET_ACCESS_KEY
 from tests.db import world
 from tests.db.world import PREFIX, Db
-from tests.services.s3 import SECRET_ACCESS_KEY
 
 SAFETY = "uid-7/safety-backup/database"
 RESTORE = "uid-7/restore-database/database"

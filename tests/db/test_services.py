@@ -23,19 +23,19 @@ def _stop(module: str, *args: str) -> None:
 
 
 def test_postgres_starts_and_stops_from_the_command_line() -> None:
-    env = _exports("tests.services.postgres")
+    env = _exports("sandbox.services.postgres")
     try:
         with psycopg.connect(env["DATABASE_URL"]) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
-        _stop("tests.services.postgres", env["ROLLBACK_TEST_PG_DIR"])
+        _stop("sandbox.services.postgres", env["ROLLBACK_TEST_PG_DIR"])
     assert not os.path.exists(env["ROLLBACK_TEST_PG_DIR"])
 
 
 def test_the_s3_server_starts_and_stops_from_the_command_line() -> None:
-    env = _exports("tests.services.s3")
+    env = _exports("sandbox.services.s3")
     try:
         with urllib.request.urlopen(env["S3_ENDPOINT_URL"] + "/moto-api/", timeout=5) as answer:
             assert answer.status == 200
     finally:
-        _stop("tests.services.s3", env["ROLLBACK_TEST_MOTO_PID"])
+        _stop("sandbox.services.s3", env["ROLLBACK_TEST_MOTO_PID"])

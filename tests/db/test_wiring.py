@@ -9,10 +9,10 @@ from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers.postgres.database import PostgresDatabase
 from rollback_operator.providers.registry import RealProviderFactory
 from rollback_operator.providers.storage.s3 import S3Storage
-from tests import builders
+from sandbox import manifests
+from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 from tests.db import world
 from tests.db.world import PREFIX, Db
-from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 
 
 class Secrets:
@@ -31,7 +31,7 @@ async def test_the_factory_builds_working_database_and_storage_adapters(
 ) -> None:
     database.seed(["a"])
     world.put(s3, backups, PREFIX + "backup_20240101.dump", database.dump("custom"))
-    manifest = builders.policy(
+    manifest = manifests.policy(
         namespace="prod",
         targets={
             "frontend": None,

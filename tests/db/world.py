@@ -6,13 +6,7 @@ and what they expect, and leave the mechanics here.
 
 from __future__ import annotations
 
-import gzip
-import subprocess
-import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from mypy_boto3_s3 import S3Client
@@ -22,55 +16,14 @@ from rollback_operator.api.policy import BackupLocation, PostgresTarget, S3Targe
 from rollback_operator.providers.postgres import database as postgres
 from rollback_operator.providers.storage import s3 as storage
 from rollback_operator.providers.storage import writes
-from tests.services.postgres import PG_BIN, SUPERUSER, PostgresServer
+from sandbox.services.postgres import PG_BIN
+from sandbox.services.postgres import Db as Db  # the demo's too; re-exported for the tests
+from sandbox.services.s3 import next_second as next_second
+from sandbox.services.s3 import objects as objects
+from sandbox.services.s3 import put as put
+from sandbox.services.s3 import versions as versions
 
 PREFIX = "database/"
-
-
-@dataclass
-class Db:
-    """One test database on the session's server."""
-
-    server: PostgresServer
-    name: str
-
-    @property
-    def url(self) -> str:
-        """Its DATABASE_URL, with the password."""
-        return self.server.url_for(self.name)
-
-    def sql(self, sql: str) -> str:
-        """Run SQL as the superuser; its unaligned output."""
-        return self.server.psql(self.name, sql)
-
-    def seed(self, notes: Sequence[str]) -> None:
-        """Replace the `items` table with one row per note."""
-        values = ", ".join(f"('{note}')" for note in notes)
-        self.sql(
-            "DROP TABLE IF EXISTS items CASCADE;"
-            " CREATE TABLE items (id serial PRIMARY KEY, note text NOT NULL);"
-            + (f" INSERT INTO items (note) VALUES {values};" if notes else "")
-        )
-
-    def notes(self) -> list[str]:
-        """The notes in `items`, in id order ([] when the table is gone)."""
-        out = self.sql("SELECT coalesce(string_agg(note, ',' ORDER BY id), '') FROM items")
-        return [n for n in out.strip().split(",") if n]
-
-    def markers(self) -> list[str]:
-        """The restore keys recorded by the adapter."""
-        if not self.sql("SELECT to_regclass('rollback_operator.restores')").strip():
-            return []
-        return self.sql("SELECT key FROM rollback_operator.restores ORDER BY key").split()
-
-    def dump(self, fmt: str) -> bytes:
-        """A dump of the database now: custom, plain, or either gzipped (plain with --clean)."""
-        options = ["-Fc"] if fmt.startswith("custom") else ["-Fp", "--clean", "--if-exists"]
-        assert self.server.dir is not None
-        command = [str(PG_BIN / "pg_dump"), *options, "-h", str(self.server.dir)]
-        command += ["-p", str(self.server.port), "-U", SUPERUSER, "-d", self.name]
-        data = subprocess.run(command, capture_output=True, check=True).stdout
-        return gzip.compress(data) if fmt.endswith("-gzip") else data
 
 
 def make_bucket(s3: S3Client, *, versioned: bool) -> str:
@@ -82,46 +35,12 @@ def make_bucket(s3: S3Client, *, versioned: bool) -> str:
     return name
 
 
-def put(s3: S3Client, bucket: str, key: str, body: bytes, **extra: Any) -> None:
-    """Write one object."""
-    s3.put_object(Bucket=bucket, Key=key, Body=body, **extra)
-
-
 def read(s3: S3Client, bucket: str, key: str) -> bytes | None:
     """An object's content, or None when it is absent (or hidden by a delete marker)."""
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except s3.exceptions.NoSuchKey:
         return None
-
-
-def versions(s3: S3Client, bucket: str) -> set[tuple[str, str]]:
-    """Every (key, version id) of the bucket, delete markers included."""
-    found: set[tuple[str, str]] = set()
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
-            found.add((item["Key"], item["VersionId"]))
-    return found
-
-
-def objects(s3: S3Client, bucket: str) -> dict[str, bytes]:
-    """Every live object's content."""
-    keys = [
-        item["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-        for item in page.get("Contents", [])
-    ]
-    return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
-
-
-def next_second() -> datetime:
-    """A time after every write so far and before every write from now on.
-
-    S3 keeps LastModified to the second, so wait for the next second to begin.
-    """
-    now = time.time()
-    time.sleep(int(now) + 1 - now + 0.01)
-    return datetime.fromtimestamp(int(now) + 0.5, UTC)
 
 
 def pg_target(bucket: str, *, safety: bool = True) -> PostgresTarget:

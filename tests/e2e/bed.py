@@ -1,6 +1,6 @@
 """The end-to-end test bed: emulated cluster, CRDs installed, the real operator as a process.
 
-The operator runs with fake providers whose world is a JSON file (see `tests.fakes.memory`), so
+The operator runs with fake providers whose world is a JSON file (see `sandbox.fakes.memory`), so
 a test can SIGKILL the operator, start it again, and still count every provider call.
 """
 
@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
+from sandbox.fakes.memory import FakeWorld
+from sandbox.kube.cluster import REPO_ROOT, EmulatedCluster
+from sandbox.services import stop_process
 from tests import leakscan
-from tests.fakes.memory import FakeWorld
-from tests.kube.cluster import REPO_ROOT, EmulatedCluster
-from tests.services import stop_process
 
 Manifest = dict[str, Any]
 WATCHED = "rollback.mindmate.app/v1alpha1/rollbacks"

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
+from sandbox.kube.cluster import REPO_ROOT
 from tests.e2e.bed import Bed
-from tests.kube.cluster import REPO_ROOT
 
 PEERING = "rollback-operator"  # Settings.peering_name's default
 GROUP, VERSION = "kopf.dev", "v1"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from rollback_operator.providers.base import StepResult
-from tests.fakes.memory import FakeWorld, State
+from sandbox.fakes.memory import FakeWorld, State
 
 
 class SharedFakeWorld(FakeWorld):

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from tests import builders
+from sandbox import manifests
+from sandbox.fakes.saas import RAILWAY_TOKEN, VERCEL_TOKEN, Saas, serving
 from tests.e2e.bed import Bed
-from tests.e2e.saas import RAILWAY_TOKEN, VERCEL_TOKEN, Saas, serving
 
 pytestmark = pytest.mark.e2e
 REAL = ("frontend", "backend")
@@ -24,7 +24,7 @@ def test_quick_rollback_moves_vercel_and_railway_back_and_reaches_ready(bed: Bed
     with serving() as saas:
         bed.start(real=REAL)
         _prepare(bed, saas)
-        bed.apply(builders.rollback("quick"))
+        bed.apply(manifests.rollback("quick"))
         body = bed.wait_for("quick", {"Succeeded", "Failed", "PartiallyFailed"})
         assert body["status"]["phase"] == "Succeeded", body["status"]
         assert saas.live_frontend() == saas.old
@@ -42,7 +42,7 @@ def test_full_rollback_pauses_and_scales_down_then_restores_traffic(bed: Bed) ->
     with serving() as saas:
         bed.start(real=REAL)
         _prepare(bed, saas)
-        bed.apply(builders.rollback("full", mode="full"))
+        bed.apply(manifests.rollback("full", mode="full"))
         body = bed.wait_for("full", {"Succeeded", "Failed", "PartiallyFailed"})
         assert body["status"]["phase"] == "Succeeded", body["status"]
         assert not saas.vercel.project(saas.project).paused
@@ -56,7 +56,7 @@ def test_dry_run_with_real_adapters_makes_no_mutating_call(bed: Bed) -> None:
     with serving() as saas:
         bed.start(real=REAL)
         _prepare(bed, saas)
-        bed.apply(builders.rollback("plan", mode="full", dryRun=True))
+        bed.apply(manifests.rollback("plan", mode="full", dryRun=True))
         body = bed.wait_for("plan", {"Planned", "Failed"})
         assert body["status"]["phase"] == "Planned", body["status"]
         assert saas.vercel.log.count_mutating() == 0
@@ -69,7 +69,7 @@ def test_sigkill_during_rollback_jobs_then_restart_sends_one_rollback_per_target
     with serving(job_seconds=2.0, deploy_seconds=2.0) as saas:
         bed.start(real=REAL)
         _prepare(bed, saas)
-        bed.apply(builders.rollback("killed"))
+        bed.apply(manifests.rollback("killed"))
         deadline = time.monotonic() + 20
         while (
             saas.vercel.log.count_mutating("POST /v1/projects/*/rollback/*") == 0

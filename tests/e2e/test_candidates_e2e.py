@@ -10,12 +10,12 @@ from __future__ import annotations
 import pytest
 from mypy_boto3_s3 import S3Client
 
-from tests import builders
+from sandbox import manifests
+from sandbox.fakes.saas import Saas, serving
+from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 from tests.db import world
 from tests.e2e.bed import Bed
-from tests.e2e.saas import Saas, serving
 from tests.e2e.test_plugin_e2e import kubectl_rollback
-from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 
 pytestmark = pytest.mark.e2e
 BACKUPS = ("backup_20240101.sql", "backup_20240103.sql", "safety/uid-20240104T000000Z.dump")
@@ -28,9 +28,9 @@ def _prepare(bed: Bed, saas: Saas, s3_url: str, bucket: str) -> None:
     policy["spec"]["objectStore"]["endpointUrl"] = s3_url
     for secret in saas.secrets():
         bed.apply(secret)
-    bed.apply(builders.secret("db", {"url": "postgresql://app:pw@db.invalid:5432/app"}))
+    bed.apply(manifests.secret("db", {"url": "postgresql://app:pw@db.invalid:5432/app"}))
     keys = {"access-key-id": ACCESS_KEY_ID, "secret-access-key": SECRET_ACCESS_KEY}
-    bed.apply(builders.secret("aws", keys))
+    bed.apply(manifests.secret("aws", keys))
     bed.apply(policy)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests import builders
+from sandbox import manifests
 from tests.e2e.bed import Bed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -47,8 +47,8 @@ def test_full_rollback_survives_sigkill_and_never_repeats_a_finished_step(
 ) -> None:
     bed.world().crash_at(point, skip)
     bed.start()
-    bed.apply(builders.policy())
-    bed.apply(builders.rollback("crashy", mode="full"))
+    bed.apply(manifests.policy())
+    bed.apply(manifests.rollback("crashy", mode="full"))
     assert bed.wait_exit(timeout=30) == -9, bed.logs()[-3000:]
     assert bed.world().state["crashed"] == point
     bed.start()

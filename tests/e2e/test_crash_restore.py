@@ -24,11 +24,11 @@ from hashlib import md5
 import pytest
 from mypy_boto3_s3 import S3Client
 
-from tests import builders
+from sandbox import manifests
+from sandbox.services.postgres import PG_BIN, SUPERUSER, PostgresServer
+from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 from tests.db import world
 from tests.e2e.bed import Bed, Manifest
-from tests.services.postgres import PG_BIN, SUPERUSER, PostgresServer
-from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REAL = ("database", "storage")
@@ -55,15 +55,15 @@ class Scene:
     def start_rollback(self, s3_url: str) -> None:
         self.versions_before = world.versions(self.s3, self.files)
         self.bed.start(real=REAL)
-        self.bed.apply(builders.secret("db", {"url": self.db.url}))
+        self.bed.apply(manifests.secret("db", {"url": self.db.url}))
         aws = {"access-key-id": ACCESS_KEY_ID, "secret-access-key": SECRET_ACCESS_KEY}
-        self.bed.apply(builders.secret("aws", aws))
+        self.bed.apply(manifests.secret("aws", aws))
         targets = {"database": {"postgres": {"backups": {"bucket": self.backups,
                                                          "prefix": world.PREFIX}}},
                    "storage": {"s3": {"bucket": self.files}}}  # fmt: skip
         store = {"endpointUrl": s3_url, "credentialsSecretRef": {"name": "aws"}}
-        self.bed.apply(builders.policy(targets=targets, objectStore=store))
-        self.bed.apply(builders.rollback("crashy", mode="full"))
+        self.bed.apply(manifests.policy(targets=targets, objectStore=store))
+        self.bed.apply(manifests.rollback("crashy", mode="full"))
 
     def kill_when(self, step: str, ready: Callable[[], bool], timeout: float = 60) -> None:
         """SIGKILL the operator once `step` is Running and `ready()` holds."""

@@ -14,18 +14,18 @@ from typing import Any
 import pytest
 from mypy_boto3_s3 import S3Client
 
-from tests import builders
+from sandbox import manifests
+from sandbox.services.postgres import PostgresServer
+from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 from tests.db import world
 from tests.e2e.bed import Bed
-from tests.services.postgres import PostgresServer
-from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REAL = ("database", "storage")
 
 
 def _policy(s3_url: str, backups: str, files: str) -> dict[str, Any]:
-    return builders.policy(
+    return manifests.policy(
         targets={
             "frontend": None,
             "backend": None,
@@ -52,11 +52,11 @@ def test_full_rollback_restores_database_and_files_and_the_safety_dump_undoes_it
     versions_before = world.versions(s3, files)
 
     bed.start(real=REAL)
-    bed.apply(builders.secret("db", {"url": db.url}))
-    bed.apply(builders.secret("aws", {"access-key-id": ACCESS_KEY_ID,
+    bed.apply(manifests.secret("db", {"url": db.url}))
+    bed.apply(manifests.secret("aws", {"access-key-id": ACCESS_KEY_ID,
                               "secret-access-key": SECRET_ACCESS_KEY}))  # fmt: skip
     bed.apply(_policy(s3_server.url, backups, files))
-    bed.apply(builders.rollback("restore", mode="full", targets=["database", "storage"]))
+    bed.apply(manifests.rollback("restore", mode="full", targets=["database", "storage"]))
     body = bed.wait_for("restore", {"Succeeded", "Failed", "PartiallyFailed"}, timeout=90)
     assert body["status"]["phase"] == "Succeeded", body["status"]
     assert db.notes() == ["alice", "bob"]
@@ -71,7 +71,7 @@ def test_full_rollback_restores_database_and_files_and_the_safety_dump_undoes_it
     assert body["status"]["reportRef"]["s3Key"] == f"s3://{backups}/reports/default/restore.md"
     assert world.read(s3, backups, "reports/default/restore.md")
     pin = safety_key
-    bed.apply(builders.rollback("undo", mode="full", targets=["database"],
+    bed.apply(manifests.rollback("undo", mode="full", targets=["database"],
                                 to={"database": {"backup": pin}}))  # fmt: skip
     undone = bed.wait_for("undo", {"Succeeded", "Failed", "PartiallyFailed"}, timeout=90)
     assert undone["status"]["phase"] == "Succeeded", undone["status"]

@@ -1,4 +1,4 @@
-"""`make demo` as a user runs it: `python -m tests.demo [--full]` in its own process.
+"""`make demo` as a user runs it: `python -m sandbox.demo [--full]` in its own process.
 
 The demo checks its own outcome (rollback Succeeded, the app healthy, the data restored, no
 Secret shown) and exits 1 otherwise; these tests hold it to that, and to telling the story in
@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.kube.cluster import REPO_ROOT
+from sandbox.kube.cluster import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 LIMIT = 280.0  # seconds: the demo's own deadline is 150 s after its services started
@@ -55,7 +55,7 @@ FULL_STEPS = [
 def run_demo(*args: str) -> tuple[int, str]:
     """The demo's exit code and everything it printed (SIGTERM, so it cleans up, on a hang)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.demo", *args],
+        [sys.executable, "-m", "sandbox.demo", *args],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

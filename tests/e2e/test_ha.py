@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests import builders
+from sandbox import manifests
 from tests.e2e import peering
 from tests.e2e.bed import WATCHED, Bed
 from tests.e2e.test_crash import DESTRUCTIVE
@@ -78,8 +78,8 @@ def test_two_peered_replicas_do_each_step_and_notification_once(
     bed: Bed, priorities: tuple[int | None, int | None]
 ) -> None:
     _peered(bed, priorities)
-    bed.apply(builders.policy())
-    bed.apply(builders.rollback("ha-full", mode="full"))
+    bed.apply(manifests.policy())
+    bed.apply(manifests.rollback("ha-full", mode="full"))
     body = bed.wait_for("ha-full", {"Succeeded", "Failed", "PartiallyFailed"}, timeout=60)
     _assert_each_once(bed, body)
     actors = _actors(bed)
@@ -99,8 +99,8 @@ FAILOVER_POINTS = ["after:database.restore", "before:frontend.rollback", "after:
 def test_standby_takes_over_when_the_active_replica_dies_mid_rollback(bed: Bed, point: str) -> None:
     bed.world().crash_at(point)
     _peered(bed)
-    bed.apply(builders.policy())
-    bed.apply(builders.rollback("ha-failover", mode="full"))
+    bed.apply(manifests.policy())
+    bed.apply(manifests.rollback("ha-failover", mode="full"))
     assert bed.replicas[ACTIVE].wait(timeout=60) == -9, bed.logs()[-4000:]
     assert bed.world().state["crashed"] == point
     peering.wait_for_log(bed, STANDBY, RESUMED)  # once the dead one's keep-alive expired
@@ -124,8 +124,8 @@ def test_an_outranked_replica_pauses_and_its_rollback_daemon_stops_mid_call(bed:
     bed.edit_world(hold={STANDBY: "backend.stop_traffic"})  # this call of the standby hangs
     bed.start_replica(STANDBY, 50, peering=peering.PEERING)
     _wait_for_watch(bed)
-    bed.apply(builders.policy())
-    bed.apply(builders.rollback("ha-preempt", mode="full"))
+    bed.apply(manifests.policy())
+    bed.apply(manifests.rollback("ha-preempt", mode="full"))
     _wait_for_state(bed, "held", [[STANDBY, "backend.stop_traffic"]])
     bed.start_replica(ACTIVE, 100, peering=peering.PEERING)
     peering.wait_for_log(bed, STANDBY, PAUSED)
@@ -149,8 +149,8 @@ def test_a_replica_stopped_with_sigterm_mid_call_withdraws_and_the_standby_takes
 ) -> None:
     bed.edit_world(hold={ACTIVE: "database.restore"})  # the active replica's restore hangs
     _peered(bed)
-    bed.apply(builders.policy())
-    bed.apply(builders.rollback("ha-handover", mode="full"))
+    bed.apply(manifests.policy())
+    bed.apply(manifests.rollback("ha-handover", mode="full"))
     _wait_for_state(bed, "held", [[ACTIVE, "database.restore"]])
     bed.replicas[ACTIVE].send_signal(signal.SIGTERM)  # a rolling update or a drained node
     assert bed.replicas[ACTIVE].wait(timeout=60) == 0, bed.logs()[-4000:]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import builders
+from sandbox import manifests
+from sandbox.kube.cluster import KUBECTL, EmulatedCluster
 from tests.e2e.bed import Bed
-from tests.kube.cluster import KUBECTL, EmulatedCluster
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,7 @@ def test_plugin_plans_starts_approves_reports_and_aborts(bed: Bed) -> None:
     backend = {"history": ["d-older", "d-old", "d-new"], "live": "d-new", "replicas": 2}
     bed.edit_world(frontend=frontend, backend=backend)
     bed.start()
-    bed.apply(builders.policy())
+    bed.apply(manifests.policy())
     config = bed.cluster.kubeconfig
 
     planned = kubectl_rollback(config, "plan", "mindmate", "--mode", "full", "--name", "p0")
@@ -62,7 +62,7 @@ def test_plugin_plans_starts_approves_reports_and_aborts(bed: Bed) -> None:
 
 def test_plugin_start_wait_shows_the_steps_live_and_returns_the_outcome(bed: Bed) -> None:
     bed.start()
-    bed.apply(builders.policy())
+    bed.apply(manifests.policy())
     run = kubectl_rollback(
         bed.cluster.kubeconfig, "start", "mindmate", "--wait", "--to", "frontend=dpl_old"
     )

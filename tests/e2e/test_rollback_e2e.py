@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from tests import builders
+from sandbox import manifests
+from sandbox.kube.cluster import REPO_ROOT
 from tests.e2e.bed import Bed
 from tests.invalid_manifests import POLICY_CASES, ROLLBACK_CASES
-from tests.kube.cluster import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 MUTATING = ("stop_traffic", "rollback", "resume_traffic", "safety_backup", "restore")
@@ -63,8 +63,8 @@ def test_full_rollback_waits_for_approval_then_runs_every_step(bed: Bed) -> None
 
 def test_dry_run_ends_planned_and_ready_without_a_mutating_call(bed: Bed) -> None:
     bed.start()
-    bed.apply(builders.policy())
-    bed.apply(builders.rollback("plan-only", mode="full", dryRun=True))
+    bed.apply(manifests.policy())
+    bed.apply(manifests.rollback("plan-only", mode="full", dryRun=True))
     body = bed.wait_for("plan-only", {"Planned", "Failed"})
     assert body["status"]["phase"] == "Planned"
     assert bed.condition(body, "Ready")["status"] == "True"
@@ -75,8 +75,8 @@ def test_dry_run_ends_planned_and_ready_without_a_mutating_call(bed: Bed) -> Non
 
 def test_abort_annotation_stops_a_rollback_waiting_for_approval(bed: Bed) -> None:
     bed.start()
-    bed.apply(builders.policy())
-    bed.apply(builders.rollback("to-abort", requireApproval=True))
+    bed.apply(manifests.policy())
+    bed.apply(manifests.rollback("to-abort", requireApproval=True))
     bed.wait_for("to-abort", {"AwaitingApproval"})
     bed.cluster.kubectl("annotate", "rollback/to-abort", "rollback.mindmate.app/abort=true")
     body = bed.wait_for("to-abort", {"Aborted", "Succeeded"})
@@ -88,10 +88,10 @@ def test_abort_annotation_stops_a_rollback_waiting_for_approval(bed: Bed) -> Non
 def test_second_rollback_of_the_same_targets_queues_until_the_first_ends(bed: Bed) -> None:
     bed.edit_world(latency=0.3)
     bed.start()
-    bed.apply(builders.policy())
-    bed.apply(builders.rollback("first"))
+    bed.apply(manifests.policy())
+    bed.apply(manifests.rollback("first"))
     bed.wait_for("first", {"Running"})
-    bed.apply(builders.rollback("second", targets=["frontend"]))
+    bed.apply(manifests.rollback("second", targets=["frontend"]))
     queued = bed.wait_for("second", {"Queued"})
     deadline = time.monotonic() + 10
     while queued["status"].get("queuePosition") is None and time.monotonic() < deadline:
@@ -104,10 +104,10 @@ def test_second_rollback_of_the_same_targets_queues_until_the_first_ends(bed: Be
 
 def test_spec_edit_after_the_start_is_refused_with_a_condition(bed: Bed) -> None:
     bed.start()
-    bed.apply(builders.policy())
-    bed.apply(builders.rollback("edited", requireApproval=True))
+    bed.apply(manifests.policy())
+    bed.apply(manifests.rollback("edited", requireApproval=True))
     bed.wait_for("edited", {"AwaitingApproval"})
-    bed.apply(builders.rollback("edited", requireApproval=True, reason="changed my mind"))
+    bed.apply(manifests.rollback("edited", requireApproval=True, reason="changed my mind"))
     bed.cluster.kubectl("annotate", "rollback/edited", "rollback.mindmate.app/approved-by=bob")
     body = bed.wait_for("edited", {"Succeeded"})
     assert bed.condition(body, "SpecChangeRefused")["status"] == "True"
@@ -123,20 +123,23 @@ def _invalid_names() -> list[tuple[str, dict[str, Any]]]:
         objects.append((case.field, manifest))
     for case in POLICY_CASES:
         policy = {**case.manifest, "metadata": {"name": f"pol-{case.id}"}}
-        rollback = builders.rollback(f"bad-{case.id}", policyRef={"name": f"pol-{case.id}"})
+        rollback = manifests.rollback(f"bad-{case.id}", policyRef={"name": f"pol-{case.id}"})
         objects += [("", policy), (case.field, rollback)]
     objects.append(
-        ("spec.policyRef.name", builders.rollback("bad-unknown-policy", policyRef={"name": "nope"}))
+        (
+            "spec.policyRef.name",
+            manifests.rollback("bad-unknown-policy", policyRef={"name": "nope"}),
+        )
     )
     objects.append(
         (
             "spec.targets",
-            builders.rollback(
+            manifests.rollback(
                 "bad-target-not-in-policy", targets=["frontend"], policyRef={"name": "frontless"}
             ),
         ),
     )
-    objects.append(("", builders.policy("frontless", targets={"frontend": None})))
+    objects.append(("", manifests.policy("frontless", targets={"frontend": None})))
     return objects
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.fault_proxy import FaultProxy
+from sandbox.fakes.fault_proxy import FaultProxy
+from sandbox.services.prometheus import PrometheusServer
+from sandbox.services.s3 import S3Server
 from tests.faults.matrix import Recorder
-from tests.services.prometheus import PrometheusServer
-from tests.services.s3 import S3Server
 
 ENV = "ROLLBACK_FAULT_MATRIX"
 

@@ -25,8 +25,8 @@ from botocore.config import Config
 from rollback_operator.api.policy import S3Target
 from rollback_operator.providers.objectstore.reports import S3ReportArchive
 from rollback_operator.providers.storage import s3 as storage
+from sandbox.services.s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from tests.db import world
-from tests.services.s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -4,7 +4,7 @@ the right, a wrong, or an unreachable endpoint.
 
 Why this module exists: one table-driven test walks provider x operation x fault; the
 provider-specific set-up (seeding the stateful fake, the plan a traffic operation needs, the
-notice a notifier sends) lives here, reusing the seeds of tests/e2e/saas.py and the notifier
+notice a notifier sends) lives here, reusing the seeds of sandbox/fakes/saas.py and the notifier
 harnesses of tests/notify/conftest.py. Waiting is virtual (`VirtualTime`); timeouts are real
 and short (`tests.providers.conftest.fast_options`).
 """
@@ -21,12 +21,12 @@ from rollback_operator.api.policy import RailwayTarget, VercelTarget
 from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers.base import Notifier
 from rollback_operator.providers.deployments import railway, vercel
-from tests.e2e.saas import RAILWAY_TOKEN, VERCEL_TOKEN, Saas, serving
-from tests.fakes.host import MemoryJournal
-from tests.fakes.http_server import Dropped, FakeApi, RateLimited, ServerError, Slow
+from sandbox.fakes.host import MemoryJournal
+from sandbox.fakes.http_server import Dropped, FakeApi, RateLimited, ServerError, Slow
+from sandbox.fakes.saas import RAILWAY_TOKEN, VERCEL_TOKEN, Saas, serving
+from sandbox.services import free_port
 from tests.notify.conftest import Harness, key, notice, serve
 from tests.providers.conftest import READ_TIMEOUT, VirtualTime, fast_options
-from tests.services import free_port
 
 Operation = Callable[[], Awaitable[Any]]
 

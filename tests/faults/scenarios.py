@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from tests import builders
+from sandbox import manifests
 from tests.db import world
 
 Manifest = dict[str, Any]
@@ -50,18 +50,18 @@ def frontend_policy(name: str, vercel_url: str, project: str, token_secret: str 
                     **spec: Any) -> Manifest:  # fmt: skip
     vercel = {"projectId": project, "apiUrl": vercel_url,
               "tokenSecretRef": {"name": token_secret, "key": "token"}}  # fmt: skip
-    return builders.policy(name, targets={**NO_TARGETS, "frontend": {"vercel": vercel}}, **spec)
+    return manifests.policy(name, targets={**NO_TARGETS, "frontend": {"vercel": vercel}}, **spec)
 
 
 def backend_policy(name: str, url: str, ids: tuple[str, str, str]) -> Manifest:
     railway = {"projectId": ids[0], "environmentId": ids[1], "serviceId": ids[2],
                "apiUrl": f"{url}/graphql/v2"}  # fmt: skip
-    return builders.policy(name, targets={**NO_TARGETS, "backend": {"railway": railway}})
+    return manifests.policy(name, targets={**NO_TARGETS, "backend": {"railway": railway}})
 
 
 def rollback(name: str, policy: str, targets: list[str], *, mode: str = "quick",
              label: bool = False, **spec: Any) -> Manifest:  # fmt: skip
-    body = builders.rollback(name, mode=mode, targets=targets, **spec)
+    body = manifests.rollback(name, mode=mode, targets=targets, **spec)
     body["spec"]["policyRef"] = {"name": policy}
     if label:  # told as a policy-made rollback, so PagerDuty is paged from the start
         body["metadata"]["labels"] = {"rollback.mindmate.app/trigger": "policy"}

@@ -26,10 +26,10 @@ import pytest
 from mypy_boto3_s3 import S3Client
 
 from rollback_operator.providers import errors
+from sandbox.services import free_port
+from sandbox.services.postgres import PostgresServer
 from tests.db import world
 from tests.faults.matrix import Outcome, Recorder, error_class
-from tests.services import free_port
-from tests.services.postgres import PostgresServer
 
 KEY = "uid-pg/restore-database/database"
 NOT_HTTP = {

@@ -21,8 +21,8 @@ from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers import errors
 from rollback_operator.providers.base import Sample
 from rollback_operator.providers.metrics import prometheus
-from tests import builders
-from tests.fakes.fault_proxy import FaultProxy, Reply
+from sandbox import manifests
+from sandbox.fakes.fault_proxy import FaultProxy, Reply
 from tests.faults.matrix import PERSISTENT, Outcome, Recorder, error_class
 from tests.faults.saas import FAULTS, closed_url
 from tests.providers.conftest import DictSecrets, VirtualTime, fast_options
@@ -35,7 +35,7 @@ WORDS = {"query": "query", "query all rules": "query", "history": "query_range"}
 
 async def run(url: str, operation: str, time: VirtualTime) -> Any:
     """Build the source as the operator does (from a policy and its Secret) and ask it."""
-    manifest = builders.policy(
+    manifest = manifests.policy(
         namespace="prod",
         metrics={"prometheus": {"url": url, "authSecretRef": {"name": "prom", "key": "auth"}}},
     )

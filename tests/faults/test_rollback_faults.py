@@ -21,12 +21,16 @@ from typing import Any
 import pytest
 from mypy_boto3_s3 import S3Client
 
-from tests import builders
+from sandbox import manifests
+from sandbox.fakes.fault_proxy import FaultProxy, s3_error
+from sandbox.fakes.http_server import Dropped, RateLimited, ServerError
+from sandbox.fakes.saas import VERCEL_TOKEN, serving
+from sandbox.kube.cluster import EmulatedCluster
+from sandbox.services.postgres import PostgresServer
+from sandbox.services.prometheus import PrometheusServer
+from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 from tests.db import world
 from tests.e2e.bed import Bed
-from tests.e2e.saas import VERCEL_TOKEN, serving
-from tests.fakes.fault_proxy import FaultProxy, s3_error
-from tests.fakes.http_server import Dropped, RateLimited, ServerError
 from tests.faults.matrix import Outcome, Recorder
 from tests.faults.saas import served
 from tests.faults.scenarios import (
@@ -39,10 +43,6 @@ from tests.faults.scenarios import (
     frontend_policy,
     rollback,
 )
-from tests.kube.cluster import EmulatedCluster
-from tests.services.postgres import PostgresServer
-from tests.services.prometheus import PrometheusServer
-from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REAL = ("frontend", "backend", "database", "storage")
@@ -86,7 +86,7 @@ def _saas_scenarios(stack: ExitStack) -> list[Scenario]:
             "plan",
             "bad-credentials",
             [
-                builders.secret("vercel-bad", {"token": "vercel-wrong-4e11"}),
+                manifests.secret("vercel-bad", {"token": "vercel-wrong-4e11"}),
                 frontend_policy("vercel-token", s.vercel_url, s.project, "vercel-bad"),
                 rollback("vercel-token", "vercel-token", ["frontend"]),
             ],
@@ -154,7 +154,7 @@ def _notifier_scenarios(stack: ExitStack) -> list[Scenario]:
         ref = next(v for k, v in config.items() if k.endswith("SecretRef"))
         out.append(Scenario(
             f"{name}-{fault}", name, "notify", fault,
-            [builders.secret(ref["name"], data),
+            [manifests.secret(ref["name"], data),
              frontend_policy(f"{name}-{fault}", s.vercel_url, s.project,
                              notifications=notifications),
              rollback(f"{name}-{fault}", f"{name}-{fault}", ["frontend"], label=True)],
@@ -182,12 +182,12 @@ def _datastore_scenarios(stack: ExitStack, pg: PostgresServer, s3: S3Client, s3_
             "urlSecretRef": {"name": secret, "key": "url"},
             "backups": {"bucket": backups, "prefix": f"{world.PREFIX}{db.name}/"},
         }
-        return builders.policy(name, targets={**NO_TARGETS, "database": {"postgres": pg_target}},
+        return manifests.policy(name, targets={**NO_TARGETS, "database": {"postgres": pg_target}},
                                objectStore=store)  # fmt: skip
 
     wrong = pg.url_for(dbs[0].name, password="wrong-pw-5a0e")
     out.append(Scenario("postgres-password", "postgres", "plan", "bad-credentials",
-                        [builders.secret("db-wrong", {"url": wrong}),
+                        [manifests.secret("db-wrong", {"url": wrong}),
                          db_policy("postgres-password", dbs[0], "db-wrong"),
                          rollback("postgres-password", "postgres-password", ["database"],
                                   mode="full")],
@@ -195,7 +195,7 @@ def _datastore_scenarios(stack: ExitStack, pg: PostgresServer, s3: S3Client, s3_
                         [wrong, "wrong-pw-5a0e", pg.password]))  # fmt: skip
     killer = Terminator(dbs[1])
     out.append(Scenario("postgres-dropped", "postgres", "restore", "dropped",
-                        [builders.secret("db-kill", {"url": dbs[1].url}),
+                        [manifests.secret("db-kill", {"url": dbs[1].url}),
                          db_policy("postgres-dropped", dbs[1], "db-kill"),
                          rollback("postgres-dropped", "postgres-dropped", ["database"],
                                   mode="full")],
@@ -218,7 +218,7 @@ def _datastore_scenarios(stack: ExitStack, pg: PostgresServer, s3: S3Client, s3_
         name = f"s3-{fault}"
         targets = {**NO_TARGETS, "storage": {"s3": {"bucket": files}}}
         out.append(Scenario(name, "s3", "storage restore", fault,
-                            [builders.policy(name, targets=targets,
+                            [manifests.policy(name, targets=targets,
                                              objectStore={**store, "endpointUrl": url}),
                              rollback(name, name, ["storage"], mode="full",
                                       to={"storage": {"asOf": as_of}})],
@@ -231,7 +231,7 @@ def _datastore_scenarios(stack: ExitStack, pg: PostgresServer, s3: S3Client, s3_
     rule = {"name": "api-errors", "query": "vector(1)", "critical": {"above": 0.5},
             "for": "1m", "autoRollback": True}  # fmt: skip
     out.append(Scenario("prometheus-500", "prometheus", "rule evaluation", "500",
-                        [builders.policy("prometheus-500", metrics={"prometheus": {"url": url}},
+                        [manifests.policy("prometheus-500", metrics={"prometheus": {"url": url}},
                                          targets={**NO_TARGETS, "frontend": {"vercel": {
                                              "projectId": "p", "apiUrl": url}}},
                                          automaticRollback={"targets": ["frontend"]},
@@ -282,9 +282,9 @@ def ran(
         for scenario in scenarios:
             stack.callback(scenario.stop)
         bed.start(real=REAL)
-        shared = [builders.secret("vercel", {"token": VERCEL_TOKEN}),
-                  builders.secret("railway", {"token": "railway-e2e-token-93ac"}),
-                  builders.secret("aws", {"access-key-id": ACCESS_KEY_ID,
+        shared = [manifests.secret("vercel", {"token": VERCEL_TOKEN}),
+                  manifests.secret("railway", {"token": "railway-e2e-token-93ac"}),
+                  manifests.secret("aws", {"access-key-id": ACCESS_KEY_ID,
                                           "secret-access-key": SECRET_ACCESS_KEY})]  # fmt: skip
         for manifest in shared + [m for s in scenarios for m in s.manifests]:
             bed.apply(manifest)

@@ -14,11 +14,11 @@ import pytest
 from mypy_boto3_s3 import S3Client
 
 from rollback_operator.providers import errors
-from tests.fakes.fault_proxy import FaultProxy, ProxyFault, s3_error
+from sandbox.fakes.fault_proxy import FaultProxy, ProxyFault, s3_error
+from sandbox.services.s3 import SECRET_ACCESS_KEY
 from tests.faults.datastores import Shelf, expect_done, fast_client, operations
 from tests.faults.matrix import Outcome, Recorder, error_class
 from tests.faults.saas import FAULTS, closed_url
-from tests.services.s3 import SECRET_ACCESS_KEY
 
 OPERATIONS = ("storage plan", "storage restore", "report copy")
 PERSISTENT: dict[str, type[errors.ProviderError]] = {

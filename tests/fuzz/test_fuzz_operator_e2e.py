@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import Phase, given, settings
 
-from tests import builders
+from sandbox import manifests
 from tests.e2e.bed import Bed
 from tests.fuzz import faults
 from tests.fuzz.test_fuzz_specs import FUZZ
@@ -67,7 +67,7 @@ def _objects(cases: list[faults.Case]) -> list[tuple[str, dict[str, Any]]]:
             out.append((case.field, manifest))
         else:
             manifest["metadata"]["name"] = f"fuzz-pol-{index}"
-            rollback = builders.rollback(f"fuzz-{index}", policyRef={"name": f"fuzz-pol-{index}"})
+            rollback = manifests.rollback(f"fuzz-{index}", policyRef={"name": f"fuzz-pol-{index}"})
             out += [("", manifest), (case.field, rollback)]
     return out
 
@@ -91,7 +91,7 @@ def test_sampled_invalid_specs_stall_naming_the_field_and_the_operator_stays_up(
     assert len(cases) == SAMPLE
     assert len({c.fault for c in cases}) >= 10
     bed.start()
-    _apply(bed, builders.policy())
+    _apply(bed, manifests.policy())
     objects = _objects(cases)
     for _, manifest in objects:
         _apply(bed, manifest)
@@ -105,5 +105,5 @@ def test_sampled_invalid_specs_stall_naming_the_field_and_the_operator_stays_up(
     assert bed.world().state["requests"] == {}
     assert bed.process is not None
     assert bed.process.poll() is None, "the operator died"
-    _apply(bed, builders.rollback("still-works"))
+    _apply(bed, manifests.rollback("still-works"))
     assert bed.wait_for("still-works", {"Succeeded", "Failed"})["status"]["phase"] == "Succeeded"

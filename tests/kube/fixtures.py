@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.kube.cluster import EmulatedCluster
-from tests.kube.emulator import RealisticEmulator, running_emulator
+from sandbox.kube.cluster import EmulatedCluster
+from sandbox.kube.emulator import RealisticEmulator, running_emulator
 
 
 @pytest.fixture

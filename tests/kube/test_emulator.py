@@ -25,8 +25,8 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from tests.kube.cluster import REPO_ROOT, EmulatedCluster
-from tests.kube.emulator import RealisticEmulator, running_emulator
+from sandbox.kube.cluster import REPO_ROOT, EmulatedCluster
+from sandbox.kube.emulator import RealisticEmulator, running_emulator
 
 CRD_FILE = Path(__file__).parent / "testdata" / "widget-crd.yaml"
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -504,7 +504,7 @@ def test_the_process_writes_its_port_and_exits_cleanly_on_a_signal(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
     portfile = tmp_path / "port"
-    command = [sys.executable, "-m", "tests.kube.emulator", "--port", "0", "--portfile"]
+    command = [sys.executable, "-m", "sandbox.kube.emulator", "--port", "0", "--portfile"]
     with subprocess.Popen(
         [*command, str(portfile)], cwd=REPO_ROOT, stdout=subprocess.PIPE
     ) as process:

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import pytest_asyncio
 
+from sandbox.services.prometheus import PrometheusServer
 from tests.metrics.world import Harness, Manifest, MemoryHost, Series
-from tests.services.prometheus import PrometheusServer
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from rollback_operator.api.policy import RollbackPolicyStatus
+from sandbox.services.prometheus import PrometheusServer
 from tests.metrics.conftest import MakeHarness
 from tests.metrics.world import MemoryHost, Series, minutes, origin, policy, rule
-from tests.services.prometheus import PrometheusServer
 
 HIGH, LOW = 0.08, 0.02
 STEP = timedelta(seconds=30)

@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from rollback_operator.api.common import parse_duration
-from tests.kube.cluster import REPO_ROOT
+from sandbox.kube.cluster import REPO_ROOT
+from sandbox.services.prometheus import PrometheusServer
 from tests.metrics.conftest import MakeHarness
 from tests.metrics.world import Manifest, Series, isolate, minutes, origin
-from tests.services.prometheus import PrometheusServer
 
 EXAMPLE = REPO_ROOT / "examples" / "mindmate-policy.yaml"
 METRICS = {

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from sandbox.services import free_port
+from sandbox.services.prometheus import PrometheusServer
 from tests.metrics.conftest import MakeHarness
 from tests.metrics.world import MemoryHost, Series, minutes, origin, policy, rule
-from tests.services import free_port
-from tests.services.prometheus import PrometheusServer
 
 HIGH, LOW = 0.08, 0.02
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests import builders
+from sandbox import manifests
+from sandbox.services.prometheus import PrometheusServer
 from tests.e2e.bed import Bed
 from tests.metrics.world import Series, minutes
-from tests.services.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.e2e
 POLICIES = "rollback.mindmate.app/v1alpha1/rollbackpolicies"
@@ -33,7 +33,7 @@ def _start(bed: Bed) -> None:
 def _policy(prometheus: PrometheusServer, series: Series, hold: str) -> dict[str, Any]:
     rule = {"name": "api-errors", "query": f'g{{test="{series.label}"}}',
             "critical": {"above": 0.05}, "for": hold, "autoRollback": True}  # fmt: skip
-    return builders.policy(
+    return manifests.policy(
         metrics={"prometheus": {"url": prometheus.url}}, evaluationInterval="1s", rules=[rule]
     )
 

@@ -15,9 +15,9 @@ from rollback_operator.providers import http
 from rollback_operator.providers.base import MetricsSource, Sample
 from rollback_operator.providers.errors import PermanentError, RetryableError
 from rollback_operator.providers.metrics.prometheus import PrometheusFactory, steps
+from sandbox.services import free_port
+from sandbox.services.prometheus import PrometheusServer
 from tests.metrics.world import Series, minutes, origin, policy, rule
-from tests.services import free_port
-from tests.services.prometheus import PrometheusServer
 
 FAST = http.Options(
     retry=http.RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02, budget=2.0),

@@ -16,8 +16,8 @@ from rollback_operator.api.policy import RollbackPolicy, Rule
 from rollback_operator.providers.base import MetricsSource
 from rollback_operator.providers.metrics.prometheus import PrometheusFactory
 from rollback_operator.reconcile import monitoring
+from sandbox.services.prometheus import PrometheusServer
 from tests.metrics.world import Series, minutes, origin, policy, rule
-from tests.services.prometheus import PrometheusServer
 
 T0 = origin()
 

@@ -24,8 +24,8 @@ from rollback_operator.providers.base import MetricsSource
 from rollback_operator.providers.metrics.prometheus import PrometheusFactory
 from rollback_operator.reconcile import evaluation
 from rollback_operator.reconcile.automatic import EPISODES_ANNOTATION, Announcement
-from tests import builders
-from tests.services.prometheus import PrometheusServer
+from sandbox import manifests
+from sandbox.services.prometheus import PrometheusServer
 
 Manifest = dict[str, Any]
 Shape = Callable[[datetime], float | None]
@@ -105,7 +105,7 @@ def rule(name: str, query: str, **fields: Any) -> Manifest:
 
 def policy(url: str, rules: list[Manifest], **spec: Any) -> Manifest:
     """A policy with frontend and backend, Prometheus at `url`, evaluated every 30 s."""
-    body = builders.policy(
+    body = manifests.policy(
         metrics={"prometheus": {"url": url}}, evaluationInterval="30s", rules=rules, **spec
     )
     body["spec"]["targets"] = {k: body["spec"]["targets"][k] for k in ("frontend", "backend")}

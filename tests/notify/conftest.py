@@ -21,11 +21,11 @@ from rollback_operator.api import policy
 from rollback_operator.providers import http
 from rollback_operator.providers.base import Journal, Notice, Notifier, StepResult
 from rollback_operator.providers.notifiers import pagerduty, slack, statuspage
-from tests.fakes.host import MemoryJournal
-from tests.fakes.http_server import ErrorReply, FakeApi
-from tests.fakes.pagerduty_server import FakePagerDuty
-from tests.fakes.slack_server import FakeSlack
-from tests.fakes.statuspage_server import FakeStatuspage
+from sandbox.fakes.host import MemoryJournal
+from sandbox.fakes.http_server import ErrorReply, FakeApi
+from sandbox.fakes.pagerduty_server import FakePagerDuty
+from sandbox.fakes.slack_server import FakeSlack
+from sandbox.fakes.statuspage_server import FakeStatuspage
 from tests.providers.conftest import VirtualTime, fast_options
 
 PAGE = "page01"

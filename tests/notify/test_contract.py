@@ -16,8 +16,8 @@ import pytest
 
 from rollback_operator.providers import errors
 from rollback_operator.providers.base import Notifier, StepResult
-from tests.fakes.host import MemoryJournal
-from tests.fakes.http_server import RateLimited, ServerError
+from sandbox.fakes.host import MemoryJournal
+from sandbox.fakes.http_server import RateLimited, ServerError
 from tests.notify.conftest import Harness, copied, key, notice, send
 
 EXPECTED: dict[str, dict[str, list[str]]] = {

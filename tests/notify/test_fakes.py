@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from tests.fakes.pagerduty_server import FakePagerDuty
-from tests.fakes.slack_server import FakeSlack
-from tests.fakes.statuspage_server import FakeStatuspage
+from sandbox.fakes.pagerduty_server import FakePagerDuty
+from sandbox.fakes.slack_server import FakeSlack
+from sandbox.fakes.statuspage_server import FakeStatuspage
 
 KEY = "sp-key-for-fake-tests"
 

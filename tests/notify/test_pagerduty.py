@@ -14,8 +14,8 @@ import pytest
 
 from rollback_operator.providers import errors
 from rollback_operator.providers.notifiers import pagerduty
-from tests.fakes.host import MemoryJournal
-from tests.fakes.pagerduty_server import FakePagerDuty
+from sandbox.fakes.host import MemoryJournal
+from sandbox.fakes.pagerduty_server import FakePagerDuty
 from tests.notify.conftest import UID, PagerDutyHarness, copied, send, serve_pagerduty
 
 

@@ -17,8 +17,8 @@ import pytest
 from rollback_operator.providers import errors
 from rollback_operator.providers.base import Notice
 from rollback_operator.providers.notifiers import slack
-from tests.fakes.host import MemoryJournal
-from tests.fakes.slack_server import FakeSlack
+from sandbox.fakes.host import MemoryJournal
+from sandbox.fakes.slack_server import FakeSlack
 from tests.notify.conftest import UID, Harness, SlackHarness, key, notice, send, serve_slack
 
 FAILED_POLICY_FULL = Notice(

@@ -15,9 +15,9 @@ import pytest
 from aiohttp import web
 
 from rollback_operator.providers import errors
-from tests.fakes.host import MemoryJournal
-from tests.fakes.http_server import ApiCall, ErrorReply, RateLimited
-from tests.fakes.statuspage_server import FakeStatuspage
+from sandbox.fakes.host import MemoryJournal
+from sandbox.fakes.http_server import ApiCall, ErrorReply, RateLimited
+from sandbox.fakes.statuspage_server import FakeStatuspage
 from tests.notify.conftest import (
     PAGE,
     UID,

@@ -11,7 +11,7 @@ from typing import Any
 
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers import registry
-from tests import builders
+from sandbox import manifests
 from tests.notify.conftest import (
     PAGE,
     send,
@@ -27,7 +27,7 @@ VERCEL = {"projectId": "prj_1", "tokenSecretRef": {"name": "vercel", "key": "tok
 def manifest(**notifications: Any) -> RollbackPolicy:
     spec = only_target("frontend", {"vercel": VERCEL})
     return RollbackPolicy.model_validate(
-        builders.policy(namespace="prod", notifications=notifications, **spec)
+        manifests.policy(namespace="prod", notifications=notifications, **spec)
     )
 
 

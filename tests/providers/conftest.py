@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from rollback_operator.providers import errors, http
-from tests.fakes.http_server import Dropped, Fault, RateLimited, ServerError, Slow
+from sandbox.fakes.http_server import Dropped, Fault, RateLimited, ServerError, Slow
 
 READ_TIMEOUT = 0.15
 
@@ -64,7 +64,7 @@ class DictSecrets:
 
 
 def only_target(target: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Spec changes for `builders.policy` leaving just one target, with `config`."""
+    """Spec changes for `manifests.policy` leaving just one target, with `config`."""
     others = {t: None for t in ("frontend", "backend", "database", "storage") if t != target}
     return {"targets": {**others, target: config}, "objectStore": None}
 

@@ -21,10 +21,10 @@ from rollback_operator.api.policy import RailwayTarget, RollbackPolicy
 from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http, registry
 from rollback_operator.providers.deployments import railway
-from tests import builders
-from tests.fakes.host import MemoryJournal
-from tests.fakes.http_server import Dropped, ErrorReply
-from tests.fakes.railway_server import FakeRailway
+from sandbox import manifests
+from sandbox.fakes.host import MemoryJournal
+from sandbox.fakes.http_server import Dropped, ErrorReply
+from sandbox.fakes.railway_server import FakeRailway
 from tests.providers.conftest import (
     FAULTS,
     OPERATIONS,
@@ -114,7 +114,7 @@ async def test_the_real_factory_builds_the_adapter_with_the_token_from_the_polic
     config = {"projectId": world.project, "environmentId": world.env, "serviceId": world.service,
               "tokenType": "project", "apiUrl": f"{world.url}/graphql/v2",
               "tokenSecretRef": {"name": "railway", "key": "token"}}  # fmt: skip
-    manifest = builders.policy(namespace="prod", **only_target("backend", {"railway": config}))
+    manifest = manifests.policy(namespace="prod", **only_target("backend", {"railway": config}))
     secrets = DictSecrets({("prod", "railway", "token"): PROJECT_TOKEN})
 
     providers = await registry.RealProviderFactory().build(

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.http_server import Dropped, ErrorReply, RateLimited, ServerError, Slow
-from tests.fakes.railway_server import FakeRailway
+from sandbox.fakes.http_server import Dropped, ErrorReply, RateLimited, ServerError, Slow
+from sandbox.fakes.railway_server import FakeRailway
 
 TOKEN = "rw-account-secret-42"
 PROJECT_TOKEN = "rw-project-secret-77"

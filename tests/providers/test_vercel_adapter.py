@@ -23,9 +23,9 @@ from rollback_operator.api.policy import RollbackPolicy, VercelTarget
 from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http, registry
 from rollback_operator.providers.deployments import vercel
-from tests import builders
-from tests.fakes.host import MemoryJournal
-from tests.fakes.vercel_server import FakeVercel
+from sandbox import manifests
+from sandbox.fakes.host import MemoryJournal
+from sandbox.fakes.vercel_server import FakeVercel
 from tests.providers.conftest import (
     FAULTS,
     OPERATIONS,
@@ -102,7 +102,7 @@ async def test_the_real_factory_builds_the_adapter_with_the_token_from_the_polic
 ) -> None:
     config = {"projectId": world.project, "teamId": TEAM, "apiUrl": world.url,
               "tokenSecretRef": {"name": "vercel", "key": "token"}}  # fmt: skip
-    manifest = builders.policy(namespace="prod", **only_target("frontend", {"vercel": config}))
+    manifest = manifests.policy(namespace="prod", **only_target("frontend", {"vercel": config}))
     secrets = DictSecrets({("prod", "vercel", "token"): TOKEN})
 
     providers = await registry.RealProviderFactory().build(

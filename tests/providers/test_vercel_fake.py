@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.http_server import Dropped, RateLimited, ServerError, Slow
-from tests.fakes.vercel_server import FakeVercel
+from sandbox.fakes.http_server import Dropped, RateLimited, ServerError, Slow
+from sandbox.fakes.vercel_server import FakeVercel
 
 TOKEN = "vrc-secret-0123456789"
 TEAM = "team_acme"

@@ -14,9 +14,9 @@ from mypy_boto3_s3 import S3Client
 
 from rollback_operator.api.policy import ObjectStore
 from rollback_operator.providers.objectstore import s3api
-from tests.services.postgres import PostgresServer
-from tests.services.prometheus import PrometheusServer
-from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
+from sandbox.services.postgres import PostgresServer
+from sandbox.services.prometheus import PrometheusServer
+from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from bench import load, policy_eval
+from sandbox.services.prometheus import CONFIG, PrometheusServer
 from tests.e2e.bed import Bed
-from tests.services.prometheus import CONFIG, PrometheusServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROLLBACKS = 100

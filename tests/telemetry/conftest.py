@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sandbox.services import free_port
 from tests.e2e.bed import Bed, open_bed
 from tests.metrics.conftest import series
-from tests.services import free_port
 
 __all__ = ["MetricsBed", "mbed", "named", "sample", "series"]
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests import builders, known_secrets
-from tests.e2e.saas import RAILWAY_TOKEN, VERCEL_TOKEN, serving
+from sandbox import manifests
+from sandbox.fakes.saas import RAILWAY_TOKEN, VERCEL_TOKEN, serving
+from tests import known_secrets
 from tests.telemetry.conftest import MetricsBed
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +27,7 @@ def test_json_lines_name_rollback_and_step_and_carry_no_secret(mbed: MetricsBed)
         for secret in saas.secrets():
             mbed.apply(secret)
         mbed.apply(saas.policy())
-        mbed.apply(builders.rollback("quick"))
+        mbed.apply(manifests.rollback("quick"))
         body = mbed.wait_for("quick", {"Succeeded", "Failed", "PartiallyFailed"})
         assert body["status"]["phase"] == "Succeeded", body["status"]
         mbed.stop()  # every line is written

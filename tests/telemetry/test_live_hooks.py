@@ -25,9 +25,9 @@ from rollback_operator.reconcile.runner import RetryPolicy
 from rollback_operator.settings import Settings
 from rollback_operator.telemetry import logs
 from rollback_operator.telemetry import metrics as operator_metrics
-from tests import builders
-from tests.fakes.host import SteppingClock
-from tests.fakes.memory import FakeProviderFactory, FakeWorld
+from sandbox import manifests
+from sandbox.fakes.host import SteppingClock
+from sandbox.fakes.memory import FakeProviderFactory, FakeWorld
 
 
 class StatusStore:
@@ -92,7 +92,7 @@ async def _run(store: StatusStore, manifest: dict[str, Any], telemetry: Any) -> 
                 providers=cast(Any, None), telemetry=telemetry)  # fmt: skip
     live = QuietLive(body, cast(Any, None), deps, [])
     world = FakeWorld()
-    policy = RollbackPolicy.model_validate(builders.policy())
+    policy = RollbackPolicy.model_validate(manifests.policy())
     providers = await FakeProviderFactory(world).build(policy, cast(Any, None))
     rollback = Rollback.model_validate({**manifest, "status": store.status})
     engine = Engine(live, live, SteppingClock(), live, RetryPolicy(1, 0, 0), 0.01, "manual")
@@ -101,7 +101,7 @@ async def _run(store: StatusStore, manifest: dict[str, Any], telemetry: Any) -> 
 
 async def test_a_rollback_and_each_step_count_once_and_a_restart_counts_nothing() -> None:
     telemetry = operator_metrics.Telemetry()
-    manifest = builders.stored(builders.rollback("rb-1"))
+    manifest = manifests.stored(manifests.rollback("rb-1"))
     store = StatusStore({})
     assert await _run(store, manifest, telemetry) == Phase.SUCCEEDED
     get = telemetry.registry.get_sample_value
@@ -121,7 +121,7 @@ async def test_a_rollback_and_each_step_count_once_and_a_restart_counts_nothing(
 async def test_lines_from_a_step_task_name_that_step_even_when_steps_run_in_parallel(
     json_log: io.StringIO,
 ) -> None:
-    manifest = builders.stored(builders.rollback("rb-2"))
+    manifest = manifests.stored(manifests.rollback("rb-2"))
 
     async def daemon() -> None:
         logs.bind_rollback("default", "rb-2")

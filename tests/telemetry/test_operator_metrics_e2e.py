@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests import builders
-from tests.kube.cluster import REPO_ROOT
+from sandbox import manifests
+from sandbox.kube.cluster import REPO_ROOT
 from tests.telemetry.conftest import MetricsBed, Samples, named, sample
 
 pytestmark = pytest.mark.e2e
@@ -68,7 +68,7 @@ def test_a_restarted_operator_does_not_count_a_rollback_finished_before_it_start
     mbed.process.kill()  # SIGKILL
     mbed.process.wait()
     mbed.start()
-    mbed.apply(builders.rollback("after-restart", dryRun=True))  # proof the new one is working
+    mbed.apply(manifests.rollback("after-restart", dryRun=True))  # proof the new one is working
     body = mbed.wait_for("after-restart", {"Planned", "Failed"})  # Failed: nothing left to undo
     planned = {"mode": "quick", "trigger": "manual", "result": body["status"]["phase"]}
     samples = _until(mbed, lambda s: s if sample(s, "rollbacks_total", **planned) else None,
@@ -81,7 +81,7 @@ def test_a_restarted_operator_does_not_count_a_rollback_finished_before_it_start
 def test_an_automatic_rollback_is_labelled_automatic(mbed: MetricsBed) -> None:
     mbed.start()
     mbed.cluster.apply_file(REPO_ROOT / "examples" / "policy.yaml")
-    manifest = builders.rollback("auto-1")
+    manifest = manifests.rollback("auto-1")
     manifest["metadata"]["labels"] = {"rollback.mindmate.app/trigger": "policy"}
     mbed.apply(manifest)
     mbed.wait_for("auto-1", ENDED)

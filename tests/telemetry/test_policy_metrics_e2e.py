@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests import builders
+from sandbox import manifests
+from sandbox.services.prometheus import PrometheusServer
 from tests.metrics.world import Series, minutes
-from tests.services.prometheus import PrometheusServer
 from tests.telemetry.conftest import MetricsBed, Samples, named, sample
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +33,7 @@ def _policy(prometheus: PrometheusServer, series: Series) -> dict[str, Any]:
     rule = {"name": "api-errors", "query": f'g{{test="{series.label}"}}', "for": "5m",
             "warning": {"above": 0.02}, "critical": {"above": 0.05},
             "autoRollback": True}  # fmt: skip
-    return builders.policy(
+    return manifests.policy(
         metrics={"prometheus": {"url": prometheus.url}}, evaluationInterval="1s", rules=[rule],
         suspend=True,
     )  # fmt: skip

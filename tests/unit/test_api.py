@@ -16,7 +16,7 @@ from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import Rollback
 from rollback_operator.api.validation import describe
 from rollback_operator.cli import crd_files
-from tests import builders
+from sandbox import manifests
 from tests.invalid_manifests import ALL_CASES, Case
 from tests.schema import schema_errors
 
@@ -78,10 +78,10 @@ def test_at_least_thirty_invalid_manifests_are_tested() -> None:
 @pytest.mark.parametrize(
     "manifest",
     [
-        pytest.param(builders.policy(), id="policy"),
-        pytest.param(builders.rollback(), id="quick-rollback"),
+        pytest.param(manifests.policy(), id="policy"),
+        pytest.param(manifests.rollback(), id="quick-rollback"),
         pytest.param(
-            builders.rollback(
+            manifests.rollback(
                 mode="full",
                 to={"storage": {"asOf": "2024-01-01T00:00:00Z"}, "database": {"backup": "b.dump"}},
                 version="v1.0.0",
@@ -127,8 +127,8 @@ def test_durations_format_back() -> None:
 
 
 def test_quick_rollback_defaults_to_frontend_and_backend_and_full_to_all_four() -> None:
-    quick = Rollback.model_validate(builders.rollback()).spec
-    full = Rollback.model_validate(builders.rollback(mode="full")).spec
+    quick = Rollback.model_validate(manifests.rollback()).spec
+    full = Rollback.model_validate(manifests.rollback(mode="full")).spec
     assert [t.value for t in quick.chosen_targets()] == ["frontend", "backend"]
     assert [t.value for t in full.chosen_targets()] == [
         "frontend",

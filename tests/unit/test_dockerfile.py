@@ -21,7 +21,7 @@ from rollback_operator import cli
 from rollback_operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-TESTED_PG_SERVER_MAJOR = 15  # the server of tests/services/postgres.py (Debian 12's)
+TESTED_PG_SERVER_MAJOR = 15  # the server of sandbox/services/postgres.py (Debian 12's)
 
 
 @dataclass(frozen=True)

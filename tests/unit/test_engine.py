@@ -12,9 +12,9 @@ from rollback_operator.api.rollback import Phase, Rollback, StepState
 from rollback_operator.providers.base import Providers
 from rollback_operator.reconcile.engine import Engine
 from rollback_operator.reconcile.runner import RESUMED, RetryPolicy
-from tests import builders
-from tests.fakes.host import MemoryHost, MemoryReports, SteppingClock
-from tests.fakes.memory import FakeProviderFactory, FakeWorld
+from sandbox import manifests
+from sandbox.fakes.host import MemoryHost, MemoryReports, SteppingClock
+from sandbox.fakes.memory import FakeProviderFactory, FakeWorld
 
 DESTRUCTIVE_OPS = [
     "frontend.stop_traffic",
@@ -36,8 +36,8 @@ class Harness:
         self.world = FakeWorld()
         self.host = MemoryHost()
         self.reports = MemoryReports()
-        self.policy = RollbackPolicy.model_validate(builders.policy(**(policy_changes or {})))
-        self.rollback = Rollback.model_validate(builders.stored(builders.rollback(**spec)))
+        self.policy = RollbackPolicy.model_validate(manifests.policy(**(policy_changes or {})))
+        self.rollback = Rollback.model_validate(manifests.stored(manifests.rollback(**spec)))
 
     async def providers(self) -> Providers:
         return await FakeProviderFactory(self.world).build(self.policy, _NoSecrets())

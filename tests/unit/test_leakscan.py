@@ -18,9 +18,10 @@ import httpx
 import pytest
 import yaml
 
-from tests import builders, known_secrets, leakscan
-from tests.fakes.slack_server import FakeSlack
-from tests.kube.cluster import REPO_ROOT, EmulatedCluster
+from sandbox import manifests
+from sandbox.fakes.slack_server import FakeSlack
+from sandbox.kube.cluster import REPO_ROOT, EmulatedCluster
+from tests import known_secrets, leakscan
 
 
 def _planted() -> tuple[str, leakscan.Scanner]:
@@ -157,10 +158,10 @@ def test_a_pytest_run_whose_tests_leak_fails_naming_each_place_but_not_the_secre
     assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.stdout + run.stderr
     assert "2 passed" in run.stdout
     assert "leak scan: 2 finding(s)" in run.stdout
-    assert "Vercel token (e2e) (tests/e2e/saas.py) in log record rollback_operator.inner" in (
+    assert "Vercel token (e2e) (sandbox/fakes/saas.py) in log record rollback_operator.inner" in (
         run.stdout
     )
-    assert "Redis password (tests/services/redis.py) in out.log:2" in run.stdout
+    assert "Redis password (sandbox/services/redis.py) in out.log:2" in run.stdout
     assert "vercel-e2e-token-5b1d" not in run.stdout + run.stderr
     assert "cache-secret-7d1e" not in run.stdout + run.stderr
 
@@ -174,7 +175,7 @@ def test_a_pytest_run_without_leaks_passes(tmp_path: Path) -> None:
 
 def test_a_test_secrets_values_join_the_registry_except_an_access_key_id() -> None:
     token, key_id = f"built-{uuid.uuid4().hex}", f"AKIA{uuid.uuid4().hex[:16].upper()}"
-    builders.secret("aws-selftest", {"secret-access-key": token, "access-key-id": key_id})
+    manifests.secret("aws-selftest", {"secret-access-key": token, "access-key-id": key_id})
     registered = known_secrets.REGISTRY.values()
     assert registered[token] == "Secret default/aws-selftest key secret-access-key"
     assert key_id not in registered

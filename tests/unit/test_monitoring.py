@@ -22,9 +22,9 @@ from rollback_operator.reconcile.engine import Engine
 from rollback_operator.reconcile.ports import Stopping
 from rollback_operator.reconcile.report import ReportInput, render
 from rollback_operator.reconcile.runner import RetryPolicy
-from tests import builders
-from tests.fakes.host import MemoryHost, MemoryReports
-from tests.fakes.memory import FakeProviderFactory, FakeWorld
+from sandbox import manifests
+from sandbox.fakes.host import MemoryHost, MemoryReports
+from sandbox.fakes.memory import FakeProviderFactory, FakeWorld
 
 T0 = datetime(2024, 1, 1, 3, tzinfo=UTC)
 Shape = Callable[[datetime], float | None]
@@ -204,13 +204,13 @@ async def _engine_run(shape: Shape) -> tuple[Phase | None, MemoryHost, MemoryRep
     rule = _rule(autoRollback=True).model_dump(by_alias=True, exclude_none=True)
     rules = [rule]
     policy = RollbackPolicy.model_validate(
-        builders.policy(
+        manifests.policy(
             metrics={"prometheus": {"url": "http://prometheus.invalid"}},
             rules=rules,
             verification={"window": "2m"},
         )
     )
-    rollback = Rollback.model_validate(builders.stored(builders.rollback()))
+    rollback = Rollback.model_validate(manifests.stored(manifests.rollback()))
     clock = Clock()
     host, reports = TickingHost(clock), MemoryReports()
     providers = await FakeProviderFactory(FakeWorld()).build(policy, _NoSecrets())
@@ -246,7 +246,7 @@ async def test_a_rollback_that_cures_the_rule_succeeds_and_reports_the_values() 
 
 
 def test_the_report_shows_a_rule_that_could_not_be_sampled() -> None:
-    rollback = Rollback.model_validate(builders.stored(builders.rollback()))
+    rollback = Rollback.model_validate(manifests.stored(manifests.rollback()))
     rollback.status.monitoring = [MonitoredRule(name="db-connections", message="prometheus: 503")]
     text = render(ReportInput(rollback, rollback.status, Phase.SUCCEEDED, T0))
     assert "| db-connections | - | - | - | - | - | prometheus: 503 |" in text

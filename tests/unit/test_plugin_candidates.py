@@ -13,15 +13,15 @@ from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers import registry
 from rollback_operator.providers.base import Candidate, Providers
 from rollback_operator.providers.errors import NotFoundError, PermanentError
-from tests import builders
-from tests.fakes.memory import FakeDatabase, FakeDeploymentTarget, FakeWorld
+from sandbox import manifests
+from sandbox.fakes.memory import FakeDatabase, FakeDeploymentTarget, FakeWorld
 from tests.providers.conftest import DictSecrets
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def policy(**spec: Any) -> RollbackPolicy:
-    return RollbackPolicy.model_validate(builders.policy(**spec))
+    return RollbackPolicy.model_validate(manifests.policy(**spec))
 
 
 def lines_with(text: str, word: str) -> list[str]:

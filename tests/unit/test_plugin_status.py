@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from rollback_operator import plugin_view
-from tests import builders
+from sandbox import manifests
 
 
 def _body(**status: Any) -> dict[str, Any]:
-    body = builders.stored(builders.rollback("rb-7"))
+    body = manifests.stored(manifests.rollback("rb-7"))
     body["status"] = {"phase": "PartiallyFailed", "message": "verification failed", **status}
     return body
 

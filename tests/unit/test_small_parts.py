@@ -12,7 +12,7 @@ from rollback_operator.api.validation import describe
 from rollback_operator.cli import _parser, main, settings_from
 from rollback_operator.handlers.patching import merge_diff
 from rollback_operator.reconcile.queue import QueueEntry, position
-from tests import builders
+from sandbox import manifests
 
 
 def _entry(name: str, phase: Phase, targets: set[str], created: str = "t1") -> QueueEntry:
@@ -53,7 +53,7 @@ def test_merge_diff_sends_only_changes_and_nulls_removed_keys() -> None:
 
 
 def test_validation_message_names_the_field_path() -> None:
-    bad = builders.policy(
+    bad = manifests.policy(
         metrics={"prometheus": {"url": "http://p"}},
         rules=[{"name": "r", "query": "up", "critical": {"above": 1}, "for": "soon"}],
     )

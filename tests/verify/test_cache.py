@@ -9,8 +9,8 @@ import pytest
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers.verification import checklist
 from rollback_operator.providers.verification.checklist import FunctionCheck, ping
-from tests import builders
-from tests.services.redis import PASSWORD, RedisServer
+from sandbox import manifests
+from sandbox.services.redis import PASSWORD, RedisServer
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ class _Secrets:
 async def test_policy_cache_check_reads_its_secret_and_joins_the_checklist(
     redis_server: RedisServer,
 ) -> None:
-    manifest = builders.policy(
+    manifest = manifests.policy(
         verification={"cache": {"urlSecretRef": {"name": "cache", "key": "url"}}}
     )
     secrets = _Secrets(redis_server.url)

@@ -14,7 +14,7 @@ from rollback_operator.providers.verification.checklist import (
     HttpCheck,
     meets,
 )
-from tests.fakes.http_server import RunningServer
+from sandbox.fakes.http_server import RunningServer
 
 
 class Flaky:

@@ -12,9 +12,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from tests import builders
-from tests.fakes.railway_server import FakeRailway
-from tests.fakes.vercel_server import FakeVercel
+from sandbox import manifests
+from sandbox.fakes.railway_server import FakeRailway
+from sandbox.fakes.vercel_server import FakeVercel
 
 VERCEL_TOKEN = "vercel-e2e-token-5b1d"
 RAILWAY_TOKEN = "railway-e2e-token-93ac"
@@ -40,7 +40,7 @@ class Saas:
 
     def policy(self, name: str = "mindmate") -> dict[str, Any]:
         """A policy whose frontend and backend are these fakes (database/storage stay fake)."""
-        return builders.policy(
+        return manifests.policy(
             name,
             targets={
                 "frontend": {"vercel": {"projectId": self.project, "apiUrl": self.vercel_url}},
@@ -59,8 +59,8 @@ class Saas:
     def secrets() -> list[dict[str, Any]]:
         """The token Secrets the policy refers to."""
         return [
-            builders.secret("vercel", {"token": VERCEL_TOKEN}),
-            builders.secret("railway", {"token": RAILWAY_TOKEN}),
+            manifests.secret("vercel", {"token": VERCEL_TOKEN}),
+            manifests.secret("railway", {"token": RAILWAY_TOKEN}),
         ]
 
     def live_frontend(self) -> str | None:

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 
 from mypy_boto3_s3 import S3Client
 
-from tests.db import world
-from tests.demo.policy import BACKUPS, DB_PREFIX, FILES
-from tests.services.postgres import PostgresServer
+from sandbox.demo.policy import BACKUPS, DB_PREFIX, FILES
+from sandbox.services import s3 as buckets
+from sandbox.services.postgres import Db, PostgresServer
 
 GOOD_USERS = ["alice", "bob", "carol"]
 BAD_USERS = ["corrupt-1", "corrupt-2"]
@@ -42,7 +42,7 @@ class Snapshot:
 class Data:
     """The app's database and buckets."""
 
-    db: world.Db
+    db: Db
     s3: S3Client
     backup: str = ""
 
@@ -53,7 +53,7 @@ class Data:
         s3.create_bucket(Bucket=BACKUPS)
         s3.create_bucket(Bucket=FILES)
         s3.put_bucket_versioning(Bucket=FILES, VersioningConfiguration={"Status": "Enabled"})
-        return cls(world.Db(server, DATABASE), s3)
+        return cls(Db(server, DATABASE), s3)
 
     def seed_and_back_up(self) -> str:
         """Good users and files, then a pg_dump of them in the backups bucket; its name."""
@@ -61,11 +61,11 @@ class Data:
         self.db.sql("CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);"
                     f" INSERT INTO users (name) VALUES {values};")  # fmt: skip
         for name, body in GOOD_FILES.items():
-            world.put(self.s3, FILES, name, body)
-        world.next_second()  # the files' times (whole seconds) are all before this second
+            buckets.put(self.s3, FILES, name, body)
+        buckets.next_second()  # the files' times (whole seconds) are all before this second
         self.backup = f"mindmate_{datetime.now(UTC):%Y%m%d_%H%M%S}.dump"
-        world.put(self.s3, BACKUPS, DB_PREFIX + self.backup, self.db.dump("custom"))
-        world.next_second()  # everything written from now on is after the backup's time
+        buckets.put(self.s3, BACKUPS, DB_PREFIX + self.backup, self.db.dump("custom"))
+        buckets.next_second()  # everything written from now on is after the backup's time
         return self.backup
 
     def damage(self) -> None:
@@ -73,15 +73,15 @@ class Data:
         values = ", ".join(f"('{u}')" for u in BAD_USERS)
         self.db.sql(f"INSERT INTO users (name) VALUES {values}")
         for name, body in BAD_FILES.items():
-            world.put(self.s3, FILES, name, body)
+            buckets.put(self.s3, FILES, name, body)
 
     def snapshot(self) -> Snapshot:
         out = self.db.sql("SELECT coalesce(string_agg(name, ',' ORDER BY id), '') FROM users")
-        return Snapshot([u for u in out.strip().split(",") if u], world.objects(self.s3, FILES))
+        return Snapshot([u for u in out.strip().split(",") if u], buckets.objects(self.s3, FILES))
 
     def versions(self) -> set[tuple[str, str]]:
         """Every (key, version id) of the files bucket, delete markers included."""
-        return world.versions(self.s3, FILES)
+        return buckets.versions(self.s3, FILES)
 
 
 def at_backup() -> Snapshot:

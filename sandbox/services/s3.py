@@ -1,11 +1,12 @@
-"""An S3 API server for tests and scripts: moto_server as a separate process on a free port.
+"""An S3 API server for the demo, tests and scripts: moto_server as its own process on a free port.
 
 A separate process (not moto's in-process mocks) so the adapters talk real HTTP through boto3
 with `endpoint_url` and path addressing, exactly as they do against MinIO, R2 or AWS, and so the
 server's CPU does not share our GIL. moto keeps objects in memory: one server per test session.
+`put`, `objects`, `versions` and `next_second` write and read a bucket in a few words.
 
-    eval "$(python -m tests.services.s3 start)"   # exports S3_ENDPOINT_URL and AWS_*
-    python -m tests.services.s3 stop               # reads ROLLBACK_TEST_MOTO_PID
+    eval "$(python -m sandbox.services.s3 start)"   # exports S3_ENDPOINT_URL and AWS_*
+    python -m sandbox.services.s3 stop               # reads ROLLBACK_TEST_MOTO_PID
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from tests.services import ServiceError, free_port, stop_process, wait_until
+from mypy_boto3_s3 import S3Client
+
+from sandbox.services import ServiceError, free_port, stop_process, wait_until
 
 ACCESS_KEY_ID = "testing-key-id"
 SECRET_ACCESS_KEY = "testing-secret-key"  # moto accepts any credentials
@@ -90,6 +96,40 @@ class S3Server:
             return False
 
 
+def put(s3: S3Client, bucket: str, key: str, body: bytes, **extra: Any) -> None:
+    """Write one object."""
+    s3.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+
+
+def versions(s3: S3Client, bucket: str) -> set[tuple[str, str]]:
+    """Every (key, version id) of the bucket, delete markers included."""
+    found: set[tuple[str, str]] = set()
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+            found.add((item["Key"], item["VersionId"]))
+    return found
+
+
+def objects(s3: S3Client, bucket: str) -> dict[str, bytes]:
+    """Every live object's content."""
+    keys = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for item in page.get("Contents", [])
+    ]
+    return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+
+def next_second() -> datetime:
+    """A time after every write so far and before every write from now on.
+
+    S3 keeps LastModified to the second, so wait for the next second to begin.
+    """
+    now = time.time()
+    time.sleep(int(now) + 1 - now + 0.01)
+    return datetime.fromtimestamp(int(now) + 0.5, UTC)
+
+
 def _exports(server: S3Server) -> str:
     assert server.process is not None
     values = {
@@ -117,7 +157,7 @@ def main(argv: list[str]) -> int:
             return 2
         os.kill(int(pid), signal.SIGTERM)
         return 0
-    print("usage: python -m tests.services.s3 start|stop [PID]", file=sys.stderr)
+    print("usage: python -m sandbox.services.s3 start|stop [PID]", file=sys.stderr)
     return 2
 
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from tests.fakes.http_server import ApiCall, Clock, FakeApi, RateLimited, ReplyFault, ServerError
+from sandbox.fakes.http_server import ApiCall, Clock, FakeApi, RateLimited, ReplyFault, ServerError
 
 WebhookState = Literal["active", "archived", "revoked", "prohibited", "channel_deleted"]
 STATE_ERRORS: dict[str, tuple[int, str]] = {

@@ -1,4 +1,5 @@
-"""Builders for test objects: a whole valid manifest, with only what a test cares about changed."""
+"""Manifest builders for the demo, tests and benchmarks: a whole valid manifest, with only what
+the caller cares about changed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import uuid
 from typing import Any
 
 from rollback_operator.api import API_VERSION
-from tests import known_secrets
+from sandbox import observers
 
 Manifest = dict[str, Any]
 
@@ -86,9 +87,10 @@ def stored(manifest: Manifest, generation: int = 1) -> Manifest:
 def secret(name: str, data: dict[str, str], namespace: str = "default") -> Manifest:
     """A Secret manifest with `data` base64-encoded, as the API stores it.
 
-    Every value joins the leak scan's registry: it must never show up outside a Secret.
+    Its values are announced (`observers.secret_built`): the test suite's leak scan makes sure
+    they never show up outside a Secret.
     """
-    known_secrets.register_secret(namespace, name, data)
+    observers.secret_built(namespace, name, data)
     encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
     return {"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": name, "namespace": namespace}, "data": encoded}  # fmt: skip

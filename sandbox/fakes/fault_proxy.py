@@ -7,7 +7,7 @@ adapters reach them through a configurable endpoint (`objectStore.endpointUrl`,
 and, for the next N requests (or all) matching a method and path glob, answers 429 with
 Retry-After, a 5xx, a canned reply (S3's 403 AccessDenied in S3's XML shape), stalls past the
 client's timeout, or closes the connection without an answer. It runs like the fakes, on a
-loopback port in a background thread (`tests.fakes.http_server.RunningServer`).
+loopback port in a background thread (`sandbox.fakes.http_server.RunningServer`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
-from tests.fakes.http_server import (
+from sandbox.fakes.http_server import (
     Dropped,
     FaultInjector,
     RateLimited,

@@ -17,7 +17,7 @@ from typing import Any
 
 import kmock
 
-from tests.kube.selectors import Selector
+from sandbox.kube.selectors import Selector
 
 Key = tuple[kmock.resource, str | None, str]  # resource, namespace (None: cluster-wide), name
 Obj = dict[str, Any]

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.e2e.saas import Saas
+from sandbox.fakes.saas import Saas
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Everything the demo runs, started together and stopped in reverse: no cluster needed.
 
 Why this module exists: the demo is the product on a laptop, so it starts the same parts the
-end-to-end tests use (`tests/services`, `tests/kube`, `tests/fakes`, `tests/e2e/saas.py`) and
-the operator exactly as users run it: `rollback-operator run` in its own process, with the real
-adapters, against the emulated Kubernetes API. The slow starts (PostgreSQL's initdb, moto,
+end-to-end tests use (`sandbox/services`, `sandbox/kube`, `sandbox/fakes`) and the operator
+exactly as users run it: `rollback-operator run` in its own process, with the real adapters,
+against the emulated Kubernetes API. The slow starts (PostgreSQL's initdb, moto,
 Prometheus, the emulator) run in parallel threads.
 """
 
@@ -24,14 +24,14 @@ from mypy_boto3_s3 import S3Client
 
 from rollback_operator.api.policy import ObjectStore
 from rollback_operator.providers.objectstore import s3api
-from tests.demo import app as demo_app
-from tests.e2e import saas as saas_fakes
-from tests.fakes.slack_server import FakeSlack
-from tests.kube.cluster import REPO_ROOT, EmulatedCluster
-from tests.services import free_port, stop_process
-from tests.services.postgres import PostgresServer
-from tests.services.prometheus import PrometheusServer
-from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
+from sandbox.demo import app as demo_app
+from sandbox.fakes import saas as saas_fakes
+from sandbox.fakes.slack_server import FakeSlack
+from sandbox.kube.cluster import REPO_ROOT, EmulatedCluster
+from sandbox.services import free_port, stop_process
+from sandbox.services.postgres import PostgresServer
+from sandbox.services.prometheus import PrometheusServer
+from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 
 WATCHED = (
     "rollback.mindmate.app/v1alpha1/rollbacks",

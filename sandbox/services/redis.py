@@ -7,7 +7,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from tests.services import ServiceError, free_port, stop_process
+from sandbox.services import ServiceError, free_port, stop_process
 
 PASSWORD = "cache-secret-7d1e"
 

@@ -3,24 +3,27 @@
 `pg_ctl` refuses to run as root, so `initdb` and `pg_ctl` run as the `postgres` user through
 `runuser`, in a private temp dir, on a free loopback port, with fsync off. TCP connections need
 a password (scram-sha-256), so tests can prove that wrong credentials fail and that the password
-never leaks; the Unix socket trusts the local superuser for administration.
+never leaks; the Unix socket trusts the local superuser for administration. `Db` is one
+database on such a server: seed it, read it back, dump it.
 
-    eval "$(python -m tests.services.postgres start)"   # exports PG* and DATABASE_URL
-    python -m tests.services.postgres stop               # reads ROLLBACK_TEST_PG_DIR
+    eval "$(python -m sandbox.services.postgres start)"   # exports PG* and DATABASE_URL
+    python -m sandbox.services.postgres stop               # reads ROLLBACK_TEST_PG_DIR
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.services import ServiceError, free_port
+from sandbox.services import ServiceError, free_port
 
 PG_BIN = Path(os.environ.get("ROLLBACK_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SUPERUSER = "postgres"
@@ -123,6 +126,52 @@ class PostgresServer:
             raise ServiceError(f"{tool} failed: {done.stderr.strip()}\n{tail}".strip())
 
 
+@dataclass
+class Db:
+    """One test database on the session's server."""
+
+    server: PostgresServer
+    name: str
+
+    @property
+    def url(self) -> str:
+        """Its DATABASE_URL, with the password."""
+        return self.server.url_for(self.name)
+
+    def sql(self, sql: str) -> str:
+        """Run SQL as the superuser; its unaligned output."""
+        return self.server.psql(self.name, sql)
+
+    def seed(self, notes: Sequence[str]) -> None:
+        """Replace the `items` table with one row per note."""
+        values = ", ".join(f"('{note}')" for note in notes)
+        self.sql(
+            "DROP TABLE IF EXISTS items CASCADE;"
+            " CREATE TABLE items (id serial PRIMARY KEY, note text NOT NULL);"
+            + (f" INSERT INTO items (note) VALUES {values};" if notes else "")
+        )
+
+    def notes(self) -> list[str]:
+        """The notes in `items`, in id order ([] when the table is gone)."""
+        out = self.sql("SELECT coalesce(string_agg(note, ',' ORDER BY id), '') FROM items")
+        return [n for n in out.strip().split(",") if n]
+
+    def markers(self) -> list[str]:
+        """The restore keys recorded by the adapter."""
+        if not self.sql("SELECT to_regclass('rollback_operator.restores')").strip():
+            return []
+        return self.sql("SELECT key FROM rollback_operator.restores ORDER BY key").split()
+
+    def dump(self, fmt: str) -> bytes:
+        """A dump of the database now: custom, plain, or either gzipped (plain with --clean)."""
+        options = ["-Fc"] if fmt.startswith("custom") else ["-Fp", "--clean", "--if-exists"]
+        assert self.server.dir is not None
+        command = [str(PG_BIN / "pg_dump"), *options, "-h", str(self.server.dir)]
+        command += ["-p", str(self.server.port), "-U", SUPERUSER, "-d", self.name]
+        data = subprocess.run(command, capture_output=True, check=True).stdout
+        return gzip.compress(data) if fmt.endswith("-gzip") else data
+
+
 def _is_root() -> bool:
     return os.geteuid() == 0
 
@@ -158,7 +207,7 @@ def main(argv: list[str]) -> int:
             return 2
         PostgresServer(dir=Path(directory)).stop()
         return 0
-    print("usage: python -m tests.services.postgres start|stop [DIR]", file=sys.stderr)
+    print("usage: python -m sandbox.services.postgres start|stop [DIR]", file=sys.stderr)
     return 2
 
 

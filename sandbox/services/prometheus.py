@@ -6,8 +6,8 @@ timestamps in the past through Prometheus' remote-write receiver. The config set
 many tests can share one server, each with its own label values. A WriteRequest is a tiny
 protobuf; it is encoded by hand here (no protobuf dependency) and snappy-compressed with cramjam.
 
-    eval "$(python -m tests.services.prometheus start)"   # exports PROMETHEUS_URL
-    python -m tests.services.prometheus stop               # reads ROLLBACK_TEST_PROM_DIR
+    eval "$(python -m sandbox.services.prometheus start)"   # exports PROMETHEUS_URL
+    python -m sandbox.services.prometheus stop               # reads ROLLBACK_TEST_PROM_DIR
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import cramjam
 
-from tests.services import ServiceError, free_port, stop_process, wait_until
+from sandbox.services import ServiceError, free_port, stop_process, wait_until
 
 CONFIG = """\
 global: {scrape_interval: 15s, evaluation_interval: 15s}
@@ -202,7 +202,7 @@ def main(argv: list[str]) -> int:
         _terminate(int(pidfile.read_text()))
         shutil.rmtree(directory, ignore_errors=True)
         return 0
-    print("usage: python -m tests.services.prometheus start|stop [DIR]", file=sys.stderr)
+    print("usage: python -m sandbox.services.prometheus start|stop [DIR]", file=sys.stderr)
     return 2
 
 

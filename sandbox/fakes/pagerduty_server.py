@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from tests.fakes.http_server import ApiCall, Clock, FakeApi, RateLimited, ReplyFault, ServerError
+from sandbox.fakes.http_server import ApiCall, Clock, FakeApi, RateLimited, ReplyFault, ServerError
 
 ACTIONS = ("trigger", "acknowledge", "resolve")
 SEVERITIES = ("critical", "error", "warning", "info")

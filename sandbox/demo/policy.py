@@ -20,8 +20,8 @@ import yaml
 
 from rollback_operator.api.common import parse_duration
 from rollback_operator.api.policy import RollbackPolicy
-from tests.e2e.saas import Saas
-from tests.kube.cluster import REPO_ROOT
+from sandbox.fakes.saas import Saas
+from sandbox.kube.cluster import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "examples" / "mindmate-policy.yaml"
 NAMESPACE = "default"

@@ -25,14 +25,14 @@ from typing import Any
 import httpx
 import yaml
 
-from tests import builders
-from tests.demo import data as demo_data
-from tests.demo import policy as demo_policy
-from tests.demo.stack import SLACK_CHANNEL, Stack, started
-from tests.demo.traffic import Traffic
-from tests.demo.view import DemoFailed, Printer, Watcher, World, slack_lines
-from tests.e2e.saas import RAILWAY_TOKEN, VERCEL_TOKEN
-from tests.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+from sandbox import manifests
+from sandbox.demo import data as demo_data
+from sandbox.demo import policy as demo_policy
+from sandbox.demo.stack import SLACK_CHANNEL, Stack, started
+from sandbox.demo.traffic import Traffic
+from sandbox.demo.view import DemoFailed, Printer, Watcher, World, slack_lines
+from sandbox.fakes.saas import RAILWAY_TOKEN, VERCEL_TOKEN
+from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY
 
 NAMESPACE, POLICY, RULE = demo_policy.NAMESPACE, "mindmate", "api-error-rate"
 FINAL = {"Succeeded", "PartiallyFailed", "Failed", "Aborted"}
@@ -41,7 +41,7 @@ FAILURES = (DemoFailed, RuntimeError, TimeoutError, OSError, subprocess.CalledPr
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sandbox.demo", description=__doc__)
     parser.add_argument(
         "--full",
         action="store_true",
@@ -250,12 +250,12 @@ class Story:
         local = demo_policy.Local(stack.saas, stack.prometheus.url, stack.s3_server.url,
                                   stack.health_url)  # fmt: skip
         secrets = [
-            builders.secret("vercel", {"token": VERCEL_TOKEN}),
-            builders.secret("railway", {"token": RAILWAY_TOKEN}),
-            builders.secret("db", {"url": self.data.db.url}),
-            builders.secret("aws", {"access-key-id": ACCESS_KEY_ID,
+            manifests.secret("vercel", {"token": VERCEL_TOKEN}),
+            manifests.secret("railway", {"token": RAILWAY_TOKEN}),
+            manifests.secret("db", {"url": self.data.db.url}),
+            manifests.secret("aws", {"access-key-id": ACCESS_KEY_ID,
                                     "secret-access-key": SECRET_ACCESS_KEY}),
-            builders.secret("slack", {"url": stack.slack_url}),
+            manifests.secret("slack", {"url": stack.slack_url}),
         ]  # fmt: skip
         path = stack.workdir / "demo-policy.yaml"
         path.write_text(

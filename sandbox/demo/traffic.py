@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from tests.demo.app import App
-from tests.services.prometheus import PrometheusServer
+from sandbox.demo.app import App
+from sandbox.services.prometheus import PrometheusServer
 
 Key = tuple[tuple[str, str], ...]
 API, FRONTEND = {"service": "api"}, {"service": "frontend"}

@@ -28,7 +28,7 @@ from typing import Any, Generic, Self, TypeVar
 from aiohttp import web
 from multidict import MultiMapping
 
-from tests import leakscan
+from sandbox import observers
 
 Clock = Callable[[], float]
 """Seconds since the Unix epoch; injected so tests can freeze or advance time."""
@@ -290,7 +290,7 @@ class FakeApi(abc.ABC):
         self.faults: FaultInjector[Fault] = FaultInjector()
         self.log = RequestLog()
         self.lock = threading.RLock()
-        leakscan.track_fake(self)
+        observers.fake_started(self)
 
     def inject(self, fault: Fault, *, route: str = "*", times: int | None = 1) -> None:
         """Queue a fault for the next `times` calls whose route key matches the glob."""

@@ -16,7 +16,7 @@ reaction such as ``emulator["patch"] << 500`` leaves it untouched, as a failing 
 would), and a resource must be declared (bundled built-ins, a POSTed CRD, or
 ``emulator.resources[...]``) or requests get 404. Protobuf bodies get 415.
 
-Run it as a process with ``python -m tests.kube.emulator --port 0 --portfile PATH``.
+Run it as a process with ``python -m sandbox.kube.emulator --port 0 --portfile PATH``.
 """
 
 import argparse
@@ -36,10 +36,10 @@ import attrs
 import kmock
 from kmock._internal.rendering import Response  # documented, but missing from kmock.__all__
 
-from tests.kube import audit, crds, patches, protocol, watching
-from tests.kube.protocol import error
-from tests.kube.selectors import Selector
-from tests.kube.watching import Key, Obj
+from sandbox.kube import audit, crds, patches, protocol, watching
+from sandbox.kube.protocol import error
+from sandbox.kube.selectors import Selector
+from sandbox.kube.watching import Key, Obj
 
 CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 NAMESPACES = kmock.resource("", "v1", "namespaces")
@@ -84,7 +84,7 @@ class RealisticEmulator(kmock.KubernetesEmulator):
     # skip that layer: the _serve_* methods below do the writes themselves.
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         del self._requests[: -self.request_log_size]
-        audit.record(request)  # only with KUBE_EMULATOR_AUDIT_LOG set (tests/kube/audit.py)
+        audit.record(request)  # only with KUBE_EMULATOR_AUDIT_LOG set (sandbox/kube/audit.py)
         return await super(kmock.KubernetesEmulator, self)._handle(request)
 
     def _get_resources(self) -> list[kmock.resource]:
@@ -393,7 +393,7 @@ async def _serve_until_signalled(host: str, port: int, portfile: pathlib.Path | 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.kube.emulator",
+        prog="python -m sandbox.kube.emulator",
         description="Serve an emulated Kubernetes API until SIGTERM or SIGINT.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")

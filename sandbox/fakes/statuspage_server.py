@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from tests.fakes.http_server import (
+from sandbox.fakes.http_server import (
     ApiCall,
     Clock,
     FakeApi,

@@ -2,7 +2,7 @@
 
 End-to-end tests and scripts run the operator, kubectl or helm as separate processes; those
 need a URL and a kubeconfig, not an in-process object. ``EmulatedCluster`` starts
-``python -m tests.kube.emulator`` from the repository root, waits for its port, writes a
+``python -m sandbox.kube.emulator`` from the repository root, waits for its port, writes a
 kubeconfig next to it and runs ``/usr/bin/kubectl`` against it with the flags the emulator
 needs (``--validate=false``: there is no OpenAPI document to validate against).
 """
@@ -19,8 +19,8 @@ from typing import Self
 import httpx
 import yaml
 
-from tests import leakscan
-from tests.services import stop_process
+from sandbox import observers
+from sandbox.services import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = "/usr/bin/kubectl" if os.path.exists("/usr/bin/kubectl") else shutil.which("kubectl")
@@ -75,7 +75,7 @@ class EmulatedCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         portfile = self.workdir / "emulator.port"
         portfile.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "tests.kube.emulator", "--port", "0"]
+        command = [sys.executable, "-m", "sandbox.kube.emulator", "--port", "0"]
         with self.log.open("wb") as log:
             self._process = subprocess.Popen(
                 [*command, "--portfile", str(portfile)],
@@ -91,7 +91,7 @@ class EmulatedCluster:
             time.sleep(POLL_INTERVAL)
         self._port = int(portfile.read_text())
         self._write_kubeconfig()
-        leakscan.watch_file(self.log, f"emulator.log of {self.workdir}")
+        observers.file_written(self.log, f"emulator.log of {self.workdir}")
         return self
 
     def stop(self) -> int | None:
@@ -99,8 +99,8 @@ class EmulatedCluster:
         process, self._process = self._process, None
         if process is None:
             return None
-        if process.poll() is None and self._port is not None:  # the leak scan reads the objects
-            leakscan.capture_cluster(self.url, f"cluster {self.workdir}")
+        if process.poll() is None and self._port is not None:  # e.g. the leak scan reads them
+            observers.cluster_stopping(self.url, f"cluster {self.workdir}")
         return stop_process(process, timeout=5)
 
     def kubectl_argv(self, *args: str) -> list[str]:
