@@ -95,7 +95,10 @@ async def _run(store: StatusStore, manifest: dict[str, Any], telemetry: Any) -> 
     policy = RollbackPolicy.model_validate(manifests.policy())
     providers = await FakeProviderFactory(world).build(policy, cast(Any, None))
     rollback = Rollback.model_validate({**manifest, "status": store.status})
-    engine = Engine(live, live, SteppingClock(), live, RetryPolicy(1, 0, 0), 0.01, "manual")
+    retry = RetryPolicy(max_attempts=1, base_delay=0, max_delay=0)
+    engine = Engine(
+        recorder=live, controls=live, clock=SteppingClock(), reports=live, retry=retry, tick=0.01
+    )
     return await engine.run(rollback, policy.spec, providers)
 
 

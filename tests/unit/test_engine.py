@@ -44,7 +44,14 @@ class Harness:
 
     def engine(self) -> Engine:
         retry = RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0)
-        return Engine(self.host, self.host, SteppingClock(), self.reports, retry, tick=0.0)
+        return Engine(
+            recorder=self.host,
+            controls=self.host,
+            clock=SteppingClock(),
+            reports=self.reports,
+            retry=retry,
+            tick=0.0,
+        )
 
     async def run(self) -> Phase | None:
         return await self.engine().run(self.rollback, self.policy.spec, await self.providers())

@@ -216,7 +216,9 @@ async def _engine_run(shape: Shape) -> tuple[Phase | None, MemoryHost, MemoryRep
     providers = await FakeProviderFactory(FakeWorld()).build(policy, _NoSecrets())
     providers.metrics = ScriptedSource(shape)
     retry = RetryPolicy(max_attempts=1, base_delay=0.0, max_delay=0.0)
-    engine = Engine(host, host, clock, reports, retry, tick=0.0)
+    engine = Engine(
+        recorder=host, controls=host, clock=clock, reports=reports, retry=retry, tick=0.0
+    )
     return await engine.run(rollback, policy.spec, providers), host, reports
 
 

@@ -33,7 +33,6 @@ class Reason(StrEnum):
     """Machine-readable reasons (one CamelCase word each)."""
 
     INVALID_SPEC = "InvalidSpec"
-    POLICY_NOT_FOUND = "PolicyNotFound"
     PLANNING = "Planning"
     PLANNED = "Planned"
     PLAN_FAILED = "PlanFailed"
@@ -112,9 +111,3 @@ def set_condition(
 def find(conditions: list[Condition], type_: ConditionType) -> Condition | None:
     """The condition of this type, if present."""
     return next((c for c in conditions if c.type == type_.value), None)
-
-
-def is_true(conditions: list[Condition], type_: ConditionType) -> bool:
-    """Whether the condition of this type is present and True."""
-    found = find(conditions, type_)
-    return found is not None and found.status == "True"

@@ -52,4 +52,8 @@ class Deps:
     def retry(self) -> RetryPolicy:
         """The step retry policy from the settings."""
         s = self.settings
-        return RetryPolicy(s.step_max_attempts, s.step_base_delay, s.step_max_delay)
+        return RetryPolicy(
+            max_attempts=s.step_max_attempts,
+            base_delay=s.step_base_delay,
+            max_delay=s.step_max_delay,
+        )

@@ -22,7 +22,7 @@ from rollback_operator.providers.base import Providers
 from rollback_operator.providers.errors import ProviderError
 from rollback_operator.reconcile import monitoring
 from rollback_operator.reconcile.engine import Engine
-from rollback_operator.reconcile.planning import check_against_policy
+from rollback_operator.reconcile.planner import check_against_policy
 from rollback_operator.telemetry import logs
 
 logger = logging.getLogger(__name__)
@@ -99,9 +99,15 @@ async def run_rollback(
                 return
             continue
         rollback, policy_obj, providers = prepared
-        trigger = rollback.metadata.labels.get(TRIGGER_LABEL, "manual")
-        tick = deps.settings.poll_interval
-        engine = Engine(live, live, deps.clock, live, deps.retry, tick, trigger)
+        engine = Engine(
+            recorder=live,
+            controls=live,
+            clock=deps.clock,
+            reports=live,
+            retry=deps.retry,
+            tick=deps.settings.poll_interval,
+            trigger=rollback.metadata.labels.get(TRIGGER_LABEL, "manual"),
+        )
         phase = await engine.run(rollback, policy_obj.spec, providers)
         logger.info("Rollback %s/%s ended in %s", namespace, body.metadata.name, phase)
         return

@@ -34,7 +34,6 @@ from rollback_operator.providers.postgres import database as postgres
 from rollback_operator.providers.storage import s3
 from rollback_operator.providers.verification import checklist
 
-Build = Callable[[Any, BuildContext], Awaitable[Any]]
 Probe = Callable[[], Awaitable[str]]
 
 

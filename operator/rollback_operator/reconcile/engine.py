@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
 
 from rollback_operator.api.common import parse_duration
 from rollback_operator.api.conditions import ConditionType, Reason, find
-from rollback_operator.api.policy import RollbackPolicySpec, Rule
+from rollback_operator.api.policy import Contact, RollbackPolicySpec
 from rollback_operator.api.rollback import (
     STARTED_PHASES,
     TERMINAL_PHASES,
@@ -23,14 +22,15 @@ from rollback_operator.api.rollback import (
     Rollback,
     RollbackStatus,
     StepState,
+    StepStatus,
 )
 from rollback_operator.providers.base import Providers
 from rollback_operator.providers.errors import ProviderError
 from rollback_operator.reconcile import outcome, transitions
-from rollback_operator.reconcile.plan import REPORT, TRAITS, VERIFY, groups, steps_for
-from rollback_operator.reconcile.planning import PlanError, make_plan
+from rollback_operator.reconcile.planner import PlanError, make_plan
 from rollback_operator.reconcile.ports import Clock, Controls, Recorder, ReportStore, Stopping
 from rollback_operator.reconcile.runner import RetryPolicy, StepRunner
+from rollback_operator.reconcile.steplist import REPORT, TRAITS, VERIFY, groups, steps_for
 from rollback_operator.reconcile.steps import StepContext
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 _WARNING_PHASES = {Phase.FAILED, Phase.PARTIALLY_FAILED, Phase.ABORTED}
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Engine:
     """Runs one Rollback to its end, recording every change through `recorder`."""
 
@@ -49,52 +49,65 @@ class Engine:
     retry: RetryPolicy
     tick: float = 0.5
     trigger: str = "manual"
-
-    def __post_init__(self) -> None:
-        self._lock = asyncio.Lock()
-        self._contacts: tuple[str, ...] = ()
-        self._rules: tuple[Rule, ...] = ()
-        self._window = timedelta(0)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     async def run(
         self, rollback: Rollback, policy: RollbackPolicySpec, providers: Providers
     ) -> Phase | None:
         """Drive `rollback` from its recorded status to a terminal phase (None if stopped)."""
-        status = rollback.status.model_copy(deep=True)
-        self._contacts = tuple(
-            f"{c.role}: {c.name}" + (f" <{c.email}>" if c.email else "") for c in policy.contacts
-        )
-        self._rules = tuple(policy.rules)
-        self._window = parse_duration(policy.verification.window)
         try:
-            return await self._drive(rollback, status, providers)
+            return await self._drive(self._context(rollback, policy, providers))
         except Stopping:
             logger.info("Operator stopping; %s resumes from its record", rollback.metadata.name)
             return None
 
-    async def _drive(self, rb: Rollback, status: RollbackStatus, pv: Providers) -> Phase | None:
+    def _context(
+        self, rollback: Rollback, policy: RollbackPolicySpec, providers: Providers
+    ) -> StepContext:
+        """This run's context: a copy of the recorded status, and what the policy adds."""
+        status = rollback.status.model_copy(deep=True)
+
+        async def checkpoint() -> None:
+            await self._save(status)
+
+        return StepContext(
+            rollback=rollback,
+            status=status,
+            providers=providers,
+            reports=self.reports,
+            now=self.clock.now,
+            checkpoint=checkpoint,
+            pause=self.controls.pause,
+            trigger=self.trigger,
+            contacts=tuple(_contact_line(c) for c in policy.contacts),
+            rules=tuple(policy.rules),
+            verify_window=parse_duration(policy.verification.window),
+        )
+
+    async def _drive(self, ctx: StepContext) -> Phase | None:
+        status = ctx.status
         if status.phase in TERMINAL_PHASES:
             return status.phase
         if status.accepted_generation is None:
-            planned = await self._plan(rb, status, pv)
+            planned = await self._plan(ctx)
             if planned is not None:
                 return planned
         await self._refuse_spec_change(status)
         if status.phase == Phase.AWAITING_APPROVAL and not await self._await_approval(status):
-            return await self._finish(rb, status, pv, aborted=True)
+            return await self._finish(ctx, aborted=True)
         if status.phase == Phase.QUEUED and not await self._await_turn(status):
-            return await self._finish(rb, status, pv, aborted=True)
+            return await self._finish(ctx, aborted=True)
         if status.phase not in STARTED_PHASES:
             status.started_at = status.started_at or self.clock.now()
             await self._enter(status, Phase.RUNNING, "Running the plan's steps")
-        return await self._finish(rb, status, pv, aborted=False)
+        return await self._finish(ctx, aborted=False)
 
-    async def _plan(self, rb: Rollback, status: RollbackStatus, pv: Providers) -> Phase | None:
-        spec, now = rb.spec, self.clock.now()
+    async def _plan(self, ctx: StepContext) -> Phase | None:
+        spec, status, now = ctx.rollback.spec, ctx.status, self.clock.now()
         await self._enter(status, Phase.PLANNING, "Planning: reading each target's state")
         try:
             plan = await StepRunner.with_retries(
-                self.retry, self.controls, make_plan, spec, pv, now
+                self.retry, self.controls, make_plan, spec, ctx.providers, now
             )
         except (PlanError, ProviderError) as error:
             self._mark(status, ConditionType.PLANNED, False, Reason.PLAN_FAILED, str(error))
@@ -145,48 +158,59 @@ class Engine:
             await self._pause()
             await self._refuse_spec_change(status)
 
-    async def _finish(
-        self, rb: Rollback, status: RollbackStatus, pv: Providers, *, aborted: bool
-    ) -> Phase:
-        async def checkpoint() -> None:
-            await self._save(status)
-
-        ctx = StepContext(
-            rb, status, pv, self.reports, self.clock.now, checkpoint, self.trigger, self._contacts
+    async def _finish(self, ctx: StepContext, *, aborted: bool) -> Phase:
+        status = ctx.status
+        runner = StepRunner(
+            retry=self.retry,
+            controls=self.controls,
+            clock=self.clock,
+            recorder=self.recorder,
+            save=self._save,
         )
-        ctx.rules, ctx.verify_window, ctx.pause = self._rules, self._window, self.controls.pause
-        runner = StepRunner(self.retry, self.controls, self.clock, self.recorder, self._save)
         for group in groups(status.steps):
             todo = [status.steps[i] for i in group if status.steps[i].state in _OPEN]
             if not todo:
                 continue
-            first = todo[0]
             await self._refuse_spec_change(status)
-            if not aborted and self.controls.abort_requested():
-                aborted = True
-                await self.recorder.event(
-                    warning=True, reason="AbortRequested", message="Skipping steps not started"
-                )
-            if not TRAITS[first.name].always and (aborted or outcome.failed_critical(status.steps)):
-                why = outcome.ABORTED_MESSAGE if aborted else outcome.AFTER_FAILURE_MESSAGE
-                for step in todo:
-                    step.state, step.message = StepState.SKIPPED, why
-                await self._save(status)
-                continue
-            if first.name == VERIFY:
-                await self._enter(status, Phase.VERIFYING, "Verifying the rollback")
-            if first.name == REPORT:  # the report and the last notice tell the outcome
-                ctx.outcome = outcome.judge(status.steps)
-                status.message = outcome.summary(status.steps, ctx.outcome)
-            await asyncio.gather(*(runner.run(step, ctx) for step in todo))
-            if first.name == VERIFY:
-                self._record_verification(status)
+            aborted = aborted or await self._abort_seen()
+            ctx = await self._run_group(ctx, runner, todo, aborted=aborted)
         final = outcome.judge(status.steps)
         status.finished_at = self.clock.now()
         status.report_ref = _report_ref(status) or status.report_ref
         await self.controls.release()
         await self._enter(status, final, outcome.summary(status.steps, final))
         return final
+
+    async def _abort_seen(self) -> bool:
+        """Whether someone asked to abort; said once, in an Event."""
+        if not self.controls.abort_requested():
+            return False
+        await self.recorder.event(
+            warning=True, reason="AbortRequested", message="Skipping steps not started"
+        )
+        return True
+
+    async def _run_group(
+        self, ctx: StepContext, runner: StepRunner, todo: list[StepStatus], *, aborted: bool
+    ) -> StepContext:
+        """Run (or skip) one group of steps; the context the next group sees."""
+        status, first = ctx.status, todo[0]
+        if not TRAITS[first.name].always and (aborted or outcome.failed_critical(status.steps)):
+            why = outcome.ABORTED_MESSAGE if aborted else outcome.AFTER_FAILURE_MESSAGE
+            for step in todo:
+                step.state, step.message = StepState.SKIPPED, why
+            await self._save(status)
+            return ctx
+        if first.name == VERIFY:
+            await self._enter(status, Phase.VERIFYING, "Verifying the rollback")
+        if first.name == REPORT:  # the report and the last notice tell the outcome
+            judged = outcome.judge(status.steps)
+            status.message = outcome.summary(status.steps, judged)
+            ctx = replace(ctx, outcome=judged)
+        await asyncio.gather(*(runner.run(step, ctx) for step in todo))
+        if first.name == VERIFY:
+            self._record_verification(status)
+        return ctx
 
     def _record_verification(self, status: RollbackStatus) -> None:
         step = next(s for s in status.steps if s.name == VERIFY)
@@ -246,6 +270,12 @@ class Engine:
 
 
 _OPEN = (StepState.PENDING, StepState.RUNNING)
+
+
+def _contact_line(contact: Contact) -> str:
+    """A contact as the report and notices print it."""
+    email = f" <{contact.email}>" if contact.email else ""
+    return f"{contact.role}: {contact.name}{email}"
 
 
 def _report_ref(status: RollbackStatus) -> ReportRef | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rollback_operator.api.rollback import Phase, StepState, StepStatus
-from rollback_operator.reconcile.plan import TRAITS, VERIFY
+from rollback_operator.reconcile.steplist import TRAITS, VERIFY
 
 ABORTED_MESSAGE = "skipped: the rollback was aborted before this step started"
 AFTER_FAILURE_MESSAGE = "skipped: an earlier step failed"

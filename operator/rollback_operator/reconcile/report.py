@@ -18,7 +18,7 @@ from rollback_operator.api.rollback import (
     StepState,
     StepStatus,
 )
-from rollback_operator.reconcile.plan import REPORT, TRAITS
+from rollback_operator.reconcile.steplist import REPORT, TRAITS
 
 FAILED = (Phase.FAILED, Phase.PARTIALLY_FAILED, Phase.ABORTED)
 
@@ -61,13 +61,17 @@ def _summary(data: ReportInput) -> list[str]:
     ]
 
 
+def deployment_moves(plan: RollbackPlan) -> list[tuple[str, str]]:
+    """Frontend and backend as `(target, "<from> -> <to>")`, as the report and notices say."""
+    deployments = (("frontend", plan.frontend), ("backend", plan.backend))
+    return [(t, f"{m.from_ or '?'} -> {m.to}") for t, m in deployments if m is not None]
+
+
 def _plan(plan: RollbackPlan | None) -> list[str]:
     lines = ["", "## Plan and impact", ""]
     if plan is None:
         return [*lines, "- no plan was made"]
-    for target, move in (("frontend", plan.frontend), ("backend", plan.backend)):
-        if move is not None:
-            lines.append(f"- {target}: {move.from_ or '?'} -> {move.to}")
+    lines += [f"- {target}: {move}" for target, move in deployment_moves(plan)]
     if plan.database:
         lines.append(
             f"- database: restore {plan.database.backup} taken {_when(plan.database.taken_at)}; "

@@ -38,8 +38,6 @@ from rollback_operator.api.policy import (
 )
 from rollback_operator.providers.base import Sample
 
-BREACH_STATES = frozenset({RuleState.PENDING, RuleState.WARNING, RuleState.CRITICAL})
-
 
 @dataclass(frozen=True)
 class Observation:
@@ -94,11 +92,6 @@ def judge(rule: Rule, previous: RuleStatus | None, seen: Observation) -> RuleSta
         message=_describe(rule, state, seen.value, episode.since),
         episode=episode,
     )
-
-
-def is_breach(state: RuleState) -> bool:
-    """Pending, Warning or Critical."""
-    return state in BREACH_STATES
 
 
 def past(threshold: Threshold, value: float | None, no_data: NoData) -> bool:

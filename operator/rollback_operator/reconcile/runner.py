@@ -25,7 +25,7 @@ T = TypeVar("T")
 RESUMED = "interrupted by an operator restart; redone from its start"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
     """How often and how patiently a step is retried after a transient error."""
 
@@ -39,7 +39,7 @@ class RetryPolicy:
         return max(backoff, min(hint or 0.0, self.max_delay * 5))
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class StepRunner:
     """Executes steps for one rollback."""
 

@@ -25,19 +25,26 @@ from rollback_operator.api.rollback import (
 )
 from rollback_operator.providers.base import DeploymentTarget, Notice, Providers, StepResult
 from rollback_operator.providers.errors import PermanentError, ProviderError
-from rollback_operator.reconcile import monitoring
-from rollback_operator.reconcile import plan as p
+from rollback_operator.reconcile import monitoring, steplist
 from rollback_operator.reconcile.ports import ReportStore
-from rollback_operator.reconcile.report import ReportInput, deployment_line, render
+from rollback_operator.reconcile.report import (
+    ReportInput,
+    deployment_line,
+    deployment_moves,
+    render,
+)
 
 
 class StepFailed(Exception):
     """A step finished but did not achieve its aim (such as a failed verification check)."""
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class StepContext:
-    """Everything a step may read or record."""
+    """Everything a step may read or record, complete for one run of one rollback.
+
+    `status` is the run's one record: steps change it in place and `checkpoint` saves it.
+    """
 
     rollback: Rollback
     status: RollbackStatus
@@ -45,16 +52,16 @@ class StepContext:
     reports: ReportStore
     now: Callable[[], datetime]
     checkpoint: Callable[[], Awaitable[None]]
-    trigger: str = "manual"
-    contacts: tuple[str, ...] = ()
-    outcome: Phase | None = None
-    rules: tuple[Rule, ...] = ()  # the policy's rules: watched in verification and the report
-    verify_window: timedelta = timedelta(0)
-    pause: Callable[[float], Awaitable[bool]] | None = None  # True when the operator stops
+    pause: Callable[[float], Awaitable[bool]]  # True when the operator stops
+    trigger: str
+    contacts: tuple[str, ...]  # as the report and notices print them
+    rules: tuple[Rule, ...]  # the policy's rules: watched in verification and the report
+    verify_window: timedelta
+    outcome: Phase | None = None  # judged before the report and the last notice
 
     def key(self, step: StepStatus) -> str:
         """The idempotency key of `step` for this rollback."""
-        return p.idempotency_key(self.rollback.metadata.uid, step)
+        return steplist.idempotency_key(self.rollback.metadata.uid, step)
 
 
 StepFn = Callable[[StepStatus, StepContext], Awaitable[StepResult]]
@@ -150,13 +157,7 @@ async def _rules_clear(ctx: StepContext) -> list[CheckResult]:
     source = ctx.providers.metrics
     if source is None or not ctx.rules:
         return []
-    pause = ctx.pause or _sleep
-    return await monitoring.hold_clear(ctx.rules, source, ctx.verify_window, ctx.now, pause)
-
-
-async def _sleep(seconds: float) -> bool:
-    await asyncio.sleep(seconds)
-    return False
+    return await monitoring.hold_clear(ctx.rules, source, ctx.verify_window, ctx.now, ctx.pause)
 
 
 async def _sample_rules(ctx: StepContext) -> None:
@@ -186,11 +187,7 @@ def _notice(ctx: StepContext, kind: str) -> Notice:
     spec, meta, status = ctx.rollback.spec, ctx.rollback.metadata, ctx.status
     phase = ctx.outcome or status.phase
     plan = status.plan or RollbackPlan()
-    moves = [
-        (target, f"{move.from_ or '?'} -> {move.to}")
-        for target, move in (("frontend", plan.frontend), ("backend", plan.backend))
-        if move is not None
-    ]
+    moves = deployment_moves(plan)
     if plan.database is not None:
         moves.append(("database", f"restore {plan.database.backup}"))
     if plan.storage is not None:
@@ -228,7 +225,7 @@ class NotifierJournal:
     def recorded(self) -> Mapping[str, str]:
         ids: dict[str, str] = {}
         for step in self.steps:
-            if step.name in (p.NOTIFY_STARTED, p.NOTIFY_FINISHED):
+            if step.name in (steplist.NOTIFY_STARTED, steplist.NOTIFY_FINISHED):
                 ids |= {
                     k.removeprefix(self.prefix): v
                     for k, v in step.external_ids.items()
@@ -243,7 +240,7 @@ class NotifierJournal:
 
 
 async def _notify(step: StepStatus, ctx: StepContext, kind: str) -> StepResult:
-    started = next((s for s in ctx.status.steps if s.name == p.NOTIFY_STARTED), None)
+    started = next((s for s in ctx.status.steps if s.name == steplist.NOTIFY_STARTED), None)
     if kind == "finished" and started is not None and started.state == StepState.SKIPPED:
         return StepResult("nothing was announced, so there is nothing to close")
     notice, errors, told = _notice(ctx, kind), [], 0
@@ -280,16 +277,16 @@ async def _notify_finished(step: StepStatus, ctx: StepContext) -> StepResult:
 
 
 STEPS: dict[str, StepFn] = {
-    p.NOTIFY_STARTED: _notify_started,
-    p.STOP_TRAFFIC: _stop_traffic,
-    p.SAFETY_BACKUP: _safety_backup,
-    p.RESTORE_DATABASE: _restore_database,
-    p.RESTORE_STORAGE: _restore_storage,
-    p.DEPLOY_PREVIOUS: _deploy_previous,
-    p.INSTANT_ROLLBACK: _instant_rollback,
-    p.VERIFY: _verify,
-    p.REPORT: _report,
-    p.NOTIFY_FINISHED: _notify_finished,
+    steplist.NOTIFY_STARTED: _notify_started,
+    steplist.STOP_TRAFFIC: _stop_traffic,
+    steplist.SAFETY_BACKUP: _safety_backup,
+    steplist.RESTORE_DATABASE: _restore_database,
+    steplist.RESTORE_STORAGE: _restore_storage,
+    steplist.DEPLOY_PREVIOUS: _deploy_previous,
+    steplist.INSTANT_ROLLBACK: _instant_rollback,
+    steplist.VERIFY: _verify,
+    steplist.REPORT: _report,
+    steplist.NOTIFY_FINISHED: _notify_finished,
 }
 
 

@@ -39,19 +39,11 @@ def enter(
 ) -> bool:
     """Move to `phase` and set Ready/Reconciling/Stalled; False if nothing changed."""
     ready, reconciling, stalled, default_reason = _TABLE[phase]
-    why = reason or default_reason
     changed = status.phase != phase or status.message != message
     status.phase = phase
-    status.message = message
-    status.observed_generation = generation
-    for type_, value in (
-        (ConditionType.READY, ready),
-        (ConditionType.RECONCILING, reconciling),
-        (ConditionType.STALLED, stalled),
-    ):
-        status.conditions = set_condition(
-            status.conditions, type_, value, why, message, now=now, generation=generation
-        )
+    _summarise(
+        status, (ready, reconciling, stalled), reason or default_reason, message, now, generation
+    )
     return changed
 
 
@@ -74,19 +66,22 @@ def mark(
 def invalid(status: RollbackStatus, message: str, *, now: datetime, generation: int) -> None:
     """Bad input: Stalled with reason InvalidSpec; the phase stays Pending so a fix can proceed."""
     status.phase = Phase.PENDING
+    _summarise(status, (False, False, True), Reason.INVALID_SPEC, message, now, generation)
+
+
+def _summarise(
+    status: RollbackStatus,
+    values: tuple[bool, bool, bool],
+    reason: Reason,
+    message: str,
+    now: datetime,
+    generation: int,
+) -> None:
+    """The message and the summary conditions: Ready, Reconciling and Stalled, in that order."""
     status.message = message
     status.observed_generation = generation
-    for type_, value in (
-        (ConditionType.READY, False),
-        (ConditionType.RECONCILING, False),
-        (ConditionType.STALLED, True),
-    ):
-        status.conditions = set_condition(
-            status.conditions,
-            type_,
-            value,
-            Reason.INVALID_SPEC,
-            message,
-            now=now,
-            generation=generation,
-        )
+    for type_, value in zip(_SUMMARY, values, strict=True):
+        mark(status, type_, value, reason, message, now=now, generation=generation)
+
+
+_SUMMARY = (ConditionType.READY, ConditionType.RECONCILING, ConditionType.STALLED)
