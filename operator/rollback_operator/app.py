@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 
 from rollback_operator.api import GROUP
+from rollback_operator.handlers import index
 from rollback_operator.handlers import policy as policy_handlers
 from rollback_operator.handlers import rollback as rollback_handlers
 from rollback_operator.handlers.deps import Deps
@@ -65,6 +66,7 @@ def build_registry(own: Settings) -> kopf.OperatorRegistry:
         return kopf.ConnectionInfo(**credentials(deps.kube))
 
     settle = 0.0 if own.standalone else PEER_SETTLE
+    index.register(registry)
     rollback_handlers.register(registry, settle)
     policy_handlers.register(registry, settle)
     return registry

@@ -1,22 +1,34 @@
-"""Small pure parts: the queue order, merge patches, error messages, the command line."""
+"""Small pure parts: the queue order, index entries, merge patches, error messages, the CLI."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
+import kopf
 import pytest
 import yaml
 from pydantic import ValidationError
 
+from rollback_operator.api import TRIGGER_LABEL
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import Phase
 from rollback_operator.api.validation import describe
 from rollback_operator.cli import _parser, main, settings_from
+from rollback_operator.handlers.index import rollback_entry
 from rollback_operator.handlers.patching import merge_diff
-from rollback_operator.reconcile.queue import QueueEntry, position
+from rollback_operator.reconcile.automatic import EPISODES_ANNOTATION
+from rollback_operator.reconcile.queue import RollbackEntry, position
 from sandbox import manifests
 
 
-def _entry(name: str, phase: Phase, targets: set[str], created: str = "t1") -> QueueEntry:
-    return QueueEntry(name, name, created, phase, frozenset(targets))
+def _entry(name: str, phase: Phase, targets: set[str], created: str = "t1") -> RollbackEntry:
+    return RollbackEntry(
+        uid=name, name=name, created=created, phase=phase, targets=frozenset(targets)
+    )
+
+
+def _indexed(manifest: dict[str, Any]) -> RollbackEntry:
+    return rollback_entry(kopf.Body(cast(kopf.RawBody, manifests.stored(manifest))))
 
 
 def test_rollback_runs_at_once_when_nothing_overlaps() -> None:
@@ -43,6 +55,33 @@ def test_rollback_admitted_in_this_process_blocks_before_its_phase_is_visible() 
     me = _entry("me", Phase.QUEUED, {"frontend"}, "t2")
     other = _entry("other", Phase.QUEUED, {"frontend"}, "t3")
     assert position(me, [other], {"other"}) == 1
+
+
+def test_an_indexed_rollback_acts_on_its_mode_s_default_targets_until_it_names_its_own() -> None:
+    assert _indexed(manifests.rollback()).targets == {"frontend", "backend"}
+    full = _indexed(manifests.rollback(mode="full"))
+    assert full.targets == {"frontend", "backend", "database", "storage"}
+    named = _indexed(manifests.rollback(mode="full", targets=["database"]))
+    assert named.targets == {"database"}
+    planned = {**manifests.rollback(mode="full"), "status": {"targets": ["storage"]}}
+    assert _indexed(planned).targets == {"storage"}
+
+
+def test_an_indexed_rollback_whose_spec_is_invalid_acts_on_nothing() -> None:
+    stray_pin = manifests.rollback(to={"database": {"backup": "b.dump"}})
+    entry = _indexed(stray_pin)
+    assert entry.active
+    assert entry.targets == frozenset()
+
+
+def test_an_indexed_automatic_rollback_lists_its_episodes_and_a_manual_one_none() -> None:
+    episodes = {EPISODES_ANNOTATION: "errors@t1,latency@t2"}
+    auto = manifests.rollback()
+    auto["metadata"] |= {"labels": {TRIGGER_LABEL: "policy"}, "annotations": episodes}
+    manual = manifests.rollback()
+    manual["metadata"] |= {"annotations": episodes}
+    assert _indexed(auto).episodes == {"errors@t1", "latency@t2"}
+    assert _indexed(manual).episodes == frozenset()
 
 
 def test_merge_diff_sends_only_changes_and_nulls_removed_keys() -> None:

@@ -169,6 +169,13 @@ class Target(StrEnum):
 
 
 ALL_TARGETS: tuple[Target, ...] = tuple(Target)
+QUICK_TARGETS: tuple[Target, ...] = (Target.FRONTEND, Target.BACKEND)
+
+
+def default_targets(mode: str) -> list[Target]:
+    """The targets of a rollback that names none: quick -> frontend and backend; full -> all
+    four, in the runbook's order."""
+    return list(QUICK_TARGETS) if mode == "quick" else list(ALL_TARGETS)
 
 
 class SecretKeyRef(Model):

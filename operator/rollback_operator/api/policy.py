@@ -25,6 +25,7 @@ from rollback_operator.api.common import (
     ProviderBlock,
     SecretKeyRef,
     Target,
+    default_targets,
     repeated,
 )
 from rollback_operator.api.conditions import Condition
@@ -268,7 +269,7 @@ class AutomaticRollback(Model):
 
     mode: Literal["quick", "full"] = Field(default="quick", description="quick or full.")
     targets: list[Target] = Field(
-        default_factory=lambda: [Target.FRONTEND, Target.BACKEND],
+        default_factory=lambda: default_targets("quick"),
         min_length=1,
         description="Targets of automatic rollbacks.",
     )

@@ -14,16 +14,16 @@ from pydantic.alias_generators import to_camel
 
 from rollback_operator.api.common import (
     ALL_TARGETS,
+    QUICK_TARGETS,
     LocalObjectRef,
     Model,
     NonEmpty,
     ObjectMeta,
     Target,
     Timestamp,
+    default_targets,
 )
 from rollback_operator.api.conditions import Condition
-
-QUICK_TARGETS: tuple[Target, ...] = (Target.FRONTEND, Target.BACKEND)
 
 
 class DeploymentPin(Model):
@@ -99,7 +99,7 @@ class RollbackSpec(Model):
         """The targets this rollback acts on, defaults applied, in the runbook's order."""
         if self.targets is not None:
             return [t for t in ALL_TARGETS if t in self.targets]
-        return list(QUICK_TARGETS) if self.mode == "quick" else list(ALL_TARGETS)
+        return default_targets(self.mode)
 
 
 class Phase(StrEnum):

@@ -15,29 +15,14 @@ import kopf
 
 from rollback_operator.api import ABORT_ANNOTATION, API_VERSION, APPROVED_BY_ANNOTATION
 from rollback_operator.api.rollback import Phase, RollbackStatus
+from rollback_operator.handlers import index
 from rollback_operator.handlers.deps import Deps
-from rollback_operator.handlers.patching import merge_diff
+from rollback_operator.handlers.patching import StatusPatches
 from rollback_operator.reconcile import queue, transitions
 from rollback_operator.telemetry import observe
 
 logger = logging.getLogger(__name__)
 PLURAL = "rollbacks"
-
-
-def queue_entry(body: kopf.Body) -> queue.QueueEntry:
-    """What the queue needs from a Rollback body."""
-    status, spec = body.get("status", {}), body.get("spec", {})
-    default = ["frontend", "backend"]
-    if spec.get("mode") == "full":
-        default += ["database", "storage"]
-    targets = status.get("targets") or spec.get("targets") or default
-    return queue.QueueEntry(
-        uid=body.metadata.uid or "",
-        name=body.metadata.name or "",
-        created=body.metadata.get("creationTimestamp", ""),
-        phase=Phase(status.get("phase", Phase.PENDING.value)),
-        targets=frozenset(targets),
-    )
 
 
 class LiveRollback:
@@ -47,24 +32,21 @@ class LiveRollback:
         self, body: kopf.Body, stopped: kopf.DaemonStopped, deps: Deps, peers: Any
     ) -> None:
         self.body, self.stopped, self.deps, self.peers = body, stopped, deps, peers
-        self._saved: dict[str, Any] = dict(body.get("status", {}))
         self._namespace = body.metadata.namespace or ""
         self._name = body.metadata.name or ""
+        saved = dict(body.get("status", {}))
+        self._status = StatusPatches(deps.kube, PLURAL, self._namespace, self._name, saved)
         self._telemetry = deps.telemetry
         self._trigger = observe.trigger_of(body.metadata.labels, body.metadata.annotations)
 
     async def save(self, status: RollbackStatus) -> None:
-        wire = status.wire()
-        patch = merge_diff(self._saved, wire)
-        if not patch:
-            return
+        wire, saved = status.wire(), self._status.saved
         # judged now, as `wire` was: parallel steps change `status` while the patch is sent
-        ended = observe.ended_steps(self._saved, status)
-        result = observe.ended_phase(self._saved, status)
+        ended = observe.ended_steps(saved, status)
+        result = observe.ended_phase(saved, status)
         seconds, mode = observe.run_seconds(status), status.mode
-        await self.deps.kube.patch_status(PLURAL, self._namespace, self._name, patch)
-        self._saved = wire
-        self._count(ended, result, seconds, mode)
+        if await self._status.write(wire):
+            self._count(ended, result, seconds, mode)
 
     def _count(
         self, ended: list[observe.StepEnd], result: str | None, seconds: float | None,
@@ -102,7 +84,7 @@ class LiveRollback:
         return int(self.body.metadata.get("generation") or 1)
 
     async def admit(self) -> int:
-        me = queue_entry(self.body)
+        me = index.rollback_entry(self.body)
         admission = self.deps.admission
         async with admission.lock:
             others = list(self.peers)

@@ -23,7 +23,7 @@ from rollback_operator.api.conditions import Condition, ConditionType, Reason, s
 from rollback_operator.api.policy import RollbackPolicy, RollbackPolicyStatus
 from rollback_operator.api.validation import describe
 from rollback_operator.handlers.deps import Deps
-from rollback_operator.handlers.policy_live import LivePolicy, index_policy_rollbacks
+from rollback_operator.handlers.policy_live import LivePolicy
 from rollback_operator.providers.base import MetricsSource
 from rollback_operator.providers.errors import ProviderError
 from rollback_operator.reconcile import evaluation, monitoring
@@ -65,7 +65,7 @@ def validate_policy(*, body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) 
 
 
 async def evaluate_policy(
-    *, body: kopf.Body, stopped: kopf.DaemonStopped, memo: Any, policy_rollbacks: Any = None,
+    *, body: kopf.Body, stopped: kopf.DaemonStopped, memo: Any, rollback_index: Any = None,
     **_: Any,
 ) -> None:  # fmt: skip
     """Evaluate the policy's rules every evaluationInterval until the policy goes away."""
@@ -73,7 +73,7 @@ async def evaluate_policy(
     memory: RollbackPolicyStatus | None = None
     while not stopped:
         started = time.monotonic()
-        memory, interval = await evaluate_once(body, deps, policy_rollbacks, memory)
+        memory, interval = await evaluate_once(body, deps, rollback_index, memory)
         await stopped.wait(max(0.0, interval - (time.monotonic() - started)))
 
 
@@ -109,8 +109,8 @@ async def _source(policy: RollbackPolicy, deps: Deps) -> MetricsSource:
 
 
 def register(registry: kopf.OperatorRegistry, settle: float = 0.0) -> None:
-    """Register the RollbackPolicy handlers and the index of Rollbacks by policy (`settle`: as
-    in `handlers.rollback.register`)."""
+    """Register the RollbackPolicy handlers; the evaluation reads the rollback index of
+    `handlers.index` (`settle`: as in `handlers.rollback.register`)."""
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
         decorator(
             GROUP,
@@ -120,9 +120,6 @@ def register(registry: kopf.OperatorRegistry, settle: float = 0.0) -> None:
             registry=registry,
             field="spec",
         )(validate_policy)
-    kopf.index(GROUP, VERSION, "rollbacks", id="policy_rollbacks", registry=registry)(
-        index_policy_rollbacks
-    )
     kopf.daemon(
         GROUP, VERSION, PLURAL, id="evaluate", registry=registry, cancellation_timeout=5.0,
         initial_delay=settle or None,

@@ -1,81 +1,34 @@
 """One RollbackPolicy as an evaluation round sees it: status, Events, and its Rollbacks.
 
 Implements `reconcile.evaluation.PolicyHost` on top of kopf's live body, the Kubernetes gateway
-and the `policy_rollbacks` index, which lists every Rollback by the policy it refers to, with
-the targets it acts on (defaults applied, so a Rollback that has not planned yet still counts),
-its phase, and the episode keys of an automatic one. Status writes are spared while only rule
-values move (see `calm`): a thousand calm policies need not write a thousand times a round.
+and the rollback index (`handlers.index`), which lists every Rollback by the policy it refers
+to, with the targets it acts on (defaults applied, so a Rollback that has not planned yet still
+counts), its phase, and the episode keys of an automatic one. Status writes are spared while
+only rule values move (see `calm`): a thousand calm policies need not write a thousand times a
+round.
 Rule values, thresholds, breaches and suppressions are counted at each save (`telemetry.observe`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import kopf
-from pydantic import ValidationError
 
-from rollback_operator.api import TRIGGER_LABEL
 from rollback_operator.api.policy import RollbackPolicy, RollbackPolicyStatus, RollbackRef, Rule
-from rollback_operator.api.rollback import TERMINAL_PHASES, Phase, Rollback
 from rollback_operator.handlers.deps import Deps
-from rollback_operator.handlers.patching import merge_diff
+from rollback_operator.handlers.patching import StatusPatches
 from rollback_operator.providers.base import Notice
 from rollback_operator.providers.errors import ProviderError
-from rollback_operator.reconcile.automatic import EPISODES_ANNOTATION, Announcement
+from rollback_operator.reconcile.automatic import Announcement
+from rollback_operator.reconcile.queue import RollbackEntry
 from rollback_operator.telemetry import logs, observe
 
 PLURAL = "rollbackpolicies"
 REFRESH = timedelta(minutes=5)
 """How stale rule values and lastEvaluated may get in the stored status while all is calm."""
 _READINGS = frozenset({"value", "lastEvaluated"})
-_TERMINAL = {p.value for p in TERMINAL_PHASES}
-
-
-@dataclass(frozen=True)
-class SeenRollback:
-    """What a policy needs to know about one Rollback that refers to it."""
-
-    name: str
-    phase: str
-    targets: frozenset[str]
-    episodes: frozenset[str]
-    created: str
-
-    @property
-    def active(self) -> bool:
-        """Not finished yet (a Rollback without a phase has not started planning)."""
-        return self.phase not in _TERMINAL
-
-
-def index_policy_rollbacks(
-    *, body: kopf.Body, namespace: str | None, spec: kopf.Spec, **_: Any
-) -> Any:
-    """Index every Rollback by (namespace, policy name) as a `SeenRollback`."""
-    policy = (spec.get("policyRef") or {}).get("name", "")
-    return {(namespace, policy): seen_rollback(body)}
-
-
-def seen_rollback(body: kopf.Body) -> SeenRollback:
-    """A Rollback body as the policy sees it."""
-    status, spec = body.get("status", {}), body.get("spec", {})
-    targets = status.get("targets") or spec.get("targets")
-    if not targets:
-        try:
-            targets = [t.value for t in Rollback.model_validate(dict(body)).spec.chosen_targets()]
-        except ValidationError:
-            targets = []
-    is_auto = body.metadata.labels.get(TRIGGER_LABEL) == "policy"
-    listed = body.metadata.annotations.get(EPISODES_ANNOTATION, "") if is_auto else ""
-    return SeenRollback(
-        name=body.metadata.name or "",
-        phase=status.get("phase", Phase.PENDING.value),
-        targets=frozenset(targets),
-        episodes=frozenset(e for e in listed.split(",") if e),
-        created=body.metadata.get("creationTimestamp") or "",
-    )
 
 
 def calm(old: dict[str, Any], new: dict[str, Any], now: datetime) -> bool:
@@ -119,24 +72,23 @@ class LivePolicy:
         self._namespace = body.metadata.namespace or ""
         self._name = body.metadata.name or ""
         self._rollbacks = rollbacks
-        self._saved: dict[str, Any] = dict(body.get("status", {}))
+        saved = dict(body.get("status", {}))
+        self._status = StatusPatches(deps.kube, PLURAL, self._namespace, self._name, saved)
         self._uid = body.metadata.uid or ""
         self._telemetry = deps.telemetry
         logs.bind_policy(self._namespace, self._name)
 
     async def save(self, status: RollbackPolicyStatus) -> None:
         wire = status.wire()
-        patch = merge_diff(self._saved, wire)
         self._count_start()
-        if patch and not calm(self._saved, wire, self.deps.clock.now()):
-            await self.deps.kube.patch_status(PLURAL, self._namespace, self._name, patch)
-            self._saved = wire
+        if not calm(self._status.saved, wire, self.deps.clock.now()):
+            await self._status.write(wire)
         observe.record_policy(self._telemetry, self._uid, self._namespace, self._name, status)
 
     def _count_start(self) -> None:
         """Before the first count: what the stored status already holds, and the thresholds."""
         if self._uid not in self._telemetry.policies:
-            stored = RollbackPolicyStatus.model_validate(self._saved)
+            stored = RollbackPolicyStatus.model_validate(self._status.saved)
             observe.start_policy(self._telemetry, self._uid, stored)
         generation = int(self.body.metadata.get("generation") or 1)
         if observe.thresholds_stale(self._telemetry, self._uid, generation):
@@ -181,7 +133,7 @@ class LivePolicy:
         meta = created.get("metadata", {})
         return RollbackRef(name=meta.get("name", ""), time=self._time(""))
 
-    def _seen(self) -> list[SeenRollback]:
+    def _seen(self) -> list[RollbackEntry]:
         if self._rollbacks is None:
             return []
         return list(self._rollbacks.get((self._namespace, self._name), []))

@@ -17,7 +17,7 @@ from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import TERMINAL_PHASES, Rollback
 from rollback_operator.api.validation import describe
 from rollback_operator.handlers.deps import Deps
-from rollback_operator.handlers.live import LiveRollback, queue_entry
+from rollback_operator.handlers.live import LiveRollback
 from rollback_operator.providers.base import Providers
 from rollback_operator.providers.errors import ProviderError
 from rollback_operator.reconcile import monitoring
@@ -32,20 +32,6 @@ RECHECK_SECONDS = 5.0
 
 def _terminal(body: kopf.Body) -> bool:
     return body.get("status", {}).get("phase") in {p.value for p in TERMINAL_PHASES}
-
-
-def index_policies(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
-    """Index every RollbackPolicy by (namespace, name), parsed, or the reason it is invalid."""
-    try:
-        return {(namespace, name): RollbackPolicy.model_validate(dict(body))}
-    except ValidationError as error:
-        return {(namespace, name): describe(error, "spec")}
-
-
-def index_rollbacks(*, body: kopf.Body, namespace: str | None, spec: kopf.Spec, **_: Any) -> Any:
-    """Index every Rollback by (namespace, policy name), for the queue."""
-    policy = (spec.get("policyRef") or {}).get("name", "")
-    return {(namespace, policy): queue_entry(body)}
 
 
 async def _prepare(body: kopf.Body, policies: Any, deps: Deps) -> Prepared | str:
@@ -124,15 +110,11 @@ class _Peers:
 
 
 def register(registry: kopf.OperatorRegistry, settle: float = 0.0) -> None:
-    """Register the Rollback handlers and the indexes they use.
+    """Register the Rollback daemon (it reads both indexes of `handlers.index`).
 
     `settle`: seconds a daemon waits before it acts, so that replicas started together see each
     other in the peering object (and all but one pause) before any of them acts.
     """
-    kopf.index(GROUP, VERSION, "rollbackpolicies", id="policy_index", registry=registry)(
-        index_policies
-    )
-    kopf.index(GROUP, VERSION, "rollbacks", id="rollback_index", registry=registry)(index_rollbacks)
     kopf.daemon(
         GROUP,
         VERSION,

@@ -1,6 +1,7 @@
 """Who may run now: one active Rollback per policy and target, the rest wait in order.
 
-Pure: the handlers feed it what the operator's index holds about other rollbacks.
+Pure: the handlers feed it what the operator's index holds about other rollbacks, one
+`RollbackEntry` each (the policy's evaluation reads the same entries).
 """
 
 from __future__ import annotations
@@ -8,26 +9,34 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rollback_operator.api.rollback import STARTED_PHASES, Phase
+from rollback_operator.api.rollback import STARTED_PHASES, TERMINAL_PHASES, Phase
 
 
-@dataclass(frozen=True)
-class QueueEntry:
-    """What the queue needs to know about one rollback."""
+@dataclass(frozen=True, kw_only=True)
+class RollbackEntry:
+    """What the operator knows about one Rollback from its index: enough to queue it behind
+    others, and for its policy to see whether it is active and which breaches it answers."""
 
     uid: str
     name: str
     created: str
     phase: Phase
     targets: frozenset[str]
+    episodes: frozenset[str] = frozenset()
+    """Episode keys an automatic rollback was created for (none for a manual one)."""
 
     @property
     def order(self) -> tuple[str, str]:
         """First come, first served; the name breaks ties."""
         return (self.created, self.name)
 
+    @property
+    def active(self) -> bool:
+        """Not finished yet (a Rollback without a phase has not started planning)."""
+        return self.phase not in TERMINAL_PHASES
 
-def position(me: QueueEntry, others: Iterable[QueueEntry], running: set[str]) -> int:
+
+def position(me: RollbackEntry, others: Iterable[RollbackEntry], running: set[str]) -> int:
     """0 when `me` may start; else how many overlapping rollbacks are ahead of it.
 
     Ahead are overlapping rollbacks that have started (by their phase, or by `running`, the
