@@ -14,7 +14,7 @@ from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import Phase
 from rollback_operator.api.validation import describe
 from rollback_operator.cli import _parser, main, settings_from
-from rollback_operator.handlers.index import rollback_entry
+from rollback_operator.handlers.index import index_policies, rollback_entry
 from rollback_operator.handlers.patching import merge_diff
 from rollback_operator.reconcile.automatic import EPISODES_ANNOTATION
 from rollback_operator.reconcile.queue import RollbackEntry, position
@@ -100,6 +100,15 @@ def test_validation_message_names_the_field_path() -> None:
         RollbackPolicy.model_validate(bad)
     message = describe(caught.value)
     assert message.startswith("spec.rules[0].for: ")
+
+
+def test_an_invalid_policy_is_indexed_with_a_message_naming_its_field_once() -> None:
+    bad = manifests.policy(restartEverything=True)
+    body = kopf.Body(cast(kopf.RawBody, manifests.stored(bad)))
+    indexed = index_policies(body=body, namespace="default", name="mindmate")
+    message = indexed[("default", "mindmate")]
+    assert message.startswith("spec.restartEverything: Extra inputs are not permitted"), message
+    assert "spec.spec" not in message
 
 
 def test_crds_command_prints_both_crds(capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,7 +30,7 @@ def index_policies(*, body: kopf.Body, namespace: str | None, name: str, **_: An
     try:
         return {(namespace, name): RollbackPolicy.model_validate(dict(body))}
     except ValidationError as error:
-        return {(namespace, name): describe(error, "spec")}
+        return {(namespace, name): describe(error)}
 
 
 def index_rollbacks(*, body: kopf.Body, namespace: str | None, spec: kopf.Spec, **_: Any) -> Any:
