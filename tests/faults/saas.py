@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from rollback_operator.api.policy import RailwayTarget, VercelTarget
@@ -108,7 +108,7 @@ def _vercel(saas: Saas) -> Subject:
             {"projectId": saas.project, "apiUrl": url,
              "tokenSecretRef": {"name": "vercel", "key": "token"}}
         )  # fmt: skip
-        paced = vercel.Pacing(poll_interval=0.01, job_deadline=5.0)
+        paced = replace(vercel.PACING, poll_interval=0.01, deadline=5.0)
         target = vercel.VercelProject(config, token, fast_options(time), paced)
         return {
             "plan": lambda: target.plan(None),
@@ -137,7 +137,7 @@ def _railway(saas: Saas) -> Subject:
              "serviceId": saas.service, "apiUrl": f"{url}/graphql/v2",
              "tokenSecretRef": {"name": "railway", "key": "token"}}
         )  # fmt: skip
-        paced = railway.Pacing(poll_interval=0.01, deploy_deadline=5.0)
+        paced = replace(railway.PACING, poll_interval=0.01, deadline=5.0)
         target = railway.RailwayService(config, token, fast_options(time), paced)
         return {
             "plan": lambda: target.plan(None),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import httpx
@@ -70,7 +70,7 @@ class World:
              "apiUrl": f"{self.url}/graphql/v2",
              "tokenSecretRef": {"name": "railway", "key": "token"}}
         )  # fmt: skip
-        paced = railway.Pacing(**{"poll_interval": 0.01, "deploy_deadline": 5.0, **pacing})
+        paced = replace(railway.PACING, **{"poll_interval": 0.01, "deadline": 5.0, **pacing})
         return railway.RailwayService(config, token, fast_options(self.time), paced)
 
     def deploy(self, status: str = "SUCCESS", **options: Any) -> str:
@@ -268,7 +268,7 @@ async def test_a_rollback_deployment_that_fails_is_a_permanent_error(
 async def test_a_deployment_past_its_deadline_is_retryable_and_the_retry_waits_for_it(
     world: World,
 ) -> None:
-    target = world.target(deploy_deadline=0.05)
+    target = world.target(deadline=0.05)
 
     with pytest.raises(errors.RetryableError, match="still"):
         await target.rollback(world.old, KEY, world.journal)

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -64,7 +64,7 @@ class World:
             {"projectId": self.project, "teamId": TEAM, "apiUrl": self.url,
              "tokenSecretRef": {"name": "vercel", "key": "token"}}
         )  # fmt: skip
-        paced = vercel.Pacing(**{"poll_interval": 0.01, "job_deadline": 5.0, **pacing})
+        paced = replace(vercel.PACING, **{"poll_interval": 0.01, "deadline": 5.0, **pacing})
         return vercel.VercelProject(config, token, options or fast_options(self.time), paced)
 
     def deploy(self, **options: Any) -> str:
@@ -268,7 +268,7 @@ async def test_a_failed_job_ends_in_a_permanent_error_naming_the_stuck_alias(
 
 @with_options(job_polls=10_000)
 async def test_a_job_past_its_deadline_is_retryable_and_the_retry_adopts_it(world: World) -> None:
-    target = world.target(job_deadline=0.05)
+    target = world.target(deadline=0.05)
 
     with pytest.raises(errors.RetryableError, match="still in-progress"):
         await target.rollback(world.old, KEY, world.journal)
@@ -285,7 +285,7 @@ async def test_a_job_already_running_to_the_target_is_awaited_not_requested_agai
     world: World,
 ) -> None:
     with pytest.raises(errors.RetryableError):
-        await world.target(job_deadline=0.05).rollback(world.old, KEY, world.journal)
+        await world.target(deadline=0.05).rollback(world.old, KEY, world.journal)
     job = world.fake.project(world.project).job
     assert job is not None
     world.fake.job_polls = job.polls + 2  # still running at the next read, done soon after
@@ -304,7 +304,7 @@ async def test_a_job_running_to_another_target_makes_the_rollback_retryable(
 ) -> None:
     other = world.deploy(created_at=world.fake.deployment(world.old).created_at - 1, live=False)
     with pytest.raises(errors.RetryableError):
-        await world.target(job_deadline=0.05).rollback(other, "someone-else", MemoryJournal())
+        await world.target(deadline=0.05).rollback(other, "someone-else", MemoryJournal())
 
     with pytest.raises(errors.RetryableError, match="another rollback or promote is running"):
         await world.target().rollback(world.old, KEY, world.journal)

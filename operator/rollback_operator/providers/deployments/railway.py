@@ -33,6 +33,7 @@ from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http
 from rollback_operator.providers.base import Candidate, Journal, StepResult
 from rollback_operator.providers.context import BuildContext
+from rollback_operator.providers.deployments.pacing import Pacing
 
 Json = dict[str, Any]
 NODE = "id status createdAt canRollback meta serviceId environmentId"
@@ -79,15 +80,8 @@ _ERRORS: tuple[tuple[tuple[str, ...], type[errors.ProviderError]], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Pacing:
-    """How to wait for a rollback's deployment, and how far to page through deployments."""
-
-    poll_interval: float = 2.0
-    deploy_deadline: float = 600.0
-    appear_deadline: float = 30.0
-    page_size: int = 50
-    max_pages: int = 20
+PACING = Pacing(poll_interval=2.0, deadline=600.0, appear_deadline=30.0, page_size=50, max_pages=20)
+"""A Railway rollback is a new deployment: a build that may take minutes to go live."""
 
 
 class RailwayService:
@@ -98,7 +92,7 @@ class RailwayService:
         config: policy.RailwayTarget,
         token: str,
         options: http.Options | None = None,
-        pacing: Pacing | None = None,
+        pacing: Pacing = PACING,
     ) -> None:
         url = urlsplit(config.api_url)
         auth = (
@@ -109,7 +103,7 @@ class RailwayService:
         self._path = url.path or "/"
         self._instance = {"serviceId": config.service_id, "environmentId": config.environment_id}
         self._where = {"projectId": config.project_id, **self._instance}
-        self._pacing = pacing or Pacing()
+        self._pacing = pacing
 
     async def plan(self, pin: str | None) -> DeploymentPlan:
         async with self._http.session() as s:
@@ -282,7 +276,7 @@ class RailwayService:
 
     async def _await_success(self, s: http.Session, new: str, to: str) -> str:
         opts, pacing = self._http.options, self._pacing
-        deadline = opts.clock() + pacing.deploy_deadline
+        deadline = opts.clock() + pacing.deadline
         while True:
             status = (await self._deployment(s, "rollback", new))["status"]
             if status in ACTIVE:
@@ -293,7 +287,7 @@ class RailwayService:
             if opts.clock() >= deadline:
                 message = (
                     f"rollback: deployment {new} (rollback to {to}) still {status} "
-                    f"after {pacing.deploy_deadline:g}s"
+                    f"after {pacing.deadline:g}s"
                 )
                 raise self._http.error(message, errors.RetryableError)
             await opts.sleep(pacing.poll_interval)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +27,7 @@ from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http
 from rollback_operator.providers.base import Candidate, Journal, StepResult
 from rollback_operator.providers.context import BuildContext
+from rollback_operator.providers.deployments.pacing import Pacing
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +38,8 @@ TERMINAL = frozenset({"succeeded", "failed", "skipped"})
 FOLLOW_UP = "promote a deployment to re-enable automatic production domain assignment"
 
 
-@dataclass(frozen=True)
-class Pacing:
-    """How to wait for Vercel's alias job, and how far to page through deployments."""
-
-    poll_interval: float = 0.25
-    job_deadline: float = 180.0
-    page_size: int = 100
-    max_pages: int = 50
+PACING = Pacing(poll_interval=0.25, deadline=180.0, page_size=100, max_pages=50)
+"""Vercel's alias job is quick; its list pages hold up to 100 deployments."""
 
 
 class VercelProject:
@@ -56,13 +50,13 @@ class VercelProject:
         config: policy.VercelTarget,
         token: str,
         options: http.Options | None = None,
-        pacing: Pacing | None = None,
+        pacing: Pacing = PACING,
     ) -> None:
         auth = {"Authorization": f"Bearer {token}"}
         self._http = http.Http("vercel", config.api_url, auth, options)
         self._project = config.project_id
         self._team = config.team_id
-        self._pacing = pacing or Pacing()
+        self._pacing = pacing
 
     async def plan(self, pin: str | None) -> DeploymentPlan:
         async with self._http.session() as s:
@@ -237,7 +231,7 @@ class VercelProject:
         A job requested at `earlier` is the one seen before ours was asked for: not ours.
         """
         opts, pacing = self._http.options, self._pacing
-        deadline = opts.clock() + pacing.job_deadline
+        deadline = opts.clock() + pacing.deadline
         while True:
             project = await self._read_project(s, "rollback")
             job = _job(project, to, running=False)
@@ -249,8 +243,7 @@ class VercelProject:
             if opts.clock() >= deadline:
                 state = job.get("jobStatus") if job else "not visible"
                 raise self._http.error(
-                    f"rollback: Vercel's job to {to} is still {state} after "
-                    f"{pacing.job_deadline:g}s",
+                    f"rollback: Vercel's job to {to} is still {state} after {pacing.deadline:g}s",
                     errors.RetryableError,
                 )
             await opts.sleep(pacing.poll_interval)
