@@ -11,6 +11,10 @@ Routes served (one handler per group of API versions):
 `GET /v6|v7/deployments`, `GET /v13/deployments/{idOrUrl}`, `GET /v8|v9/projects/{idOrName}`,
 `POST /v1|v9/projects/{p}/rollback/{d}`, `POST /v10/projects/{p}/promote/{d}`,
 `POST /v1/projects/{p}/pause|unpause`, `GET /v1|v9/projects/{p}/rollback|promote/aliases`.
+
+The state, and how alias jobs move, live in `vercel_world`; the records and their JSON shapes in
+`vercel_model`; this module is the HTTP API over them: auth and team scope, routes, rate limits
+and faults.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import itertools
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
@@ -34,109 +37,28 @@ from sandbox.fakes.http_server import (
     ReplyFault,
     ServerError,
 )
-
-DEPLOYMENT_STATES = frozenset(
-    {"BUILDING", "ERROR", "INITIALIZING", "QUEUED", "READY", "CANCELED", "DELETED", "BLOCKED"}
+from sandbox.fakes.vercel_model import (
+    DEPLOYMENT_STATES,
+    ERROR_CODES,
+    TERMINAL_JOB_STATUSES,
+    AliasJob,
+    JobOutcome,
+    RollbackRejections,
+    VercelDeployment,
+    alias_json,
+    full,
+    list_item,
+    matches_filters,
+    page,
 )
-JobStatus = Literal["pending", "in-progress", "succeeded", "failed", "skipped"]
-JobOutcome = Literal["succeeded", "failed", "skipped"]
-TERMINAL_JOB_STATUSES = frozenset({"succeeded", "failed", "skipped"})
-# 400/403/404/405/429/500 are documented codes; 402/409/422 names are the fake's guess.
-ERROR_CODES = {
-    400: "bad_request",
-    402: "payment_required",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_unknown",
-    409: "conflict",
-    422: "unprocessable_entity",
-    429: "rate_limited",
-}
+from sandbox.fakes.vercel_world import VercelWorld
+
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 Params = dict[str, str]
 Handler = Callable[[ApiCall, str, Params], web.Response]
 
 
-@dataclass(frozen=True)
-class RollbackRejections:
-    """Statuses for refused rollback/promote requests (all UNCONFIRMED in providers.md 1.11)."""
-
-    other_project: int = 400
-    ineligible: int = 400
-    job_running: int = 409
-    hobby_not_previous: int = 402
-
-
-@dataclass
-class VercelDeployment:
-    uid: str
-    name: str
-    project_id: str
-    url: str
-    created_at: int
-    state: str
-    target: str | None
-    meta: dict[str, str]
-    creator_uid: str
-    served_production: bool = False
-
-    @property
-    def ready_substate(self) -> str | None:
-        if self.state != "READY":
-            return None
-        return "PROMOTED" if self.served_production else "STAGED"
-
-    @property
-    def is_rollback_candidate(self) -> bool:
-        return self.state == "READY" and self.served_production
-
-
-@dataclass
-class VercelAlias:
-    id: str
-    hostname: str
-    created_at: int
-    deployment_id: str | None
-    status: str = "completed"
-
-
-@dataclass
-class AliasJob:
-    """The project's `lastAliasRequest`: one rollback or promote moving production aliases."""
-
-    type: Literal["rollback", "promote"]
-    from_id: str | None
-    to_id: str
-    requested_at: int
-    outcome: JobOutcome
-    status: JobStatus = "pending"
-    polls: int = 0
-    description: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "fromDeploymentId": self.from_id,
-            "toDeploymentId": self.to_id,
-            "requestedAt": self.requested_at,
-            "jobStatus": self.status,
-        }
-
-
-@dataclass
-class VercelProject:
-    id: str
-    name: str
-    account_id: str
-    created_at: int
-    updated_at: int
-    paused: bool = False
-    production: str | None = None
-    job: AliasJob | None = None
-    aliases: list[VercelAlias] = field(default_factory=list)
-
-
-class FakeVercel(FakeApi):
+class FakeVercel(FakeApi, VercelWorld):
     """In-memory Vercel with projects, deployments, production aliases and alias jobs.
 
     Job timing: a rollback/promote job shows `pending` until polled, `in-progress` for the
@@ -172,10 +94,11 @@ class FakeVercel(FakeApi):
         rate_limit_headers: bool = False,
         default_page_size: int = 20,
     ) -> None:
-        super().__init__(latency=latency, clock=clock)
-        self.job_polls = job_polls
-        self.job_seconds = job_seconds
-        self.job_outcome: JobOutcome = job_outcome
+        FakeApi.__init__(self, latency=latency, clock=clock)
+        VercelWorld.__init__(
+            self, token=token, user_id=user_id, job_polls=job_polls, job_seconds=job_seconds,
+            job_outcome=job_outcome,
+        )  # fmt: skip
         self.auth_failure_status = auth_failure_status
         self.comma_separated_states = comma_separated_states
         self.promote_status = promote_status
@@ -186,14 +109,7 @@ class FakeVercel(FakeApi):
         self.default_page_size = default_page_size
         self._rate = RateWindow(rate_limit, 60.0, clock) if rate_limit is not None else None
         self._last_rate: RateState | None = None
-        self._ids = itertools.count(1)
         self._trace_ids = itertools.count(1)
-        self._user_id = user_id
-        self._tokens: dict[str, tuple[str, set[str]]] = {token: (user_id, set())}
-        self._teams: dict[str, str] = {}  # team id -> slug
-        self._projects: dict[str, VercelProject] = {}
-        self._deployments: dict[str, VercelDeployment] = {}
-        self._last_created = 0
         p, d = r"(?P<project>[^/]+)", r"(?P<dep>[^/]+)"
         routes: list[tuple[str, str, Handler]] = [
             ("GET", r"/v[67]/deployments", self._list_deployments),
@@ -206,86 +122,6 @@ class FakeVercel(FakeApi):
              self._list_job_aliases),
         ]  # fmt: skip
         self._routes = [(m, re.compile(r), h) for m, r, h in routes]
-
-    # ----- seeding and inspection (call from any thread) -----
-
-    def add_token(self, token: str, *, user_id: str, teams: Iterable[str] = ()) -> None:
-        with self.lock:
-            self._tokens[token] = (user_id, set(teams))
-
-    def add_team(self, team_id: str, *, slug: str, tokens: Iterable[str] | None = None) -> str:
-        """Create a team; `tokens` (default: every known token) become its members."""
-        with self.lock:
-            self._teams[team_id] = slug
-            for token in self._tokens if tokens is None else tokens:
-                self._tokens[token][1].add(team_id)
-            return team_id
-
-    def add_project(
-        self, name: str, *, team_id: str | None = None, aliases: Iterable[str] | None = None
-    ) -> str:
-        """Create a project owned by `team_id` (default: the default token's user account)."""
-        with self.lock:
-            now = self._now_ms()
-            account = team_id or self._user_id
-            project = VercelProject(f"prj_{next(self._ids):06d}", name, account, now, now)
-            hosts = [f"{name}.example.com"] if aliases is None else list(aliases)
-            for host in hosts:
-                project.aliases.append(VercelAlias(f"alias_{next(self._ids):06d}", host, now, None))
-            self._projects[project.id] = project
-            return project.id
-
-    def add_deployment(
-        self,
-        project: str,
-        *,
-        state: str = "READY",
-        target: str | None = "production",
-        created_at: int | None = None,
-        meta: dict[str, str] | None = None,
-        live: bool | None = None,
-    ) -> str:
-        """Add a deployment; by default a READY production one becomes live (auto-assigned)."""
-        if state not in DEPLOYMENT_STATES:
-            raise ValueError(f"unknown Vercel deployment state {state!r}")
-        with self.lock:
-            proj = self._projects[self._project_id(project)]
-            self._last_created = max(self._now_ms(), self._last_created + 1)
-            uid = f"dpl_{next(self._ids):06d}"
-            dep = VercelDeployment(
-                uid=uid,
-                name=proj.name,
-                project_id=proj.id,
-                url=f"{proj.name}-{uid[4:]}.vercel.app",
-                created_at=created_at if created_at is not None else self._last_created,
-                state=state,
-                target=target,
-                meta=dict(meta or {}),
-                creator_uid=self._user_id,
-            )
-            self._deployments[uid] = dep
-            if live if live is not None else (state == "READY" and target == "production"):
-                self._make_live(proj, dep)
-            return uid
-
-    def production_deployment(self, project: str) -> str | None:
-        with self.lock:
-            return self._projects[self._project_id(project)].production
-
-    def project(self, project: str) -> VercelProject:
-        """The live state object (mutate only under `fake.lock`)."""
-        return self._projects[self._project_id(project)]
-
-    def deployment(self, uid: str) -> VercelDeployment:
-        return self._deployments[uid]
-
-    def complete_job(self, project: str, outcome: JobOutcome | None = None) -> None:
-        """Step hook: end the project's running job now (with `outcome`, or its planned one)."""
-        with self.lock:
-            proj = self.project(project)
-            if proj.job is not None and proj.job.status not in TERMINAL_JOB_STATUSES:
-                proj.job.outcome = outcome or proj.job.outcome
-                self._finish_job(proj, proj.job)
 
     def secrets(self) -> Iterable[str]:
         return list(self._tokens)
@@ -367,11 +203,11 @@ class FakeVercel(FakeApi):
             and (states is None or d.state in states)
             and (until is None or d.created_at < until)
             and (since is None or d.created_at > since)
-            and _matches_filters(d, q)
+            and matches_filters(d, q)
         ]
         deps.sort(key=lambda d: (d.created_at, d.uid), reverse=True)
         return web.json_response(
-            {"deployments": [self._list_item(d) for d in deps[:limit]], **_page(deps, limit)}
+            {"deployments": [list_item(d) for d in deps[:limit]], **page(deps, limit)}
         )
 
     def _get_deployment(self, call: ApiCall, scope: str, params: Params) -> web.Response:
@@ -381,7 +217,7 @@ class FakeVercel(FakeApi):
         )
         if dep is None or self._projects[dep.project_id].account_id != scope:
             return _error(404, "Deployment not found")
-        return web.json_response(self._full(dep))
+        return web.json_response(self._full_json(dep))
 
     def _get_project(self, call: ApiCall, scope: str, params: Params) -> web.Response:
         project = self._find_project(params["project"], scope)
@@ -403,8 +239,8 @@ class FakeVercel(FakeApi):
                 "updatedAt": project.updated_at,
                 "paused": project.paused,
                 "live": prod is not None,
-                "targets": {"production": self._full(prod) if prod else None},
-                "latestDeployments": [self._full(d) for d in latest],
+                "targets": {"production": self._full_json(prod) if prod else None},
+                "latestDeployments": [self._full_json(d) for d in latest],
                 "lastRollbackTarget": None,
                 "lastAliasRequest": project.job.to_json() if project.job else None,
             }
@@ -476,61 +312,14 @@ class FakeVercel(FakeApi):
         )
         flat = self.flat_promote_aliases and params["kind"] == "promote"
         items = [
-            {"id": a.id, "status": a.status, "alias": _alias(a, flat)} for a in aliases[:limit]
+            {"id": a.id, "status": a.status, "alias": alias_json(a, flat)} for a in aliases[:limit]
         ]
-        return web.json_response({"aliases": items, **_page(aliases, limit)})
+        return web.json_response({"aliases": items, **page(aliases, limit)})
 
-    # ----- state machine -----
+    # ----- callers, filters and rate limits -----
 
-    def _advance(self, project: VercelProject, *, poll: bool) -> None:
-        job = project.job
-        if job is None or job.status in TERMINAL_JOB_STATUSES:
-            return
-        job.polls += 1 if poll else 0
-        if self.job_seconds is not None:
-            done = self._now_ms() - job.requested_at >= self.job_seconds * 1000
-        else:
-            done = job.polls > self.job_polls
-        if done:
-            self._finish_job(project, job)
-        elif job.polls > 0 or self.job_seconds is not None:
-            job.status = "in-progress"
-            for alias in project.aliases:
-                alias.status = "in-progress"
-
-    def _finish_job(self, project: VercelProject, job: AliasJob) -> None:
-        job.status = job.outcome
-        project.updated_at = self._now_ms()
-        if job.outcome == "succeeded":
-            self._make_live(project, self._deployments[job.to_id])
-        for i, alias in enumerate(project.aliases):
-            failed = job.outcome == "failed" and i == 0  # some aliases could not be remapped
-            alias.status = "failed" if failed else "completed"
-            if job.outcome == "failed" and not failed:
-                alias.deployment_id = job.to_id
-
-    def _make_live(self, project: VercelProject, dep: VercelDeployment) -> None:
-        project.production = dep.uid
-        dep.served_production = True
-        for alias in project.aliases:
-            alias.deployment_id = dep.uid
-
-    def _previous_production(self, project: VercelProject) -> str | None:
-        current = self._deployments.get(project.production or "")
-        older = [
-            d
-            for d in self._deployments.values()
-            if d.project_id == project.id
-            and d.is_rollback_candidate
-            and d is not current
-            and (current is None or d.created_at < current.created_at)
-        ]
-        return max(older, key=lambda d: d.created_at).uid if older else None
-
-    # ----- helpers -----
-
-    def _now_ms(self) -> int:
-        return int(self.clock() * 1000)
+    def _full_json(self, d: VercelDeployment) -> dict[str, Any]:
+        return full(d, self._projects[d.project_id], self._teams)
 
     def _scope(self, call: ApiCall, token: str) -> str | None:
         """Account id the call acts on: `teamId`, else `slug`, else the token's user."""
@@ -541,21 +330,6 @@ class FakeVercel(FakeApi):
         if team is None:
             return user_id
         return team if team in teams and team in self._teams else None
-
-    def _project_id(self, id_or_name: str) -> str:
-        if id_or_name in self._projects:
-            return id_or_name
-        return next(p.id for p in self._projects.values() if p.name == id_or_name)
-
-    def _find_project(self, id_or_name: str, scope: str) -> VercelProject | None:
-        return next(
-            (
-                p
-                for p in self._projects.values()
-                if id_or_name in (p.id, p.name) and p.account_id == scope
-            ),
-            None,
-        )
 
     def _states(self, raw: str | None) -> set[str] | None:
         if raw is None:
@@ -584,51 +358,6 @@ class FakeVercel(FakeApi):
             response.headers.setdefault("X-RateLimit-Remaining", str(state.remaining))
             response.headers.setdefault("X-RateLimit-Reset", str(int(state.reset_at)))
 
-    def _list_item(self, d: VercelDeployment) -> dict[str, Any]:
-        return {
-            "uid": d.uid,
-            "created": d.created_at,
-            "state": d.state,
-            **self._common(d),
-        }
-
-    def _full(self, d: VercelDeployment) -> dict[str, Any]:
-        project = self._projects[d.project_id]
-        aliases = [a.hostname for a in project.aliases if a.deployment_id == d.uid]
-        team = project.account_id in self._teams
-        return {
-            "id": d.uid,
-            "status": d.state,
-            "ownerId": project.account_id,
-            "alias": aliases,
-            "regions": ["iad1"],
-            "team": {"id": project.account_id, "name": self._teams[project.account_id],
-                     "slug": self._teams[project.account_id]} if team else None,
-            **self._common(d),
-            "aliasAssigned": bool(aliases),
-        }  # fmt: skip
-
-    def _common(self, d: VercelDeployment) -> dict[str, Any]:
-        return {
-            "name": d.name,
-            "projectId": d.project_id,
-            "url": d.url,
-            "createdAt": d.created_at,
-            "buildingAt": d.created_at,
-            "ready": d.created_at if d.state == "READY" else None,
-            "readyState": d.state,
-            "readySubstate": d.ready_substate,
-            "target": d.target,
-            "meta": dict(d.meta),
-            "isRollbackCandidate": d.is_rollback_candidate,
-            "type": "LAMBDAS",
-            "source": "git",
-            "creator": {"uid": d.creator_uid},
-            "inspectorUrl": f"https://vercel.com/fake/{d.name}/{d.uid}",
-            "aliasAssigned": d.served_production,
-            "aliasError": None,
-        }
-
 
 def _error(status: int, message: str, code: str | None = None, **extra: Any) -> web.Response:
     """Vercel's documented error body: `{"error": {"code", "message", ...}}`."""
@@ -645,40 +374,3 @@ def _int_param(query: Any, *names: str) -> int | None:
                 raise ValueError(f"Invalid `{name}` query parameter: {raw}")
             return int(raw)
     return None
-
-
-def _matches_filters(d: VercelDeployment, q: Any) -> bool:
-    """The remaining documented list filters: target, app, branch, sha, users, candidates."""
-    target = q.get("target")
-    if target is not None and d.target != (None if target == "preview" else target):
-        return False
-    if "rollbackCandidate" in q and d.is_rollback_candidate != (q["rollbackCandidate"] == "true"):
-        return False
-    if "users" in q and d.creator_uid not in q["users"].split(","):
-        return False
-    meta = d.meta
-    checks = {
-        "app": d.name,
-        "branch": meta.get("githubCommitRef"),
-        "sha": meta.get("githubCommitSha"),
-    }
-    return all(q[k] == v for k, v in checks.items() if k in q)
-
-
-def _alias(alias: VercelAlias, flat: bool) -> Any:
-    """CLI shape `{alias, deploymentId}`, or the SDK's flattened hostname string."""
-    return (
-        alias.hostname if flat else {"alias": alias.hostname, "deploymentId": alias.deployment_id}
-    )
-
-
-def _page(items: list[Any], limit: int) -> dict[str, Any]:
-    """`pagination` for a newest-first list: `next` is the last item's created ms if more remain."""
-    page = items[:limit]
-    return {
-        "pagination": {
-            "count": len(page),
-            "next": page[-1].created_at if len(items) > limit else None,
-            "prev": page[0].created_at if page else None,
-        }
-    }
