@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -45,47 +46,43 @@ class Telemetry:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.rollbacks = Counter(
+        counter = partial(Counter, registry=self.registry)
+        gauge = partial(Gauge, registry=self.registry)
+        histogram = partial(Histogram, registry=self.registry)
+        self.rollbacks = counter(
             "rollbacks",
             "Rollbacks that reached a terminal phase (result), by mode and trigger.",
             ["mode", "trigger", "result"],
-            registry=r,
         )
-        self.rollback_duration = Histogram(
+        self.rollback_duration = histogram(
             "rollback_duration_seconds",
             "From startedAt to finishedAt of rollbacks that ran steps.",
             ["mode", "result"],
             buckets=ROLLBACK_BUCKETS,
-            registry=r,
         )
-        self.step_duration = Histogram(
+        self.step_duration = histogram(
             "rollback_step_duration_seconds",
             "From startedAt to finishedAt of each finished step (all its attempts).",
             ["step", "target"],
             buckets=STEP_BUCKETS,
-            registry=r,
         )
-        self.rule_value = Gauge(
-            "policy_rule_value", "Last value of each policy rule.", [*POLICY, "rule"], registry=r
+        self.rule_value = gauge(
+            "policy_rule_value", "Last value of each policy rule.", [*POLICY, "rule"]
         )
-        self.rule_threshold = Gauge(
+        self.rule_threshold = gauge(
             "policy_rule_threshold",
             "Warning and critical thresholds of each policy rule.",
             [*POLICY, "rule", "severity", "direction"],
-            registry=r,
         )
-        self.breaches = Counter(
+        self.breaches = counter(
             "policy_breaches",
             "Breach episodes that reached warning or critical (one per episode and severity).",
             [*POLICY, "rule", "severity"],
-            registry=r,
         )
-        self.suppressed = Counter(
+        self.suppressed = counter(
             "automatic_rollbacks_suppressed",
             "Automatic rollbacks not created, by reason (one per episode and reason).",
             [*POLICY, "reason"],
-            registry=r,
         )
         self.policies: dict[str, PolicyCounts] = {}
         self._rules: dict[tuple[str, str], set[str]] = {}
