@@ -1,4 +1,4 @@
-"""Shared plumbing for the fake provider APIs (Vercel, Railway) used by the tests.
+"""Shared plumbing for the fake SaaS APIs (Vercel, Railway, Slack, ...) of the tests and the demo.
 
 Why this module exists: the fakes are real HTTP servers, so the operator's real httpx code
 (auth headers, retries, timeouts, pagination) runs against them unchanged, from sync tests,
@@ -6,7 +6,7 @@ async tests and a separate operator process alike. Around their provider-specifi
 fakes need the same machinery, kept here once: a server on a free loopback port in a
 background thread with its own event loop, per-call latency, injectable faults (429, 5xx,
 provider-shaped errors, slow answers, dropped connections), a fixed-window rate limiter, and
-a request log that never holds a credential.
+a request log that never holds a credential (`request_log`).
 """
 
 from __future__ import annotations
@@ -29,12 +29,10 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from sandbox import observers
+from sandbox.fakes.request_log import RequestLog, RequestRecord, redact, redact_headers
 
 Clock = Callable[[], float]
 """Seconds since the Unix epoch; injected so tests can freeze or advance time."""
-
-REDACTED = "***REDACTED***"
-_SECRET_HEADERS = frozenset({"authorization", "project-access-token", "cookie", "x-api-key"})
 
 
 @dataclass(frozen=True)
@@ -124,92 +122,6 @@ class FaultInjector(Generic[F]):
     def __len__(self) -> int:
         with self._lock:
             return len(self._rules)
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One call as the fake saw it; credentials are already redacted."""
-
-    method: str
-    path: str
-    route: str
-    query: Mapping[str, str]
-    body: Any
-    headers: Mapping[str, str]
-    status: int | None
-    """HTTP status answered; None when the connection closed first (`Dropped`, client gone)."""
-    mutating: bool
-    fault: str | None
-    """Class name of the injected fault that shaped this answer, if any."""
-
-
-class RequestLog:
-    """Thread-safe, append-only list of `RequestRecord`s with a few query helpers."""
-
-    def __init__(self) -> None:
-        self._records: list[RequestRecord] = []
-        self._lock = threading.Lock()
-        self._grew = threading.Condition(self._lock)
-
-    def append(self, record: RequestRecord) -> None:
-        with self._lock:
-            self._records.append(record)
-            self._grew.notify_all()
-
-    def wait_for(self, count: int, timeout: float) -> bool:
-        """Block until at least `count` records exist (calls end in the server's thread)."""
-        with self._lock:
-            return self._grew.wait_for(lambda: len(self._records) >= count, timeout)
-
-    @property
-    def records(self) -> list[RequestRecord]:
-        with self._lock:
-            return list(self._records)
-
-    def matching(self, route: str = "*", *, mutating: bool | None = None) -> list[RequestRecord]:
-        return [
-            r
-            for r in self.records
-            if fnmatch.fnmatchcase(r.route, route) and mutating in (None, r.mutating)
-        ]
-
-    def count_mutating(self, route: str = "*") -> int:
-        """Mutating calls that reached the fake, whatever their outcome."""
-        return len(self.matching(route, mutating=True))
-
-    def clear(self) -> None:
-        with self._lock:
-            self._records.clear()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._records)
-
-
-def redact(value: Any, secrets: Iterable[str]) -> Any:
-    """Replace every occurrence of a secret inside strings, lists and dicts."""
-    secret_list = [s for s in secrets if s]
-    if isinstance(value, str):
-        for secret in secret_list:
-            value = value.replace(secret, REDACTED)
-        return value
-    if isinstance(value, list):
-        return [redact(v, secret_list) for v in value]
-    if isinstance(value, dict):
-        return {k: redact(v, secret_list) for k, v in value.items()}
-    return value
-
-
-def redact_headers(headers: Mapping[str, str], secrets: Iterable[str]) -> dict[str, str]:
-    """Blank credential headers entirely (keeping an auth scheme word) and scrub the rest."""
-    out: dict[str, str] = {}
-    for name, value in headers.items():
-        if name.lower() in _SECRET_HEADERS:
-            scheme, _, rest = value.partition(" ")
-            out[name] = f"{scheme} {REDACTED}" if rest else REDACTED
-        else:
-            out[name] = redact(value, secrets)
-    return out
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 End-to-end tests and scripts run the operator, kubectl or helm as separate processes; those
 need a URL and a kubeconfig, not an in-process object. ``EmulatedCluster`` starts
-``python -m sandbox.kube.emulator`` from the repository root, waits for its port, writes a
+``python -m sandbox.kube`` from the repository root, waits for its port, writes a
 kubeconfig next to it and runs ``/usr/bin/kubectl`` against it with the flags the emulator
 needs (``--validate=false``: there is no OpenAPI document to validate against).
 """
@@ -75,7 +75,7 @@ class EmulatedCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         portfile = self.workdir / "emulator.port"
         portfile.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "sandbox.kube.emulator", "--port", "0"]
+        command = [sys.executable, "-m", "sandbox.kube", "--port", "0"]
         with self.log.open("wb") as log:
             self._process = subprocess.Popen(
                 [*command, "--portfile", str(portfile)],

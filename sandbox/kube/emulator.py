@@ -16,20 +16,15 @@ reaction such as ``emulator["patch"] << 500`` leaves it untouched, as a failing 
 would), and a resource must be declared (bundled built-ins, a POSTed CRD, or
 ``emulator.resources[...]``) or requests get 404. Protobuf bodies get 415.
 
-Run it as a process with ``python -m sandbox.kube.emulator --port 0 --portfile PATH``.
+Run it as a process with ``python -m sandbox.kube --port 0 --portfile PATH`` (``__main__``).
 """
 
-import argparse
-import asyncio
 import contextlib
 import copy
-import os
-import pathlib
 import random
-import signal
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import aiohttp.web
 import attrs
@@ -376,32 +371,3 @@ def _with_status(base: Obj, source: Obj) -> Obj:
 def _spec(obj: Obj) -> Obj:
     """Everything that bumps metadata.generation when it changes."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
-
-
-async def _serve_until_signalled(host: str, port: int, portfile: pathlib.Path | None) -> None:
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    async with running_emulator(host, port) as emulator:
-        if portfile is not None:  # write, then rename: readers never see a half-written file
-            partial = portfile.with_name(f"{portfile.name}.tmp")
-            partial.write_text(f"{emulator.url.port}\n")
-            os.replace(partial, portfile)
-        print(f"Kubernetes API emulator listening on {emulator.url}", flush=True)
-        await stop.wait()
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m sandbox.kube.emulator",
-        description="Serve an emulated Kubernetes API until SIGTERM or SIGINT.",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks one")
-    parser.add_argument("--portfile", type=pathlib.Path, help="write the bound port here")
-    args = parser.parse_args(argv)
-    asyncio.run(_serve_until_signalled(args.host, args.port, args.portfile))
-
-
-if __name__ == "__main__":
-    main()

@@ -504,7 +504,7 @@ def test_the_process_writes_its_port_and_exits_cleanly_on_a_signal(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
     portfile = tmp_path / "port"
-    command = [sys.executable, "-m", "sandbox.kube.emulator", "--port", "0", "--portfile"]
+    command = [sys.executable, "-m", "sandbox.kube", "--port", "0", "--portfile"]
     with subprocess.Popen(
         [*command, str(portfile)], cwd=REPO_ROOT, stdout=subprocess.PIPE
     ) as process:
