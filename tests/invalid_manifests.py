@@ -1,7 +1,9 @@
 """A table of invalid manifests: each with the field its error must name.
 
-`schema` says whether the generated CRD schema alone refuses it (an API server would), or only
-the operator's models can (cross-field rules, or facts only the operator can look up).
+`schema` says whether an API server with the generated CRDs refuses it, or only the operator's
+models can (facts only the operator can look up); `cel` says that one of the CRD's CEL rules
+refuses it (`api.cel`, the twins of the models' cross-field checks). `tests/schema.py` checks
+the others without a server; `tests/apiserver/test_crd_rules.py` checks every one on a real one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ class Case:
     id: str
     manifest: dict[str, Any]
     field: str  # must appear in the error message
-    schema: bool  # the CRD schema refuses it too
+    schema: bool  # the API server refuses it too
+    cel: bool = False  # ... by a CEL rule (x-kubernetes-validations)
 
 
 def _rb(**spec: Any) -> dict[str, Any]:
@@ -35,7 +38,14 @@ def _rule(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in {**base, **fields}.items() if v is not None}
 
 
+def _with_null_frontend_provider() -> dict[str, Any]:
+    policy = _pol()
+    policy["spec"]["targets"]["frontend"] = {"vercel": None}
+    return policy
+
+
 PROM = {"prometheus": {"url": "http://prometheus:9090"}}
+NULL_THRESHOLDS = {"name": "err", "query": "up", "warning": None, "critical": None}
 
 ROLLBACK_CASES = [
     Case("mode-unknown", _rb(mode="fast"), "spec.mode", True),
@@ -59,15 +69,23 @@ ROLLBACK_CASES = [
         "pin-for-unselected-target",
         _rb(targets=["frontend"], to={"backend": {"deploymentId": "d-1"}}),
         "spec.to",
-        False,
+        True,
+        cel=True,
     ),
     Case(
         "quick-mode-with-database",
         _rb(mode="quick", targets=["frontend", "database"]),
         "spec.targets",
-        False,
+        True,
+        cel=True,
     ),
-    Case("quick-mode-database-pin", _rb(to={"database": {"backup": "b.dump"}}), "spec.to", False),
+    Case(
+        "quick-mode-database-pin",
+        _rb(to={"database": {"backup": "b.dump"}}),
+        "spec.to",
+        True,
+        cel=True,
+    ),
 ]
 
 POLICY_CASES = [
@@ -87,7 +105,13 @@ POLICY_CASES = [
         "duration-bad-for", _pol(metrics=PROM, rules=[_rule(**{"for": "5 minutes"})]), "for", True
     ),
     Case("duration-bad-interval", _pol(evaluationInterval="30"), "spec.evaluationInterval", True),
-    Case("duration-zero-interval", _pol(evaluationInterval="0s"), "spec.evaluationInterval", False),
+    Case(
+        "duration-zero-interval",
+        _pol(evaluationInterval="0s"),
+        "spec.evaluationInterval",
+        True,
+        cel=True,
+    ),
     Case(
         "duration-bad-cooldown",
         _pol(automaticRollback={"cooldown": "1 hour"}),
@@ -110,22 +134,39 @@ POLICY_CASES = [
         "auto-rollback-without-critical",
         _pol(metrics=PROM, rules=[_rule(critical=None, warning={"above": 1}, autoRollback=True)]),
         "spec.rules[0]",
-        False,
+        True,
+        cel=True,
     ),
     Case(
         "warning-past-critical",
         _pol(metrics=PROM, rules=[_rule(warning={"above": 0.1})]),
         "spec.rules[0]",
-        False,
+        True,
+        cel=True,
     ),
     Case(
         "warning-and-critical-opposite",
         _pol(metrics=PROM, rules=[_rule(warning={"below": 0.1})]),
         "spec.rules[0]",
-        False,
+        True,
+        cel=True,
+    ),
+    Case(
+        "threshold-set-to-null",
+        _pol(metrics=PROM, rules=[_rule(critical={"above": None})]),
+        "spec.rules[0].critical",
+        True,
+        cel=True,
+    ),
+    Case(
+        "thresholds-both-null",
+        _pol(metrics=PROM, rules=[NULL_THRESHOLDS]),
+        "spec.rules[0]",
+        True,
+        cel=True,
     ),
     Case("no-data-unknown", _pol(metrics=PROM, rules=[_rule(noData="panic")]), "noData", True),
-    Case("rules-without-metrics", _pol(rules=[_rule()]), "spec.metrics", False),
+    Case("rules-without-metrics", _pol(rules=[_rule()]), "spec.metrics", True, cel=True),
     Case(
         "secret-ref-missing-key",
         _pol(targets={"frontend": {"vercel": {"tokenSecretRef": {"name": "vercel", "key": None}}}}),
@@ -164,7 +205,22 @@ POLICY_CASES = [
             rules=[_rule(autoRollback=True)],
         ),
         "spec.automaticRollback.targets",
-        False,
+        True,
+        cel=True,
+    ),
+    Case(
+        "auto-quick-with-database",
+        _pol(automaticRollback={"mode": "quick", "targets": ["database"]}),
+        "spec.automaticRollback.targets",
+        True,
+        cel=True,
+    ),
+    Case(
+        "provider-block-null",
+        _with_null_frontend_provider(),
+        "spec.targets.frontend",
+        True,
+        cel=True,
     ),
     Case(
         "max-rollbacks-zero",
@@ -172,7 +228,9 @@ POLICY_CASES = [
         "spec.automaticRollback.maxRollbacks.count",
         True,
     ),
-    Case("database-without-object-store", _pol(objectStore=None), "spec.objectStore", False),
+    Case(
+        "database-without-object-store", _pol(objectStore=None), "spec.objectStore", True, cel=True
+    ),
     Case(
         "api-url-not-a-url", _pol(metrics={"prometheus": {"url": "prometheus:9090"}}), "url", True
     ),

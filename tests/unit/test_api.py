@@ -37,7 +37,7 @@ def test_operator_folder_does_not_shadow_the_stdlib_operator_module() -> None:
     assert importlib.import_module("rollback_operator").__file__
 
 
-@pytest.mark.parametrize("folder", ["crds", "charts/rollback-operator/crds"])
+@pytest.mark.parametrize("folder", ["crds", "charts/rollback-operator/files/crds"])
 def test_committed_crds_match_the_models(folder: str) -> None:
     generated = crd_files()
     committed = {p.name: p.read_text() for p in (ROOT / folder).glob("*.yaml")}
@@ -65,7 +65,9 @@ def test_invalid_manifest_is_refused_by_the_models_naming_the_field(case: Case) 
     assert case.field in message, message
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in ALL_CASES if c.schema])
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, id=c.id) for c in ALL_CASES if c.schema and not c.cel]
+)
 def test_invalid_manifest_is_refused_by_the_crd_schema(case: Case) -> None:
     assert schema_errors(case.manifest)
 

@@ -22,6 +22,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from rollback_operator.api import cel
+
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -74,6 +76,7 @@ class OneOf(Model):
             target["required"] = keys  # the one provider there is: a plain required field
         else:
             target["oneOf"] = [{"required": [key]} for key in keys]
+        target["x-kubernetes-validations"] = [cel.exactly_one(keys)]
         return schema
 
     @model_validator(mode="after")
@@ -126,7 +129,11 @@ def _positive_duration(text: str) -> str:
 
 Duration = Annotated[
     str,
-    Field(pattern=DURATION_PATTERN, examples=["30s", "5m", "1h", "24h"]),
+    Field(
+        pattern=DURATION_PATTERN,
+        examples=["30s", "5m", "1h", "24h"],
+        json_schema_extra={"x-kubernetes-validations": cel.POSITIVE_DURATION},
+    ),
     AfterValidator(_positive_duration),
 ]
 

@@ -7,11 +7,13 @@ structural openAPIV3Schema: references inlined, `Optional` as `nullable`, no tit
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from pydantic import BaseModel
 
 from rollback_operator.api import GROUP, VERSION
+from rollback_operator.api.cel import BY_MODEL
 from rollback_operator.api.policy import RollbackPolicySpec, RollbackPolicyStatus
 from rollback_operator.api.rollback import RollbackSpec, RollbackStatus
 
@@ -19,34 +21,20 @@ Schema = dict[str, Any]
 _DROP = {"title", "examples", "additionalProperties"}
 _LIST_MAP_KEYS = {"rules", "healthChecks", "sqlChecks", "conditions", "contacts"}
 
-_ROLLBACK_RULES = [
-    {
-        "rule": "self.mode == 'full' || !has(self.targets) || "
-        "self.targets.all(t, t == 'frontend' || t == 'backend')",
-        "message": "quick mode rolls back frontend and backend only; use mode: full",
-    },
-    *(
-        {
-            "rule": f"!has(self.to) || !has(self.to.{t}) || (has(self.targets) ? "
-            f"'{t}' in self.targets : {default})",
-            "message": f"to.{t}: pinned but {t} is not a selected target",
-        }
-        for t, default in (
-            ("frontend", "true"),
-            ("backend", "true"),
-            ("database", "self.mode == 'full'"),
-            ("storage", "self.mode == 'full'"),
-        )
-    ),
-]
-
 
 def schema_of(model: type[BaseModel]) -> Schema:
     """The structural openAPIV3Schema of a model."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
-    result: Schema = _structural(raw, defs, key="")
+    result: Schema = _with_rules(_structural(raw, defs, key=""), model.__name__)
     return result
+
+
+def _with_rules(schema: Schema, model: str) -> Schema:
+    """The schema with the CEL twins of the model's cross-field checks (`api.cel`)."""
+    if model in BY_MODEL:
+        schema["x-kubernetes-validations"] = copy.deepcopy(BY_MODEL[model])
+    return schema
 
 
 def _structural(node: Any, defs: Schema, key: str) -> Any:
@@ -55,9 +43,9 @@ def _structural(node: Any, defs: Schema, key: str) -> Any:
     if not isinstance(node, dict):
         return node
     if "$ref" in node:
-        target = defs[node["$ref"].rsplit("/", 1)[-1]]
-        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-        return _structural(merged, defs, key)
+        name = node["$ref"].rsplit("/", 1)[-1]
+        merged = {**defs[name], **{k: v for k, v in node.items() if k != "$ref"}}
+        return _with_rules(_structural(merged, defs, key), name)
     options = node.get("anyOf")
     if options and {"type": "null"} in options:
         rest = [o for o in options if o != {"type": "null"}]
@@ -153,7 +141,6 @@ def _column(name: str, path: str, type_: str = "string", priority: int = 0) -> S
 def rollback_crd() -> Schema:
     """The Rollback CRD."""
     spec = schema_of(RollbackSpec)
-    spec["x-kubernetes-validations"] = _ROLLBACK_RULES
     columns = [
         _column("Phase", ".status.phase"),
         _column("Mode", ".spec.mode"),

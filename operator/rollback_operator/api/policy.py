@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 from rollback_operator.api.common import (
     ALL_TARGETS,
     DURATION_PATTERN,
+    QUICK_TARGETS,
     DnsName,
     Duration,
     Model,
@@ -280,6 +281,17 @@ class AutomaticRollback(Model):
     def _unique(self) -> Self:
         if dupes := repeated(self.targets):
             raise ValueError(f"targets: repeated {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _quick_targets(self) -> Self:
+        """As a Rollback's: what quick mode cannot do, the Rollback it creates could not."""
+        extra = [t.value for t in self.targets if t not in QUICK_TARGETS]
+        if self.mode == "quick" and extra:
+            raise ValueError(
+                f"targets: quick mode rolls back frontend and backend only, not "
+                f"{', '.join(extra)}; use mode: full"
+            )
         return self
 
 
