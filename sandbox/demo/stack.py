@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from mypy_boto3_s3 import S3Client
 
-from rollback_operator.api.policy import ObjectStore
+from rollback_operator.api.targets import ObjectStore
 from rollback_operator.providers.objectstore import s3api
 from sandbox.demo import app as demo_app
 from sandbox.fakes import saas as saas_fakes

@@ -20,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from rollback_operator.api.policy import DatabaseTarget, RollbackPolicy
+from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import CheckResult, DatabasePlan, DeploymentPlan, StoragePlan
+from rollback_operator.api.targets import DatabaseTarget
 from rollback_operator.providers.base import (
     Candidate,
     Journal,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from mypy_boto3_s3 import S3Client
 
-from rollback_operator.api.policy import BackupLocation
+from rollback_operator.api.targets import BackupLocation
 from rollback_operator.providers.errors import PermanentError
 from tests.db import world
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
-from rollback_operator.api.policy import S3Target
+from rollback_operator.api.targets import S3Target
 from rollback_operator.providers.objectstore.reports import S3ReportArchive
 from rollback_operator.providers.storage import s3 as storage
 from sandbox.services.s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY

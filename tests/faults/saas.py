@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
-from rollback_operator.api.policy import RailwayTarget, VercelTarget
 from rollback_operator.api.rollback import DeploymentPlan
+from rollback_operator.api.targets import RailwayTarget, VercelTarget
 from rollback_operator.providers.base import Notifier
 from rollback_operator.providers.deployments import railway, vercel
 from sandbox.fakes.host import MemoryJournal

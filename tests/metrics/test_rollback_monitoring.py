@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 import pytest_asyncio
 
-from rollback_operator.api.policy import RollbackPolicy, Rule
+from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.api.rules import Rule
 from rollback_operator.providers.base import MetricsSource
 from rollback_operator.providers.metrics.prometheus import PrometheusFactory
 from rollback_operator.reconcile import monitoring

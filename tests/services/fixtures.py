@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from mypy_boto3_s3 import S3Client
 
-from rollback_operator.api.policy import ObjectStore
+from rollback_operator.api.targets import ObjectStore
 from rollback_operator.providers.objectstore import s3api
 from sandbox.services.postgres import PostgresServer
 from sandbox.services.prometheus import PrometheusServer

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollback_operator.api.policy import Episode, RollbackPolicyStatus, Rule, RuleState, RuleStatus
+from rollback_operator.api.policy import RollbackPolicyStatus
 from rollback_operator.api.rollback import Phase, RollbackStatus, StepState, StepStatus
+from rollback_operator.api.rules import Episode, Rule, RuleState, RuleStatus
 from rollback_operator.telemetry import observe
 from rollback_operator.telemetry.metrics import Telemetry, ThresholdLine
 

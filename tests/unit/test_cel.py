@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from rollback_operator.api import common, policy, rollback
+from rollback_operator.api import common, policy, rollback, rules, targets
 from rollback_operator.api.crd import schema_of
 
 COVERED_BY_THE_SCHEMA = {
@@ -24,7 +24,7 @@ COVERED_BY_THE_SCHEMA = {
 
 def _validated_models() -> list[type[BaseModel]]:
     found: list[type[BaseModel]] = []
-    for module in (common, policy, rollback):
+    for module in (common, targets, rules, policy, rollback):
         for _, value in inspect.getmembers(module, inspect.isclass):
             if not issubclass(value, BaseModel) or value.__module__ != module.__name__:
                 continue

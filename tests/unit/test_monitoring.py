@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from rollback_operator.api.policy import RollbackPolicy, Rule
+from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import MonitoredRule, Phase, Rollback
+from rollback_operator.api.rules import Rule
 from rollback_operator.providers.base import Sample
 from rollback_operator.providers.errors import ProviderError, RetryableError
 from rollback_operator.reconcile import monitoring

@@ -37,7 +37,7 @@ def _rule(rule: str, message: str, field: str | None = None) -> Rule:
 
 
 def exactly_one(keys: list[str]) -> Rule:
-    """`common.OneOf._exactly_one`, `policy.Threshold._exactly_one`: the schema's `oneOf` of
+    """`common.OneOf._exactly_one`, `rules.Threshold._exactly_one`: the schema's `oneOf` of
     required keys counts a key set to null as set; CEL's `has` does not."""
     count = " + ".join(f"(has(self.{key}) ? 1 : 0)" for key in keys)
     return _rule(f"{count} == 1", f"exactly one of {', '.join(keys)} must be set")
@@ -75,7 +75,7 @@ RULE = [
     ),
     *_THRESHOLDS,
 ]
-"""`policy.Rule._thresholds_agree` (the schema's `anyOf` counts a threshold set to null)."""
+"""`rules.Rule._thresholds_agree` (the schema's `anyOf` counts a threshold set to null)."""
 
 AUTOMATIC_ROLLBACK = [
     _rule(

@@ -138,6 +138,8 @@ Duration = Annotated[
 ]
 
 NonEmpty = Annotated[str, Field(min_length=1)]
+NonNegativeDuration = Annotated[str, Field(pattern=DURATION_PATTERN)]
+HttpUrl = Annotated[str, Field(pattern=r"^https?://\S+$")]
 Number = Annotated[float, Strict()]  # a JSON number: never "0.05" or true, as the schema says
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")

@@ -16,7 +16,8 @@ from typing import Any
 
 import kopf
 
-from rollback_operator.api.policy import RollbackPolicy, RollbackPolicyStatus, RollbackRef, Rule
+from rollback_operator.api.policy import RollbackPolicy, RollbackPolicyStatus, RollbackRef
+from rollback_operator.api.rules import Rule
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.patching import StatusPatches
 from rollback_operator.providers.base import Notice

@@ -21,13 +21,8 @@ from typing import Any
 from rollback_operator.api import API_VERSION, GROUP, POLICY_LABEL, TRIGGER_LABEL
 from rollback_operator.api.common import parse_duration
 from rollback_operator.api.conditions import Reason
-from rollback_operator.api.policy import (
-    RollbackPolicy,
-    RollbackPolicyStatus,
-    RollbackRef,
-    RuleState,
-    RuleStatus,
-)
+from rollback_operator.api.policy import RollbackPolicy, RollbackPolicyStatus, RollbackRef
+from rollback_operator.api.rules import RuleState, RuleStatus
 from rollback_operator.reconcile import rules as rule_logic
 
 EPISODES_ANNOTATION = f"{GROUP}/episodes"

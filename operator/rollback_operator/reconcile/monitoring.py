@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from rollback_operator.api.common import format_duration, parse_duration
-from rollback_operator.api.policy import NoData, Rule, Threshold
 from rollback_operator.api.rollback import CheckResult, MonitoredRule
+from rollback_operator.api.rules import NoData, Rule, Threshold
 from rollback_operator.providers.base import MetricsSource, Sample
 from rollback_operator.providers.errors import ProviderError
 from rollback_operator.reconcile.ports import Stopping

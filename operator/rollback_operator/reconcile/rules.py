@@ -28,14 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rollback_operator.api.common import parse_duration
-from rollback_operator.api.policy import (
-    Episode,
-    NoData,
-    Rule,
-    RuleState,
-    RuleStatus,
-    Threshold,
-)
+from rollback_operator.api.rules import Episode, NoData, Rule, RuleState, RuleStatus, Threshold
 from rollback_operator.providers.base import Sample
 
 

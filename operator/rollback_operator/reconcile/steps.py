@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rollback_operator.api.common import Target
-from rollback_operator.api.policy import Rule
 from rollback_operator.api.rollback import (
     CheckResult,
     DeploymentPlan,
@@ -23,6 +22,7 @@ from rollback_operator.api.rollback import (
     StepState,
     StepStatus,
 )
+from rollback_operator.api.rules import Rule
 from rollback_operator.providers.base import DeploymentTarget, Notice, Providers, StepResult
 from rollback_operator.providers.errors import PermanentError, ProviderError
 from rollback_operator.reconcile import monitoring, steplist

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollback_operator.api import TRIGGER_LABEL
-from rollback_operator.api.policy import RollbackPolicyStatus, Rule, RuleState
+from rollback_operator.api.policy import RollbackPolicyStatus
 from rollback_operator.api.rollback import TERMINAL_PHASES, RollbackStatus, StepState, StepStatus
+from rollback_operator.api.rules import Rule, RuleState
 from rollback_operator.telemetry.metrics import PolicyCounts, Telemetry, ThresholdLine
 
 _TERMINAL = {p.value for p in TERMINAL_PHASES}

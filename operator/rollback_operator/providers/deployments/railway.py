@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from rollback_operator.api import policy
+from rollback_operator.api import targets
 from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http
 from rollback_operator.providers.base import Candidate, Journal, StepResult
@@ -89,7 +89,7 @@ class RailwayService:
 
     def __init__(
         self,
-        config: policy.RailwayTarget,
+        config: targets.RailwayTarget,
         token: str,
         options: http.Options | None = None,
         pacing: Pacing = PACING,
@@ -356,6 +356,6 @@ def _candidate(dep: Json, live: Json | None, default: Json | None) -> Candidate:
     )
 
 
-async def build(config: policy.RailwayTarget, context: BuildContext) -> RailwayService:
+async def build(config: targets.RailwayTarget, context: BuildContext) -> RailwayService:
     """The adapter of a policy's `targets.backend.railway` block."""
     return RailwayService(config, await context.secret(config.token_secret_ref))

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from rollback_operator.api import policy
+from rollback_operator.api import targets
 from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http
 from rollback_operator.providers.base import Candidate, Journal, StepResult
@@ -47,7 +47,7 @@ class VercelProject:
 
     def __init__(
         self,
-        config: policy.VercelTarget,
+        config: targets.VercelTarget,
         token: str,
         options: http.Options | None = None,
         pacing: Pacing = PACING,
@@ -340,6 +340,6 @@ def _hostname(alias: Any) -> str:
     return str(alias.get("alias") if isinstance(alias, dict) else alias)
 
 
-async def build(config: policy.VercelTarget, context: BuildContext) -> VercelProject:
+async def build(config: targets.VercelTarget, context: BuildContext) -> VercelProject:
     """The adapter of a policy's `targets.frontend.vercel` block."""
     return VercelProject(config, await context.secret(config.token_secret_ref))

@@ -34,7 +34,8 @@ from typing import Any
 
 import httpx
 
-from rollback_operator.api.policy import Prometheus, RollbackPolicy
+from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.api.rules import Prometheus
 from rollback_operator.providers import errors, http
 from rollback_operator.providers.base import MetricsSource, Sample, SecretReader
 from rollback_operator.providers.errors import ProviderError

@@ -17,7 +17,7 @@ import boto3
 from botocore import exceptions as boto_errors
 from botocore.config import Config
 
-from rollback_operator.api.policy import ObjectStore
+from rollback_operator.api.targets import ObjectStore
 from rollback_operator.providers.errors import (
     NotFoundError,
     PermanentError,

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from rollback_operator.api.policy import S3Target
+from rollback_operator.api.targets import S3Target
 from rollback_operator.providers.errors import PermanentError
 from rollback_operator.providers.objectstore import layout, s3api
 from rollback_operator.providers.storage.diff import Action, Kind, Live, Source, compare

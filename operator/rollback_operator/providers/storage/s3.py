@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from rollback_operator.api.policy import S3Target
 from rollback_operator.api.rollback import StoragePlan
+from rollback_operator.api.targets import S3Target
 from rollback_operator.providers.base import StepResult
 from rollback_operator.providers.context import BuildContext
 from rollback_operator.providers.errors import PermanentError, ProviderError
