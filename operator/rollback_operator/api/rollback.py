@@ -122,6 +122,8 @@ TERMINAL_PHASES = frozenset(
     {Phase.PLANNED, Phase.SUCCEEDED, Phase.PARTIALLY_FAILED, Phase.FAILED, Phase.ABORTED}
 )
 STARTED_PHASES = frozenset({Phase.RUNNING, Phase.VERIFYING})
+FAILED_PHASES = frozenset({Phase.FAILED, Phase.PARTIALLY_FAILED, Phase.ABORTED})
+"""Ends that did not go as asked: a Warning Event, a failure notice, a follow-up in the report."""
 
 
 class StepState(StrEnum):

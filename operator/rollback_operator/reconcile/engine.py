@@ -15,6 +15,7 @@ from rollback_operator.api.common import parse_duration
 from rollback_operator.api.conditions import ConditionType, Reason, find
 from rollback_operator.api.policy import Contact, RollbackPolicySpec
 from rollback_operator.api.rollback import (
+    FAILED_PHASES,
     STARTED_PHASES,
     TERMINAL_PHASES,
     Phase,
@@ -34,8 +35,6 @@ from rollback_operator.reconcile.steplist import REPORT, TRAITS, VERIFY, groups,
 from rollback_operator.reconcile.steps import StepContext
 
 logger = logging.getLogger(__name__)
-
-_WARNING_PHASES = {Phase.FAILED, Phase.PARTIALLY_FAILED, Phase.ABORTED}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,7 +256,7 @@ class Engine:
         transitions.enter(status, phase, message, now=now, generation=generation, reason=reason)
         await self._save(status)
         if before != phase or phase == Phase.QUEUED:
-            warning = phase in _WARNING_PHASES
+            warning = phase in FAILED_PHASES
             await self.recorder.event(warning=warning, reason=phase.value, message=message)
 
     async def _save(self, status: RollbackStatus) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from rollback_operator.api.common import format_duration
 from rollback_operator.api.rollback import (
+    FAILED_PHASES,
     Phase,
     Rollback,
     RollbackPlan,
@@ -19,8 +20,6 @@ from rollback_operator.api.rollback import (
     StepStatus,
 )
 from rollback_operator.reconcile.steplist import REPORT, TRAITS
-
-FAILED = (Phase.FAILED, Phase.PARTIALLY_FAILED, Phase.ABORTED)
 
 
 @dataclass(frozen=True)
@@ -61,17 +60,29 @@ def _summary(data: ReportInput) -> list[str]:
     ]
 
 
-def deployment_moves(plan: RollbackPlan) -> list[tuple[str, str]]:
+def _deployment_moves(plan: RollbackPlan) -> list[tuple[str, str]]:
     """Frontend and backend as `(target, "<from> -> <to>")`, as the report and notices say."""
     deployments = (("frontend", plan.frontend), ("backend", plan.backend))
     return [(t, f"{m.from_ or '?'} -> {m.to}") for t, m in deployments if m is not None]
+
+
+def plan_moves(plan: RollbackPlan | None) -> list[tuple[str, str]]:
+    """Each target's move in a few words, as notices list them."""
+    if plan is None:
+        return []
+    moves = _deployment_moves(plan)
+    if plan.database is not None:
+        moves.append(("database", f"restore {plan.database.backup}"))
+    if plan.storage is not None:
+        moves.append(("storage", f"as of {plan.storage.as_of.isoformat()}"))
+    return moves
 
 
 def _plan(plan: RollbackPlan | None) -> list[str]:
     lines = ["", "## Plan and impact", ""]
     if plan is None:
         return [*lines, "- no plan was made"]
-    lines += [f"- {target}: {move}" for target, move in deployment_moves(plan)]
+    lines += [f"- {target}: {move}" for target, move in _deployment_moves(plan)]
     if plan.database:
         lines.append(
             f"- database: restore {plan.database.backup} taken {_when(plan.database.taken_at)}; "
@@ -148,7 +159,7 @@ def _value(value: float | None) -> str:
 
 def _follow_ups(data: ReportInput) -> list[str]:
     items = [s.external_ids["followUp"] for s in data.status.steps if "followUp" in s.external_ids]
-    if (data.outcome or data.status.phase) in FAILED:
+    if (data.outcome or data.status.phase) in FAILED_PHASES:
         items.append("The rollback did not finish cleanly: check the steps above before retrying.")
     if not items:
         return []

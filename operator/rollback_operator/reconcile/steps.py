@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 
 from rollback_operator.api.common import Target
 from rollback_operator.api.rollback import (
+    FAILED_PHASES,
     CheckResult,
     DeploymentPlan,
     Phase,
     Rollback,
-    RollbackPlan,
     RollbackStatus,
     StepState,
     StepStatus,
@@ -30,7 +30,7 @@ from rollback_operator.reconcile.ports import ReportStore
 from rollback_operator.reconcile.report import (
     ReportInput,
     deployment_line,
-    deployment_moves,
+    plan_moves,
     render,
 )
 
@@ -186,12 +186,6 @@ async def _report(step: StepStatus, ctx: StepContext) -> StepResult:
 def _notice(ctx: StepContext, kind: str) -> Notice:
     spec, meta, status = ctx.rollback.spec, ctx.rollback.metadata, ctx.status
     phase = ctx.outcome or status.phase
-    plan = status.plan or RollbackPlan()
-    moves = deployment_moves(plan)
-    if plan.database is not None:
-        moves.append(("database", f"restore {plan.database.backup}"))
-    if plan.storage is not None:
-        moves.append(("storage", f"as of {plan.storage.as_of.isoformat()}"))
     report = status.report_ref.config_map if status.report_ref else None
     return Notice(
         kind="started" if kind == "started" else "finished",
@@ -205,10 +199,10 @@ def _notice(ctx: StepContext, kind: str) -> Notice:
         summary=status.message or "",
         trigger=ctx.trigger,
         version=spec.version or "",
-        moves=tuple(moves),
+        moves=tuple(plan_moves(status.plan)),
         report=report or "",
         contacts=ctx.contacts,
-        failed=phase in (Phase.FAILED, Phase.PARTIALLY_FAILED, Phase.ABORTED),
+        failed=phase in FAILED_PHASES,
     )
 
 
