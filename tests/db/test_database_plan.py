@@ -78,9 +78,42 @@ async def test_plan_reads_the_format_from_the_bytes_not_the_name(
     database.seed(["a"])
     world.put(s3, backups, PREFIX + "misleading-" + name + ".bin", database.dump(fmt))
 
-    plan = await world.pg_adapter(database, s3, backups).plan(None)
+    plan = await world.pg_adapter(database, s3, backups).plan("misleading-" + name + ".bin")
 
     assert plan.format == fmt
+
+
+async def test_what_the_operator_wrote_or_is_no_dump_by_name_is_never_the_newest_backup(
+    database: Db, s3: S3Client, backups: str
+) -> None:
+    """With the prefix "", reports and the deployment log share the folder with the dumps and
+    are the newest uploads; neither they, a safety dump nor a README is ever the default."""
+    database.seed(["a"])
+    dump = database.dump("custom")
+    world.put(s3, backups, "backup_20240101.dump", dump)
+    world.next_second()
+    for key in ("reports/deployment.log", "reports/prod/rb-1.md", "README.txt", "dumps.sha256"):
+        world.put(s3, backups, key, b"2024-01-02 rollback prod/rb-1 Succeeded\n")
+    world.put(s3, backups, "safety/uid-20990101T000000Z.dump", dump)
+    adapter = world.pg_adapter(database, s3, backups, prefix="")
+
+    plan = await adapter.plan(None)
+    listed = [c.id for c in await adapter.candidates(10)]
+
+    assert plan.backup == "backup_20240101.dump"
+    assert sorted(listed) == ["backup_20240101.dump", "safety/uid-20990101T000000Z.dump"]
+
+
+async def test_a_newest_dump_whose_bytes_are_no_dump_fails_the_plan_naming_it(
+    database: Db, s3: S3Client, backups: str
+) -> None:
+    """An older good dump is not taken silently in its place: that would lose more data."""
+    database.seed(["a"])
+    world.put(s3, backups, PREFIX + "backup_20240101.dump", database.dump("custom"))
+    world.put(s3, backups, PREFIX + "backup_20240102.sql.gz", b"<html>Access denied</html>")
+
+    with pytest.raises(PermanentError, match=r"backup_20240102\.sql\.gz.*not"):
+        await world.pg_adapter(database, s3, backups).plan(None)
 
 
 async def test_no_backups_at_all_is_not_found(database: Db, s3: S3Client, backups: str) -> None:

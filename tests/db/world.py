@@ -43,11 +43,11 @@ def read(s3: S3Client, bucket: str, key: str) -> bytes | None:
         return None
 
 
-def pg_target(bucket: str, *, safety: bool = True) -> PostgresTarget:
-    """A database target whose backups are under `database/` in `bucket`."""
+def pg_target(bucket: str, *, safety: bool = True, prefix: str = PREFIX) -> PostgresTarget:
+    """A database target whose backups are under `prefix` (`database/`) in `bucket`."""
     return PostgresTarget(
         url_secret_ref=SecretKeyRef(name="db", key="url"),
-        backups=BackupLocation(bucket=bucket, prefix=PREFIX),
+        backups=BackupLocation(bucket=bucket, prefix=prefix),
         safety_backup=safety,
     )
 
@@ -55,8 +55,9 @@ def pg_target(bucket: str, *, safety: bool = True) -> PostgresTarget:
 def pg_adapter(db: Db, s3: S3Client, bucket: str, **options: Any) -> postgres.PostgresDatabase:
     """The adapter for `db`, backups in `bucket`, tools from the PostgreSQL 15 bin directory."""
     url = options.pop("url", db.url)
+    target = pg_target(bucket, prefix=options.pop("prefix", PREFIX))
     settings = postgres.Options(bin_dir=str(PG_BIN), **options)
-    return postgres.PostgresDatabase(pg_target(bucket), url, s3, settings)
+    return postgres.PostgresDatabase(target, url, s3, settings)
 
 
 def s3_adapter(

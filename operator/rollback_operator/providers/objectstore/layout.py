@@ -4,6 +4,12 @@
 - Safety dumps: `<prefix>safety/<rollback>-<UTC time>.dump`, beside the backups so a person can
   pin one to roll a rollback back, but never chosen as "the newest backup".
 - Dated storage backups: `<prefix>YYYYMMDD/<key>`, one folder per day.
+- Reports and the deployment log: `reports/<namespace>/<name>.md`, `reports/deployment.log`, at
+  the bucket's root whatever the prefix.
+
+A backup is an object whose name says it is a dump (`.dump`, `.sql`, `.backup`, `.pgdump`,
+each optionally `.gz`) and that the operator did not write itself: with the prefix `""`, the
+reports and the log share the folder with the dumps, and must never be taken for the newest one.
 
 Everything here is pure string and time work, so the layout is tested without a server.
 """
@@ -16,6 +22,9 @@ from datetime import UTC, date, datetime
 
 SAFETY_FOLDER = "safety/"
 SAFETY_SUFFIX = ".dump"
+REPORTS_FOLDER = "reports/"
+LOG_KEY = f"{REPORTS_FOLDER}deployment.log"
+DUMP_SUFFIXES = (".dump", ".sql", ".backup", ".pgdump")
 _STAMP = "%Y%m%dT%H%M%SZ"
 _NAME_TIME = re.compile(
     r"(?<!\d)(?P<y>\d{4})-?(?P<m>\d{2})-?(?P<d>\d{2})"
@@ -37,6 +46,24 @@ def backup_name(prefix: str, key: str) -> str:
 def is_safety_dump(name: str) -> bool:
     """Whether a backup name is one of our safety dumps (never the default choice)."""
     return name.startswith(SAFETY_FOLDER)
+
+
+def report_key(namespace: str, name: str) -> str:
+    """The object key of the report of Rollback `namespace/name`."""
+    return f"{REPORTS_FOLDER}{namespace}/{name}.md"
+
+
+def is_dump_name(name: str) -> bool:
+    """Whether a name says it is a database dump (`backup_latest.sql.gz`, `db.dump`)."""
+    base = name.lower().removesuffix(".gz")
+    return base.endswith(DUMP_SUFFIXES) and not base.endswith("/")
+
+
+def is_backup(prefix: str, key: str) -> bool:
+    """Whether an object under `prefix` can be the default backup: named as a dump, and none
+    of the operator's own objects (safety dumps, reports, the deployment log)."""
+    name = backup_name(prefix, key)
+    return is_dump_name(name) and not is_safety_dump(name) and not key.startswith(REPORTS_FOLDER)
 
 
 def rollback_of(idempotency_key: str) -> str:

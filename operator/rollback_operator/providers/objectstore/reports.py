@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rollback_operator.providers.errors import NotFoundError
-from rollback_operator.providers.objectstore import s3api
+from rollback_operator.providers.objectstore import layout, s3api
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-LOG_KEY = "reports/deployment.log"
+LOG_KEY = layout.LOG_KEY
 
 
 class S3ReportArchive:
@@ -27,7 +27,7 @@ class S3ReportArchive:
         self._s3, self._bucket = s3, bucket
 
     async def store(self, namespace: str, name: str, markdown: str) -> str:
-        key = f"reports/{namespace}/{name}.md"
+        key = layout.report_key(namespace, name)
         await s3api.call(
             "store report", self._s3.put_object, Bucket=self._bucket, Key=key,
             Body=markdown.encode(), ContentType="text/markdown; charset=utf-8",

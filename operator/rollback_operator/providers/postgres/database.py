@@ -123,8 +123,7 @@ class PostgresDatabase:
             raise dumps.BadDump(f"backup {backup} is empty", provider=PROVIDER)
         await server.ping(self.dsn)
         started = time.monotonic()
-        fmt = await self._apply(found)
-        await server.record_restore(self.dsn, key, backup)
+        fmt = await self._apply(found, key)
         took = time.monotonic() - started
         message = (
             f"restored {backup} ({fmt}, {_size(found.size)}) into "
@@ -134,7 +133,7 @@ class PostgresDatabase:
 
     async def candidates(self, limit: int) -> list[Candidate]:
         listed = sorted([b async for b in self._listing()], key=_by_time, reverse=True)
-        default = next((b for b in listed if not layout.is_safety_dump(b.name)), None)
+        default = next((b for b in listed if layout.is_backup(self.prefix, b.key)), None)
         shown = listed[:limit] + ([default] if default and default not in listed[:limit] else [])
         states = await asyncio.gather(*(self._state(b) for b in shown))
         return [_candidate(b, state, b == default) for b, state in zip(shown, states, strict=True)]
@@ -144,20 +143,25 @@ class PostgresDatabase:
     async def _find(self, pin: str | None) -> Backup:
         if pin is not None:
             return await self._head(pin)
-        backups = [b async for b in self._listing() if not layout.is_safety_dump(b.name)]
+        backups = [b async for b in self._listing() if layout.is_backup(self.prefix, b.key)]
         if not backups:
-            raise NotFoundError(f"no backups under {self._where()}", provider=PROVIDER)
+            raise NotFoundError(
+                f"no backups under {self._where()} (a backup is named *.dump, *.sql, *.backup "
+                "or *.pgdump, optionally .gz)",
+                provider=PROVIDER,
+            )
         return max(backups, key=_by_time)
 
     async def _listing(self) -> AsyncIterator[Backup]:
-        """Every backup under the prefix, safety dumps included, in key order."""
+        """Every dump under the prefix, safety dumps included, in key order; objects that are
+        not named as dumps and the operator's reports are no backups and are left out."""
         listing = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self.prefix
         )
         async for page in s3api.pages("listing backups", listing):
             for item in page.get("Contents", []):
                 name = layout.backup_name(self.prefix, item["Key"])
-                if not name.endswith("/"):
+                if layout.is_dump_name(name) and not item["Key"].startswith(layout.REPORTS_FOLDER):
                     when = layout.taken_at(name, item["LastModified"])
                     yield Backup(name, item["Key"], item.get("Size", 0), when)
 
@@ -227,9 +231,15 @@ class PostgresDatabase:
 
     # ----- restoring -----
 
-    async def _apply(self, backup: Backup) -> DumpFormat:
-        """Stream the backup into its tool; its first chunk names the format (and is checked)
-        before the tool starts, so one download serves both the check and the restore."""
+    async def _apply(self, backup: Backup, key: str) -> DumpFormat:
+        """Stream the backup into psql with the restore marker, all in one transaction.
+
+        The first chunk names the format (and is checked) before any tool starts, so one
+        download serves both the check and the restore. An archive goes through pg_restore's
+        script on the way; a plain dump is the script. The marker is recorded in the same
+        transaction, so a restore that committed is never run again, whenever the operator
+        dies, and one that did not commit left nothing behind.
+        """
         download = self._download(backup)
         try:
             first = await anext(download, b"")
@@ -242,12 +252,15 @@ class PostgresDatabase:
         chunks = self._filtered(checked, _prepend(first, download))
         application = f"{server.APPLICATION} restore {uuid.uuid4().hex[:12]}"
         watch = locks.LockWatch(self.dsn, application, self.options.lock_wait_limit)
+        variables = {server.MARKER_KEY: key, server.MARKER_BACKUP: backup.name}
         with server.tool_credentials(self.dsn, self.options.environ, application) as (
             env,
             dbname,
         ):
+            psql = tools.psql_command(tools.tool("psql", self.options.bin_dir), dbname, variables)
+            script = self._script(archive, chunks, env, backup.name)
             async with locks.watching(watch):
-                outcome = await tools.feed(self._restore_command(archive, dbname), env, chunks)
+                outcome = await tools.feed(psql, env, script)
         if watch.blockers is not None:
             raise RetryableError(watch.reason(f"restoring {backup.name}"), provider=PROVIDER)
         outcome = dataclasses.replace(outcome, stderr=self.dsn.redact(outcome.stderr))
@@ -256,11 +269,18 @@ class PostgresDatabase:
             raise outcome.as_error(f"restoring {backup.name}", hint)
         return checked.format
 
-    def _restore_command(self, archive: bool, dbname: str) -> list[str]:
+    def _script(
+        self, archive: bool, chunks: AsyncIterator[bytes], env: dict[str, str], name: str
+    ) -> AsyncIterator[bytes]:
+        """The SQL psql runs: the marker, then the archive's script (which excludes the
+        marker's schema and ends in its own COMMIT); or a plain dump, then the marker (after
+        it, so a dump that recreates the marker's table cannot drop the new row)."""
         if archive:
             pg_restore = tools.tool("pg_restore", self.options.bin_dir)
-            return tools.restore_command(pg_restore, dbname, exclude_schema=server.SCHEMA)
-        return tools.psql_command(tools.tool("psql", self.options.bin_dir), dbname)
+            command = tools.script_command(pg_restore, exclude_schema=server.SCHEMA)
+            script = tools.converted(command, env, chunks, f"restoring {name}")
+            return _chain(_once(server.marker_sql()), script)
+        return _chain(chunks, _once(server.marker_sql()))
 
     # ----- safety dumps -----
 
@@ -324,6 +344,21 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
             yield chunk
     finally:
         await dumps.close_stream(rest)
+
+
+async def _chain(first: AsyncIterator[bytes], then: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in first:
+            yield chunk
+        async for chunk in then:
+            yield chunk
+    finally:
+        await dumps.close_stream(first)
+        await dumps.close_stream(then)
+
+
+async def _once(chunk: bytes) -> AsyncIterator[bytes]:
+    yield chunk
 
 
 async def _offload(work: Callable[[], bytes]) -> bytes:

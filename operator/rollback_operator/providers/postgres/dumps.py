@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import re
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import StrEnum
@@ -18,6 +19,12 @@ from enum import StrEnum
 from rollback_operator.providers.errors import PermanentError
 
 HEADER_BYTES = 64 * 1024
+# SQL text starts with a comment, a psql meta-command (pg_dump writes `\restrict`) or a
+# statement; an HTML error page, a JSON body or a log line does not.
+_SQL_START = re.compile(
+    rb"^(?:\xef\xbb\xbf)?\s*(?:--|/\*|\\|(?i:set|create|begin|start|select|insert|drop|alter"
+    rb"|copy|comment|grant|revoke|do|truncate|update|delete|with|reset|lock)\b)"
+)
 CUSTOM_MAGIC = b"PGDMP"
 GZIP_MAGIC = b"\x1f\x8b"
 TRAILER = b"dump complete"  # pg_dump and pg_dumpall end plain dumps with "... dump complete"
@@ -90,7 +97,7 @@ def _check_text(data: bytes, name: str, what: str) -> None:
         valid = False
     else:
         valid = b"\x00" not in data[:HEADER_BYTES]
-    if not valid:
+    if not valid or not _SQL_START.match(data[:HEADER_BYTES]):
         raise BadDump(
             f"backup {name} is not a PostgreSQL dump: {what} is neither a pg_dump archive "
             "(PGDMP), gzip, nor SQL text"

@@ -168,16 +168,17 @@ async def finished_restore(dsn: Dsn, key: str) -> tuple[str, datetime] | None:
     return (str(row[0]), row[1]) if row and isinstance(row[1], datetime) else None
 
 
-async def record_restore(dsn: Dsn, key: str, backup: str) -> None:
-    """Record that the restore for `key` completed, so it never runs again."""
-    async with await connect(dsn) as conn:
-        try:
-            for statement in _MARKER_DDL:
-                await conn.execute(statement)
-            await conn.execute(
-                f"INSERT INTO {SCHEMA}.restores (key, backup) VALUES (%s, %s)"
-                " ON CONFLICT (key) DO NOTHING",
-                (key, backup),
-            )
-        except psycopg.Error as error:
-            raise classify(error, dsn) from None
+MARKER_KEY, MARKER_BACKUP = "rollback_key", "rollback_backup"
+
+
+def marker_sql() -> bytes:
+    """The statements that record a restore, run by psql inside the restore's own transaction.
+
+    The step key and backup name reach psql as the variables `MARKER_KEY` and `MARKER_BACKUP`
+    (`psql -v`), which psql quotes itself (`:'name'`), so no name can break out of its literal.
+    The primary key makes a second restore under the same key fail instead of running twice.
+    """
+    insert = (
+        f"INSERT INTO {SCHEMA}.restores (key, backup) VALUES (:'{MARKER_KEY}', :'{MARKER_BACKUP}')"
+    )
+    return ("\n" + ";\n".join([*_MARKER_DDL, insert]) + ";\n").encode()

@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -49,20 +49,26 @@ def tool(name: str, bin_dir: str | None) -> str:
     return found
 
 
-def restore_command(pg_restore: str, dbname: str, *, exclude_schema: str) -> list[str]:
-    """pg_restore of a custom archive on stdin: one transaction, stop at the first error."""
+def script_command(pg_restore: str, *, exclude_schema: str) -> list[str]:
+    """pg_restore turning a custom archive on stdin into the SQL script that restores it.
+
+    The script is run by psql (`psql_command`), so the restore and its marker are one
+    transaction. `--single-transaction` makes the script one BEGIN ... COMMIT (and keeps it
+    from committing large objects on their own): a script cut short never reaches its COMMIT.
+    """
     return [
-        pg_restore, "--dbname", dbname, "--clean", "--if-exists", "--no-owner",
-        "--single-transaction", "--exit-on-error", "--no-password",
-        f"--exclude-schema={exclude_schema}",
+        pg_restore, "--file", "-", "--clean", "--if-exists", "--no-owner",
+        "--single-transaction", "--exit-on-error", f"--exclude-schema={exclude_schema}",
     ]  # fmt: skip
 
 
-def psql_command(psql: str, dbname: str) -> list[str]:
-    """psql of a plain SQL script on stdin: one transaction, stop at the first error."""
+def psql_command(psql: str, dbname: str, variables: Mapping[str, str]) -> list[str]:
+    """psql of a SQL script on stdin: one transaction, stop at the first error; `variables`
+    are set with `-v` for the script to use as `:'name'` (psql quotes them)."""
+    settings = [arg for name, value in variables.items() for arg in ("-v", f"{name}={value}")]
     return [
         psql, "--dbname", dbname, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
-        "--single-transaction", "--file", "-",
+        *settings, "--single-transaction", "--file", "-",
     ]  # fmt: skip
 
 
@@ -132,6 +138,49 @@ async def feed(
             raise
         returncode = await process.wait()
         return Outcome(Path(command[0]).name, returncode, _read_bounded(errors))
+
+
+async def converted(
+    command: Sequence[str], env: dict[str, str], chunks: AsyncIterator[bytes], doing: str
+) -> AsyncIterator[bytes]:
+    """The stdout of `command` fed `chunks` on stdin, chunk by chunk (pg_restore's script).
+
+    The stream ends only when the tool exited cleanly: a tool that failed raises instead, so
+    the consumer (psql) is killed before it sees the end of its input and commits nothing.
+    """
+    with tempfile.TemporaryFile() as errors:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=errors,
+            env=env,
+            limit=_PIPE_SIZE,
+        )
+        pumping = asyncio.create_task(_pump_or_kill(process, chunks))
+        try:
+            assert process.stdout is not None
+            while chunk := await process.stdout.read(_PIPE_SIZE):
+                yield chunk
+            await pumping
+            returncode = await process.wait()
+        finally:
+            pumping.cancel()
+            with contextlib.suppress(asyncio.CancelledError, BrokenPipeError):
+                await pumping
+            await _kill(process)
+        outcome = Outcome(Path(command[0]).name, returncode, _read_bounded(errors))
+        if outcome.failed:
+            raise outcome.as_error(doing)
+
+
+async def _pump_or_kill(process: asyncio.subprocess.Process, chunks: AsyncIterator[bytes]) -> None:
+    """`_pump`, killing the tool when the stream fails, so its output ends too."""
+    try:
+        await _pump(process, chunks)
+    except BaseException:
+        await _kill(process)
+        raise
 
 
 async def _pump(process: asyncio.subprocess.Process, chunks: AsyncIterator[bytes]) -> None:
