@@ -7,6 +7,7 @@ handlers stay free of client details and the calls we make are easy to list for 
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from kubernetes_asyncio import client, config
@@ -16,17 +17,32 @@ from rollback_operator.api import GROUP, VERSION
 from rollback_operator.providers.errors import NotFoundError, PermanentError, RetryableError
 
 MERGE_PATCH = "application/merge-patch+json"
+_MESSAGE_LIMIT = 600
 Body = dict[str, Any]
 
 
 def _translate(error: ApiException, what: str) -> Exception:
     if error.status == 404:
         return NotFoundError(f"{what} not found", provider="kubernetes")
-    if error.status in (401, 403):
-        return PermanentError(f"{what}: access denied ({error.status})", provider="kubernetes")
     if error.status in (409, 429) or error.status >= 500:
         return RetryableError(f"{what}: HTTP {error.status}", provider="kubernetes")
-    return PermanentError(f"{what}: HTTP {error.status} {error.reason}", provider="kubernetes")
+    said = _status_message(error)
+    if error.status in (401, 403):
+        denied = f"{what}: access denied ({error.status})"
+        return PermanentError(f"{denied}: {said}" if said else denied, provider="kubernetes")
+    refused = f"{what}: HTTP {error.status} {error.reason}"
+    return PermanentError(f"{refused}: {said}" if said else refused, provider="kubernetes")
+
+
+def _status_message(error: ApiException) -> str:
+    """The API server's own explanation (a Status object's message: which field is invalid,
+    which permission is missing), shortened; empty when the answer carries none."""
+    try:
+        found = json.loads(error.body or "{}").get("message", "")
+    except (ValueError, AttributeError):
+        return ""
+    text = str(found)
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "..."
 
 
 class KubeApi:

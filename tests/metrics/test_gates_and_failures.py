@@ -1,12 +1,16 @@
 """No data, failing queries, and what stops an automatic rollback: suspend, cooldown,
-maxRollbacks, and a rollback of the same targets already running."""
+maxRollbacks, a rollback of the same targets already running, and an API server that refuses
+the Rollback."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from rollback_operator.api.policy import RollbackRef
+from rollback_operator.providers.errors import PermanentError
 from sandbox.services import free_port
 from sandbox.services.prometheus import PrometheusServer
 from tests.metrics.conftest import MakeHarness
@@ -239,3 +243,51 @@ async def test_a_rollback_of_other_targets_does_not_block(
     run = harness(_policy(prometheus.url, _query(series)), host)
     await run.at(t0 + minutes(6))
     assert len(host.rollbacks) == 2
+
+
+# -- refused -----------------------------------------------------------------------------------
+
+FREEZE = (
+    "rollbacks: HTTP 422 Unprocessable Entity: rollbacks.rollback.mindmate.app is forbidden: "
+    "ValidatingAdmissionPolicy 'change-freeze' denied request: no rollbacks during the freeze"
+)
+
+
+@dataclass
+class RefusingHost(MemoryHost):
+    """An API server that refuses every Rollback (`refusal`) until it is set to None."""
+
+    refusal: str | None = FREEZE
+
+    async def create_rollback(self, body: dict[str, Any]) -> RollbackRef:
+        if self.refusal is not None:
+            raise PermanentError(self.refusal, provider="kubernetes")
+        return await super().create_rollback(body)
+
+
+def _condition(stored: dict[str, Any], type_: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = [c for c in stored["conditions"] if c["type"] == type_]
+    assert found, stored["conditions"]
+    return found[0]
+
+
+async def test_a_refused_rollback_stalls_the_policy_with_one_event_until_one_is_created(
+    prometheus: PrometheusServer, series: Series, harness: MakeHarness
+) -> None:
+    t0 = origin()
+    series.gauge("g", t0, t0 + minutes(20), lambda t: HIGH)
+    host = RefusingHost()
+    run = harness(_policy(prometheus.url, _query(series)), host)
+    await run.run(t0 + minutes(6), t0 + minutes(8))  # five rounds, each refused
+    assert host.rollbacks == []
+    stalled = _condition(host.stored, "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "RollbackRefused")
+    assert "no rollbacks during the freeze" in stalled["message"]
+    assert host.reasons() == ["RuleCritical", "RollbackRefused"]
+    assert "rule errors" in host.events[-1][1]
+    assert host.stored["suppressed"] == {"RollbackRefused": 1}
+    host.refusal = None
+    await run.at(t0 + minutes(8.5))
+    assert len(host.rollbacks) == 1
+    cleared = _condition(host.stored, "Stalled")
+    assert (cleared["status"], cleared["reason"]) == ("False", "AutomaticRollback")

@@ -64,6 +64,7 @@ class Reason(StrEnum):
     COOLDOWN = "Cooldown"
     MAX_ROLLBACKS = "MaxRollbacks"
     ROLLBACK_ACTIVE = "RollbackActive"
+    ROLLBACK_REFUSED = "RollbackRefused"
 
 
 Status = Literal["True", "False", "Unknown"]

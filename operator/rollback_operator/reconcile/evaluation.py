@@ -10,7 +10,10 @@ crashes and restarts. A round:
 4. when it is about to act, saves the judged status first, so each breach's episode (and so
    its key) is durable before anything is sent or created;
 5. posts the Events, then adopts the Rollback an earlier round already created for the same
-   episode (found through the host) or creates one, or counts the suppression;
+   episode (found through the host) or creates one, or counts the suppression; a Rollback the
+   API server refuses (invalid, forbidden, an admission policy) is counted as suppressed with
+   reason RollbackRefused, posted once per episode, and turns the policy `Stalled` until one
+   is created;
 6. saves again.
 
 A crash between 5 and 6 is harmless: the next round finds the Rollback by its episode key and
@@ -36,6 +39,7 @@ from rollback_operator.api.policy import (
 from rollback_operator.providers.base import MetricsSource, Sample
 from rollback_operator.providers.errors import (
     NotFoundError,
+    PermanentError,
     ProviderError,
     RetryableError,
     UnauthorizedError,
@@ -71,7 +75,8 @@ class PolicyHost(Protocol):
         ...
 
     async def create_rollback(self, body: dict[str, Any]) -> RollbackRef:
-        """Create the Rollback; its name and creation time."""
+        """Create the Rollback; its name and creation time. PermanentError when the API
+        server refuses it."""
         ...
 
 
@@ -121,7 +126,7 @@ async def evaluate(
     if news or (wanted and not adopted and not blocked):
         await host.save(status)
     await _tell(policy, status, news, host)
-    final = await _act(policy, announced, wanted, adopted, blocked, host)
+    final = await _act(policy, announced, wanted, adopted, blocked, host, now)
     await host.save(final)
     return final
 
@@ -207,6 +212,7 @@ async def _act(
     adopted: RollbackRef | None,
     blocked: tuple[Reason, str] | None,
     host: PolicyHost,
+    now: datetime,
 ) -> RollbackPolicyStatus:
     """Adopt, suppress or create the Rollback for the rules that want one."""
     if not wanted:
@@ -219,7 +225,48 @@ async def _act(
             message = f"Automatic rollback for rule {name} suppressed: {blocked[1]}"
             await host.event(warning=True, reason=blocked[0].value, message=message)
         return status
-    created = await host.create_rollback(automatic.manifest(policy, wanted))
+    try:
+        created = await host.create_rollback(automatic.manifest(policy, wanted))
+    except PermanentError as error:
+        return await _refused(policy, status, wanted, error, host, now)
     message = f"Created Rollback {created.name}: {automatic.reason(policy, wanted)}"
     await host.event(warning=True, reason=Reason.AUTOMATIC_ROLLBACK.value, message=message)
-    return automatic.record(policy, status, wanted, created)
+    return _unstalled(policy, automatic.record(policy, status, wanted, created), message, now)
+
+
+async def _refused(
+    policy: RollbackPolicy,
+    status: RollbackPolicyStatus,
+    wanted: list[RuleStatus],
+    error: PermanentError,
+    host: PolicyHost,
+    now: datetime,
+) -> RollbackPolicyStatus:
+    """The API server refused the Rollback (invalid, forbidden, a webhook said no): the policy
+    is Stalled with reason RollbackRefused, each episode counts it and posts one Event; the
+    next round tries again (a fixed policy, CRD or permission lets it through)."""
+    status, counted = automatic.suppress(status, wanted, Reason.ROLLBACK_REFUSED)
+    refusal = f"the API server refused the automatic Rollback: {error}"
+    for name in counted:
+        message = f"Automatic rollback for rule {name} not created: {refusal}"
+        await host.event(warning=True, reason=Reason.ROLLBACK_REFUSED.value, message=message)
+    conditions = set_condition(
+        status.conditions, ConditionType.STALLED, True, Reason.ROLLBACK_REFUSED,
+        f"No automatic rollback can be created: {refusal}",
+        now=now, generation=policy.metadata.generation,
+    )  # fmt: skip
+    return status.model_copy(update={"conditions": conditions})
+
+
+def _unstalled(
+    policy: RollbackPolicy, status: RollbackPolicyStatus, message: str, now: datetime
+) -> RollbackPolicyStatus:
+    """Stalled no longer, once an automatic Rollback was created after a refusal."""
+    stalled = find(status.conditions, ConditionType.STALLED)
+    if stalled is None or stalled.reason != Reason.ROLLBACK_REFUSED.value:
+        return status
+    conditions = set_condition(
+        status.conditions, ConditionType.STALLED, False, Reason.AUTOMATIC_ROLLBACK, message,
+        now=now, generation=policy.metadata.generation,
+    )  # fmt: skip
+    return status.model_copy(update={"conditions": conditions})
