@@ -1,19 +1,19 @@
 """Benchmark: 100 quick Rollbacks on 100 policies at once, through one operator process.
 
-The real operator process runs on the emulated Kubernetes API with the real Vercel and Railway
-adapters, against the fake Vercel and Railway servers (one project and one service per app, no
-added latency; Railway's adapter polls its deployment every 2 s, so one rollback takes about
-4-5 s even alone). Notifications and verification are the in-memory fakes. Measured in the same
-run:
+The real operator process runs on the real API server (or, with `--bed emulator`, the emulator)
+with the real Vercel and Railway adapters, against the fake Vercel and Railway servers (one
+project and one service per app, no added latency; Railway's adapter polls its deployment
+every 2 s, so one rollback takes about 4-5 s even alone). Notifications and verification are
+the in-memory fakes. Measured in the same run:
 
 1. Baseline: quick rollbacks of spare apps, one at a time (median apply -> Succeeded).
 2. Load: one policy per app and one quick Rollback per policy, all created at once; time until
    every one has Succeeded, p50/p95 per rollback (its status.finishedAt - the time it was
    created), and the ratios against the baseline.
-3. The operator's CPU seconds (utime + stime from /proc) and peak RSS (VmHWM), and the
-   emulator's CPU seconds, to show which process is the bottleneck.
+3. The operator's CPU seconds (utime + stime from /proc) and peak RSS (VmHWM), and the API's
+   (kube-apiserver and etcd, or the emulator), to show which process is the bottleneck.
 
-    python -m bench.load [--rollbacks 100] [--solo 3]
+    python -m bench.load [--rollbacks 100] [--solo 3] [--bed apiserver|emulator]
 """
 
 from __future__ import annotations
@@ -33,16 +33,18 @@ from typing import Any
 
 import httpx
 
+from bench import beds
 from sandbox import manifests
 from sandbox.fakes.railway_server import FakeRailway
 from sandbox.fakes.saas import HOUR_MS, RAILWAY_TOKEN, VERCEL_TOKEN, Saas
 from sandbox.fakes.vercel_server import FakeVercel
-from sandbox.kube.cluster import EmulatedCluster
 from tests.e2e.bed import Bed
 
-API = "/apis/rollback.mindmate.app/v1alpha1/namespaces/default"
+GROUP = "/apis/rollback.mindmate.app/v1alpha1"
 POLICIES = "rollback.mindmate.app/v1alpha1/rollbackpolicies"
 ENDED = {"Succeeded", "Failed", "PartiallyFailed"}
+API_NAMES = {"apiserver": "real API server (kube-apiserver, etcd)", "emulator": "emulated API"}
+API_PROCESSES = {"apiserver": "kube-apiserver + etcd", "emulator": "emulator"}
 Manifest = dict[str, Any]
 
 
@@ -129,20 +131,21 @@ def fleet() -> Iterator[Fleet]:
 # ----- the API -----
 
 
-def create(api: httpx.Client, plural: str, bodies: list[Manifest]) -> dict[str, float]:
-    """POST every body; when each was created (time.time())."""
+def create(api: httpx.Client, ns: str, plural: str, bodies: list[Manifest]) -> dict[str, float]:
+    """POST every body into namespace `ns`; when each was created (time.time())."""
     created = {}
     for body in bodies:
-        api.post(f"{API}/{plural}", json=body).raise_for_status()
+        body = {**body, "metadata": {**body["metadata"], "namespace": ns}}
+        api.post(f"{GROUP}/namespaces/{ns}/{plural}", json=body).raise_for_status()
         created[body["metadata"]["name"]] = time.time()
     return created
 
 
-def wait_all(api: httpx.Client, names: set[str], timeout: float) -> dict[str, Manifest]:
-    """Poll the Rollback list until every one of `names` has ended; their bodies."""
+def wait_all(api: httpx.Client, ns: str, names: set[str], timeout: float) -> dict[str, Manifest]:
+    """Poll the Rollback list of `ns` until every one of `names` has ended; their bodies."""
     deadline = time.monotonic() + timeout
     while True:
-        items = api.get(f"{API}/rollbacks").json()["items"]
+        items = api.get(f"{GROUP}/namespaces/{ns}/rollbacks").json()["items"]
         ended = {
             i["metadata"]["name"]: i
             for i in items
@@ -159,9 +162,11 @@ def seconds_taken(body: Manifest, created: float, stamp: str = "finishedAt") -> 
     return when.timestamp() - created
 
 
-def secrets(api: httpx.Client) -> None:
+def secrets(api: httpx.Client, ns: str) -> None:
+    """The fakes' token Secrets, in namespace `ns`."""
     for secret in Saas.secrets():
-        api.post("/api/v1/namespaces/default/secrets", json=secret).raise_for_status()
+        secret["metadata"]["namespace"] = ns
+        api.post(f"/api/v1/namespaces/{ns}/secrets", json=secret).raise_for_status()
 
 
 # ----- the processes -----
@@ -181,18 +186,6 @@ def memory_mib(pid: int, field_name: str) -> float:
     return 0.0
 
 
-def emulator_pid(cluster: EmulatedCluster) -> int | None:
-    """The emulator process, found by its port file on the command line."""
-    marker = str(cluster.workdir / "emulator.port").encode()
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and marker in (proc / "cmdline").read_bytes():
-                return int(proc.name)
-        except OSError:
-            continue
-    return None
-
-
 # ----- the benchmark -----
 
 
@@ -206,7 +199,7 @@ class Figures:
     waited: list[float] = field(default_factory=list)  # created -> status.startedAt
     all_done: float = 0.0
     cpu: float = 0.0
-    emulator_cpu: float = 0.0
+    api_cpu: float = 0.0
     rss_before: float = 0.0
     hwm: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -216,25 +209,25 @@ class Figures:
 def run(bed: Bed, fakes: Fleet, rollbacks: int, solo: int) -> Figures:
     """Baseline, then the burst; the operator must already watch Rollbacks and policies."""
     assert bed.process is not None
-    pid, emu = bed.process.pid, emulator_pid(bed.cluster)
+    pid, api_pids, ns = bed.process.pid, beds.api_pids(bed), bed.namespace
     figures = Figures()
-    with httpx.Client(base_url=bed.cluster.url, timeout=60) as api:
-        secrets(api)
+    with bed.cluster.client(timeout=60) as api:
+        secrets(api, ns)
         spare = [fakes.add(f"solo-{i}") for i in range(solo)]
         apps = [fakes.add(f"app-{i:03d}") for i in range(rollbacks)]
-        create(api, "rollbackpolicies", [fakes.policy(a) for a in spare + apps])
+        create(api, ns, "rollbackpolicies", [fakes.policy(a) for a in spare + apps])
         for app in spare:
-            created = create(api, "rollbacks", [rollback_for(app)])
-            body = wait_all(api, {app.name}, timeout=120)[app.name]
+            created = create(api, ns, "rollbacks", [rollback_for(app)])
+            body = wait_all(api, ns, {app.name}, timeout=120)[app.name]
             figures.solo.append(seconds_taken(body, created[app.name]))
             figures.solo_waited.append(seconds_taken(body, created[app.name], "startedAt"))
         figures.rss_before = memory_mib(pid, "VmRSS")
-        cpu, emu_cpu, started = cpu_seconds(pid), cpu_seconds(emu) if emu else 0.0, time.time()
-        created = create(api, "rollbacks", [rollback_for(a) for a in apps])
-        bodies = wait_all(api, set(created), timeout=60 + 2 * rollbacks)
+        cpu, api_cpu, started = cpu_seconds(pid), _total_cpu(api_pids), time.time()
+        created = create(api, ns, "rollbacks", [rollback_for(a) for a in apps])
+        bodies = wait_all(api, ns, set(created), timeout=60 + 2 * rollbacks)
         figures.all_done = time.time() - started
         figures.cpu = cpu_seconds(pid) - cpu
-        figures.emulator_cpu = cpu_seconds(emu) - emu_cpu if emu else float("nan")
+        figures.api_cpu = _total_cpu(api_pids) - api_cpu
         figures.hwm = memory_mib(pid, "VmHWM")
         figures.took = [seconds_taken(b, created[n]) for n, b in bodies.items()]
         figures.waited = [seconds_taken(b, created[n], "startedAt") for n, b in bodies.items()]
@@ -242,6 +235,10 @@ def run(bed: Bed, fakes: Fleet, rollbacks: int, solo: int) -> Figures:
         figures.phases["(not ended)"] = len(created) - len(bodies)
         figures.problems = fakes.changes(spare + apps)
     return figures
+
+
+def _total_cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 def rollback_for(app: App) -> Manifest:
@@ -256,10 +253,11 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def report(f: Figures, rollbacks: int) -> None:
+def report(f: Figures, rollbacks: int, kind: str) -> None:
     solo = statistics.median(f.solo)
     p50, p95 = percentile(f.took, 0.5), percentile(f.took, 0.95)
-    print(f"\n{rollbacks} quick rollbacks on {rollbacks} policies at once (real adapters, fakes)")
+    print(f"{rollbacks} quick rollbacks on {rollbacks} policies at once (real adapters, fakes)")
+    print(f"  on the {API_NAMES[kind]}")
     print(f"  outcome: {dict(f.phases)}; fake-side problems: {len(f.problems)}")
     for problem in f.problems[:10]:
         print(f"    {problem}")
@@ -275,7 +273,9 @@ def report(f: Figures, rollbacks: int) -> None:
     share, each = f.cpu / f.all_done, f.cpu / rollbacks * 1000
     print(f"  operator CPU: {f.cpu:.1f}s over {f.all_done:.1f}s ({share:.0%} of one core), "
           f"{each:.0f} ms per rollback")  # fmt: skip
-    print(f"  emulator CPU: {f.emulator_cpu:.1f}s ({f.emulator_cpu / f.all_done:.0%} of one core)")
+    print(
+        f"  {API_PROCESSES[kind]} CPU: {f.api_cpu:.1f}s ({f.api_cpu / f.all_done:.0%} of one core)"
+    )
     print(f"  operator RSS: {f.rss_before:.0f} MiB before the burst, peak (VmHWM) {f.hwm:.0f} MiB")
 
 
@@ -284,20 +284,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rollbacks", type=int, default=100)
     parser.add_argument("--solo", type=int, default=3)
+    parser.add_argument("--bed", choices=beds.KINDS, default="apiserver")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as tmp,
-        EmulatedCluster(Path(tmp) / "cluster") as cluster,
+        beds.opened(args.bed, Path(tmp)) as bed,
         fleet() as fakes,
     ):
-        bed = Bed(cluster, Path(tmp))
         bed.start(real=("frontend", "backend"))
-        cluster.wait_for_watch(POLICIES, namespace="default", timeout=30)
+        bed.wait_for_watch(POLICIES)
         try:
             figures = run(bed, fakes, args.rollbacks, args.solo)
         finally:
             bed.stop()
-    report(figures, args.rollbacks)
+    report(figures, args.rollbacks, args.bed)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Benchmark: 1,000 RollbackPolicies x 4 rules evaluated every 30 s against a real Prometheus.
 
-The real operator process runs on the emulated Kubernetes API; a real Prometheus is fed by
-remote write (20 minutes of history, then one sample per series every 15 s while it runs).
+The real operator process runs on the real API server (`--bed emulator`: the emulator); a real
+Prometheus is fed by remote write (20 minutes of history, then one sample per series every 15 s
+while it runs).
 Each policy guards its own app with four rules (error ratio, latency, cache hit ratio,
 connections); one app in twenty is breaching its error rule, so those policies also fetch
 history and post Events. Two measurements:
@@ -15,7 +16,7 @@ history and post Events. Two measurements:
    (status.lastAutomaticRollback.time) - (first bad sample + `for`); target: never negative
    (no rollback before `for` has passed), at most one evaluation interval.
 
-    python -m bench.policy_eval [--policies 1000] [--rounds 3] [--probes 4]
+    python -m bench.policy_eval [--policies 1000] [--rounds 3] [--probes 4] [--bed emulator]
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ from typing import Any
 
 import httpx
 
+from bench import beds
 from sandbox import manifests
-from sandbox.kube.cluster import EmulatedCluster
 from sandbox.services.prometheus import Labels, PrometheusServer
 from tests.e2e.bed import Bed
 
-PATH = "/apis/rollback.mindmate.app/v1alpha1/namespaces/default/rollbackpolicies"
+POLICY_PATH = "/apis/rollback.mindmate.app/v1alpha1/namespaces/{}/rollbackpolicies"
 POLICIES = "rollback.mindmate.app/v1alpha1/rollbackpolicies"
 TICK = timedelta(seconds=15)
 INTERVAL = 30.0
@@ -150,13 +151,15 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def _create(api: httpx.Client, bodies: list[dict[str, Any]]) -> None:
+def _create(api: httpx.Client, ns: str, bodies: list[dict[str, Any]]) -> None:
+    """POST every policy into namespace `ns`."""
     for body in bodies:
-        api.post(PATH, json=body).raise_for_status()
+        body = {**body, "metadata": {**body["metadata"], "namespace": ns}}
+        api.post(POLICY_PATH.format(ns), json=body).raise_for_status()
 
 
-def _evaluated(api: httpx.Client) -> int:
-    items = api.get(PATH).json()["items"]
+def _evaluated(api: httpx.Client, ns: str) -> int:
+    items = api.get(POLICY_PATH.format(ns)).json()["items"]
     return sum(1 for i in items if i.get("status", {}).get("rules"))
 
 
@@ -167,11 +170,16 @@ def _measure(pid: int, seconds: float) -> tuple[float, float]:
     return cpu_seconds(pid) - cpu, time.monotonic() - wall
 
 
-def _probe_latencies(api: httpx.Client, feed: Feed, timeout: float) -> list[float]:
+def _probe_latencies(api: httpx.Client, ns: str, feed: Feed, timeout: float) -> list[float]:
     deadline, found = time.monotonic() + timeout, dict[str, float]()
     while len(found) < len(feed.probes) and time.monotonic() < deadline:
         for name, began in dict(feed.breached).items():
-            last = api.get(f"{PATH}/{name}").json().get("status", {}).get("lastAutomaticRollback")
+            last = (
+                api.get(f"{POLICY_PATH.format(ns)}/{name}")
+                .json()
+                .get("status", {})
+                .get("lastAutomaticRollback")
+            )
             if name not in found and last:
                 acted = datetime.fromisoformat(last["time"].replace("Z", "+00:00"))
                 found[name] = (acted - (began + HOLD)).total_seconds()
@@ -185,12 +193,13 @@ def main() -> None:
     parser.add_argument("--policies", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--probes", type=int, default=4)
+    parser.add_argument("--bed", choices=beds.KINDS, default="apiserver")
     args = parser.parse_args()
     prometheus = PrometheusServer().start()
     feed = Feed(prometheus, args.policies)
     try:
-        with tempfile.TemporaryDirectory() as tmp, EmulatedCluster(Path(tmp) / "c") as cluster:
-            report(args, prometheus, feed, cluster, Path(tmp))
+        with tempfile.TemporaryDirectory() as tmp, beds.opened(args.bed, Path(tmp)) as bed:
+            report(args, prometheus, feed, bed)
     finally:
         feed.stop()
         prometheus.stop()
@@ -209,49 +218,45 @@ class Figures:
     latencies: list[float] = field(default_factory=list)
 
 
-def report(
-    args: argparse.Namespace, prometheus: PrometheusServer, feed: Feed, cluster: EmulatedCluster,
-    tmp: Path,
-) -> None:  # fmt: skip
+def report(args: argparse.Namespace, prometheus: PrometheusServer, feed: Feed, bed: Bed) -> None:
     """Set up, measure, print."""
     started = time.monotonic()
     feed.backfill(datetime.now(UTC))
     print(f"history for {args.policies} apps written in {time.monotonic() - started:.1f}s")
-    bed = Bed(cluster, tmp)
     bed.start()
-    bed.cluster.wait_for_watch(POLICIES, namespace="default", timeout=30)
+    bed.wait_for_watch(POLICIES)
     pid = bed.process.pid if bed.process else 0
     threading.Thread(target=feed.run, daemon=True).start()
     try:
-        with httpx.Client(base_url=cluster.url, timeout=60) as api:
-            figures = _run(args, api, prometheus, feed, pid)
+        with bed.cluster.client(timeout=60) as api:
+            figures = _run(args, api, bed.namespace, prometheus, feed, pid)
     finally:
         bed.stop()
     _print(args, figures)
 
 
 def _run(
-    args: argparse.Namespace, api: httpx.Client, prometheus: PrometheusServer, feed: Feed,
-    pid: int,
+    args: argparse.Namespace, api: httpx.Client, ns: str, prometheus: PrometheusServer,
+    feed: Feed, pid: int,
 ) -> Figures:  # fmt: skip
     figures = Figures()
     figures.idle_cpu, figures.idle_wall = _measure(pid, 10.0)
     figures.idle_rss = rss_mib(pid)
     names = [f"app-{i}" for i in range(args.policies)]
     started = time.monotonic()
-    _create(api, [_policy(n, prometheus.url, _rules(n), f"{INTERVAL:.0f}s") for n in names])
+    _create(api, ns, [_policy(n, prometheus.url, _rules(n), f"{INTERVAL:.0f}s") for n in names])
     print(f"{args.policies} policies created in {time.monotonic() - started:.1f}s")
-    while _evaluated(api) < args.policies:
+    while _evaluated(api, ns) < args.policies:
         time.sleep(1)
     print(f"every policy evaluated once, {time.monotonic() - started:.1f}s after the first")
     now = datetime.now(UTC)
     feed.probes = {f"probe-{k}": now + timedelta(seconds=random.uniform(5, 35))
                    for k in range(args.probes)}  # fmt: skip
-    _create(api, [_policy(n, prometheus.url, [_rules(n)[3] | {"for": "1m"}], "30s")
+    _create(api, ns, [_policy(n, prometheus.url, [_rules(n)[3] | {"for": "1m"}], "30s")
                   for n in feed.probes])  # fmt: skip
     figures.cpu, figures.wall = _measure(pid, args.rounds * INTERVAL)
     figures.rss = rss_mib(pid)
-    figures.latencies = _probe_latencies(api, feed, timeout=120)
+    figures.latencies = _probe_latencies(api, ns, feed, timeout=120)
     return figures
 
 

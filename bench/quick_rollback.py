@@ -1,9 +1,10 @@
 """Benchmark: a quick rollback runs its two targets in parallel.
 
-Real Vercel and Railway adapters, through the operator process on the emulated API, against
-the fake servers with 50 ms per call and 1 s rollback jobs. Measures apply -> `Succeeded` for a
-quick rollback of both targets, and of each target alone, in the same run; the ratio is
-both / max(frontend alone, backend alone). Target (issue 3): ratio <= 1.1.
+Real Vercel and Railway adapters, through the operator process on the real API server
+(`--bed emulator`: the emulator), against the fake servers with 50 ms per call and 1 s rollback
+jobs. Measures apply -> `Succeeded` for a quick rollback of both targets, and of each target
+alone, in the same run; the ratio is both / max(frontend alone, backend alone). Target
+(issue 3): ratio <= 1.1.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import beds
 from sandbox import manifests
 from sandbox.fakes.saas import Saas, serving
-from sandbox.kube.cluster import EmulatedCluster
 from tests.e2e.bed import Bed
 
 VARIANTS = {"both": ["frontend", "backend"], "frontend": ["frontend"], "backend": ["backend"]}
@@ -47,15 +48,15 @@ def main() -> None:
     """Run and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--bed", choices=beds.KINDS, default="apiserver")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as tmp,
-        EmulatedCluster(Path(tmp) / "cluster") as cluster,
+        beds.opened(args.bed, Path(tmp)) as bed,
         serving(
             latency=0.05, job_seconds=1.0, deploy_seconds=1.0, history=4 * args.runs + 2
         ) as saas,
     ):
-        bed = Bed(cluster, Path(tmp))
         bed.start(real=("frontend", "backend"))
         try:
             times = measure(bed, saas, args.runs)

@@ -9,9 +9,10 @@ plugin reads what the suite produces and searches it for those values:
   own loggers at INFO, as the CLI runs them);
 - files registered with `watch_file`: the operator processes' logs (`tests/e2e/bed.py`), the
   emulator's log (`sandbox/kube/cluster.py`), the fakes' world file, the services' server logs;
-- the objects of an emulated cluster just before it stops (`capture_cluster`): every custom
-  resource (statuses), Events, report ConfigMaps, Leases (Secrets, where secrets belong, are
-  not read);
+- the objects of a test's namespace on the real API server when its bed closes
+  (`capture_objects`), and of an emulated cluster just before it stops (`capture_cluster`):
+  every custom resource (statuses), Events, report ConfigMaps, Leases (Secrets, where secrets
+  belong, are not read);
 - what the SaaS fakes would show people (`track_fake`: Slack messages, Statuspage incidents,
   PagerDuty alerts), never their request headers, where tokens belong. Each fake's own
   credentials join the registry when it is scanned.
@@ -33,7 +34,7 @@ import contextlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,8 +150,12 @@ class Scanner:
 
     def capture_cluster(self, url: str, label: str) -> None:
         """Read every object of an emulated cluster (Secrets excepted) for the scan."""
+        self.capture_objects(lambda: cluster_objects(url), label)
+
+    def capture_objects(self, fetch: Callable[[], Iterable[dict[str, Any]]], label: str) -> None:
+        """Read the objects `fetch` lists (Secrets are skipped) for the scan."""
         try:
-            objects = list(cluster_objects(url))
+            objects = list(fetch())
         except (httpx.HTTPError, ValueError):
             self.stats["cluster dumps failed"] += 1
             return
@@ -296,6 +301,12 @@ def capture_cluster(url: str, label: str) -> None:
     """Read an emulated cluster's objects before it stops (no-op outside the plugin)."""
     if scanner := _current():
         scanner.capture_cluster(url, label)
+
+
+def capture_objects(fetch: Callable[[], Iterable[dict[str, Any]]], label: str) -> None:
+    """Read the objects `fetch` lists, e.g. a test's namespace (no-op outside the plugin)."""
+    if scanner := _current():
+        scanner.capture_objects(fetch, label)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,8 @@ tokens, admission (ValidatingAdmissionPolicy). `KubeApiServer` starts the real b
 - kube-apiserver on another, TLS with a throwaway CA (`tests.apiserver.pki`), RBAC
   authorization, a static token file (an admin in `system:masters`, plus named users with no
   groups but `system:authenticated`), ServiceAccount token issuance, the default admission
-  plugins (ValidatingAdmissionPolicy among them).
+  plugins (ValidatingAdmissionPolicy among them), and an audit log of every watch and every
+  ServiceAccount's call (`tests.apiserver.audit`).
 
 It writes an admin kubeconfig, and kubeconfigs for a static user or a ServiceAccount (created
 if missing, its token issued by the TokenRequest API through `kubectl create token`). No
@@ -42,6 +43,7 @@ import yaml
 
 from sandbox.services import ServiceError, free_port, stop_process, wait_until
 from tests import known_secrets, leakscan
+from tests.apiserver.audit import POLICY, AuditLog
 from tests.apiserver.pki import Pki, write_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +85,8 @@ class KubeApiServer:
         self._tokens: dict[str, str] = {}
         self._processes: list[subprocess.Popen[bytes]] = []
         self._pki: Pki | None = None
+        self.audit = AuditLog(Path("/nonexistent"))
+        """The audit log as it grows: open watches (set at `start`)."""
 
     def __enter__(self) -> Self:
         return self.start()
@@ -127,6 +131,11 @@ class KubeApiServer:
         """kube-apiserver's stdout and stderr."""
         return self.workdir / "kube-apiserver.log"
 
+    @property
+    def audit_log(self) -> Path:
+        """The audit log (JSON lines) under `tests.apiserver.audit.POLICY`."""
+        return self.workdir / "audit.jsonl"
+
     def start(self) -> Self:
         """Start etcd, then kube-apiserver; return once /readyz answers ok."""
         bin_dir = self.bin_dir = self.bin_dir or binaries()
@@ -136,6 +145,8 @@ class KubeApiServer:
             self._pki = write_pki(self.workdir / "pki")
             self.port = free_port()
             self._write_tokens()
+            (self.workdir / "audit-policy.yaml").write_text(yaml.safe_dump(POLICY))
+            self.audit = AuditLog(self.audit_log)
             etcd_url = self._start_etcd(bin_dir)
             self._start_apiserver(bin_dir, etcd_url)
         except BaseException:
@@ -255,6 +266,8 @@ class KubeApiServer:
             f"--service-account-signing-key-file={pki.service_account_key}",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--enable-admission-plugins=ValidatingAdmissionPolicy",  # on by default; said aloud
+            f"--audit-policy-file={self.workdir / 'audit-policy.yaml'}",
+            f"--audit-log-path={self.audit_log}", "--audit-log-maxsize=0",
             "--endpoint-reconciler-type=none", "--allow-privileged=true", "--profiling=false",
         ]  # fmt: skip
 

@@ -1,7 +1,10 @@
-"""The end-to-end test bed: emulated cluster, CRDs installed, the real operator as a process.
+"""The end-to-end test bed: a namespace of the real API server, the real operator as a process.
 
-The operator runs with fake providers whose world is a JSON file (see `sandbox.fakes.memory`), so
-a test can SIGKILL the operator, start it again, and still count every provider call.
+Each test gets a namespace of its own on the run's kube-apiserver (`tests.apiserver`), with
+the CRDs installed once per run; the operator watches that namespace only. It runs with fake
+providers whose world is a JSON file (see `sandbox.fakes.memory`), so a test can SIGKILL the
+operator, start it again, and still count every provider call. `Kube` is what the bed needs of
+a cluster: a benchmark may hand it the emulator instead (`bench/beds.py`).
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+import httpx
 import pytest
 import yaml
 
 from sandbox.fakes.memory import FakeWorld
-from sandbox.kube.cluster import REPO_ROOT, EmulatedCluster
 from sandbox.services import stop_process
 from tests import leakscan
+from tests.apiserver.namespace import KubeNamespace
+from tests.apiserver.server import REPO_ROOT, KubeApiServer
 
 Manifest = dict[str, Any]
 WATCHED = "rollback.mindmate.app/v1alpha1/rollbacks"
@@ -31,18 +36,40 @@ QUALIFIED = {
 }
 
 
-class Bed:
-    """One cluster, one world file, and the operator process that acts on them."""
+class Kube(Protocol):
+    """What a bed needs of its cluster: one namespace, kubectl there, and a client."""
 
-    def __init__(self, cluster: EmulatedCluster, workdir: Path) -> None:
+    namespace: str
+
+    @property
+    def kubeconfig(self) -> Path: ...
+
+    def kubectl(
+        self, *args: str, check: bool = True, stdin: str | None = None, timeout: float = 30.0
+    ) -> subprocess.CompletedProcess[str]: ...
+
+    def kubectl_argv(self, *args: str) -> list[str]: ...
+
+    def apply_file(self, path: Path | str) -> subprocess.CompletedProcess[str]: ...
+
+    def wait_for_watch(
+        self, resource: str, *, namespace: str | None = None, timeout: float = 10.0
+    ) -> None: ...
+
+    def client(self, timeout: float = 30.0) -> httpx.Client: ...
+
+
+class Bed:
+    """One namespace, one world file, and the operator process that acts on them."""
+
+    def __init__(self, cluster: Kube, workdir: Path) -> None:
         self.cluster, self.workdir = cluster, workdir
+        self.namespace = cluster.namespace
         self.world_path = workdir / "world.json"
         self.process: subprocess.Popen[bytes] | None = None
         self.replicas: dict[str, subprocess.Popen[bytes]] = {}  # peered operators, by identity
         self.starts = 0
         FakeWorld(path=self.world_path).save()
-        for crd in sorted((REPO_ROOT / "crds").glob("*.yaml")):
-            cluster.apply_file(crd)
 
     # -- the operator ---------------------------------------------------------------------
     def start(self, *, wait: bool = True, real: tuple[str, ...] = ()) -> None:
@@ -54,10 +81,17 @@ class Bed:
         log = (self.workdir / f"operator-{self.starts}.log").open("wb")
         argv = [sys.executable, "-m", "tests.operator_process", "--real", ",".join(real)]
         argv += ["--kubeconfig", str(self.cluster.kubeconfig), "--world", str(self.world_path)]
-        argv += self.flags()
+        argv += ["--namespace", self.namespace, *self.flags()]
         self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
         if wait:
-            self.cluster.wait_for_watch(WATCHED, namespace="default", timeout=30)
+            self.wait_for_watch(WATCHED)
+
+    def wait_for_watch(self, resource: str, timeout: float = 30.0) -> None:
+        """Block until an operator watches `resource` ("group/version/plural") here."""
+        try:
+            self.cluster.wait_for_watch(resource, namespace=self.namespace, timeout=timeout)
+        except TimeoutError as error:
+            raise AssertionError(f"{error}:\n{self.logs()[-4000:]}") from error
 
     def flags(self) -> list[str]:
         """More flags for each start of the operator process (a subclass adds its own)."""
@@ -75,6 +109,7 @@ class Bed:
         """
         argv = [sys.executable, "-m", "tests.operator_process", "--world", str(self.world_path)]
         argv += ["--kubeconfig", str(self.cluster.kubeconfig), "--peering", peering]
+        argv += ["--namespace", self.namespace]
         argv += ["--peering-lifetime", str(lifetime)]
         argv += ["--priority", str(priority)] if priority is not None else []
         env = {**os.environ, "POD_ID": identity}
@@ -116,7 +151,10 @@ class Bed:
 
     # -- the API --------------------------------------------------------------------------
     def apply(self, manifest: Manifest) -> None:
-        """kubectl apply a manifest given as a dict."""
+        """kubectl apply a manifest given as a dict, in this bed's namespace if it names one."""
+        metadata = manifest.get("metadata", {})
+        if "namespace" in metadata:
+            manifest = {**manifest, "metadata": {**metadata, "namespace": self.namespace}}
         self.cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest))
 
     def get(self, kind: str, name: str) -> Manifest:
@@ -157,19 +195,21 @@ class Bed:
 B = TypeVar("B", bound=Bed)
 
 
-def open_bed(kind: type[B], tmp_path: Path) -> Iterator[B]:
-    """A fresh cluster and world for a test, torn down after it; the leak scan reads its logs."""
-    with EmulatedCluster(tmp_path / "cluster") as cluster:
-        test_bed = kind(cluster, tmp_path)
-        try:
-            yield test_bed
-        finally:
-            test_bed.stop()
-            for path in [*sorted(tmp_path.glob("operator-*.log")), test_bed.world_path]:
-                leakscan.watch_file(path, f"{path.name} of {tmp_path.name}")
+def open_bed(kind: type[B], server: KubeApiServer, tmp_path: Path) -> Iterator[B]:
+    """A new namespace and world for a test, torn down after it; the leak scan reads its logs
+    and the namespace's objects."""
+    namespace = KubeNamespace(server, tmp_path / "kube")
+    test_bed = kind(namespace, tmp_path)
+    try:
+        yield test_bed
+    finally:
+        test_bed.stop()
+        leakscan.capture_objects(namespace.objects, f"namespace {namespace.namespace}")
+        for path in [*sorted(tmp_path.glob("operator-*.log")), test_bed.world_path]:
+            leakscan.watch_file(path, f"{path.name} of {tmp_path.name}")
 
 
 @pytest.fixture
-def bed(tmp_path: Path) -> Iterator[Bed]:
-    """A fresh cluster and world; the operator is not started yet."""
-    yield from open_bed(Bed, tmp_path)
+def bed(apiserver_with_crds: KubeApiServer, tmp_path: Path) -> Iterator[Bed]:
+    """A new namespace on the run's API server and a new world; the operator is not started."""
+    yield from open_bed(Bed, apiserver_with_crds, tmp_path)

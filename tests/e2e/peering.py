@@ -4,7 +4,7 @@ kopf keeps replicas from acting together through a peering object: every replica
 keep-alive with its priority into the object's status, and pauses while it sees a live peer of
 higher priority (or of the same priority: then every replica pauses). kopf does not install the
 CRDs nor create the object; the chart must, and so must these tests, from the chart's own copy
-of kopf's `peering.yaml` (API group `kopf.dev`).
+of kopf's `peering.yaml` (API group `kopf.dev`). Each bed's operators peer in its namespace.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from sandbox.kube.cluster import REPO_ROOT
+from tests.apiserver.server import REPO_ROOT
 from tests.e2e.bed import Bed
 
 PEERING = "rollback-operator"  # Settings.peering_name's default
@@ -32,25 +32,25 @@ PEERING_CRDS: list[dict[str, Any]] = list(
 )
 
 
-def peering_object(name: str = PEERING, namespace: str | None = "default") -> dict[str, Any]:
-    """The peering object for operators watching `namespace` (None: cluster-wide operators)."""
-    kind = "KopfPeering" if namespace else "ClusterKopfPeering"
-    metadata = {"name": name} | ({"namespace": namespace} if namespace else {})
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": metadata}
+def peering_object(namespace: str, name: str = PEERING) -> dict[str, Any]:
+    """The peering object of operators that watch `namespace`."""
+    metadata = {"name": name, "namespace": namespace}
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "KopfPeering", "metadata": metadata}
 
 
-def install(bed: Bed, name: str = PEERING, namespace: str | None = "default") -> None:
-    """Register both peering CRDs and create the peering object."""
+def install(bed: Bed, name: str = PEERING) -> None:
+    """Register both peering CRDs (once per API server) and create the bed's peering object."""
     for crd in PEERING_CRDS:
         bed.apply(crd)
-    bed.apply(peering_object(name, namespace))
+    bed.cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s",
+                        *(f"crd/{crd['metadata']['name']}" for crd in PEERING_CRDS))  # fmt: skip
+    bed.apply(peering_object(bed.namespace, name))
 
 
-def peers(bed: Bed, name: str = PEERING, namespace: str | None = "default") -> dict[str, Any]:
-    """The keep-alives in the peering object: {identity: {priority, lifetime, lastseen}}."""
-    kind = "KopfPeering" if namespace else "ClusterKopfPeering"
-    args = ["get", RESOURCE[kind], name, "-o", "json"]
-    body = json.loads(bed.cluster.kubectl(*args, *(["-n", namespace] if namespace else [])).stdout)
+def peers(bed: Bed, name: str = PEERING) -> dict[str, Any]:
+    """The keep-alives in the bed's peering object: {identity: {priority, lifetime, lastseen}}."""
+    args = ["get", RESOURCE["KopfPeering"], name, "-o", "json"]
+    body = json.loads(bed.cluster.kubectl(*args).stdout)
     found: dict[str, Any] = body.get("status") or {}
     return found
 

@@ -1,4 +1,4 @@
-"""`kubectl rollback candidates POLICY` run by kubectl against the emulated cluster.
+"""`kubectl rollback candidates POLICY` run by kubectl against the real API server.
 
 The policy's frontend and backend are the fake Vercel and Railway servers, its backups are in a
 real S3 API server (moto), and the tokens are Secrets in the cluster that the plugin reads with
@@ -74,4 +74,5 @@ def test_candidates_explains_a_missing_secret(bed: Bed) -> None:
         run = kubectl_rollback(bed.cluster.kubeconfig, "candidates", "mindmate", "--limit", "1")
 
     assert run.returncode == 1
-    assert "the policy names Secret default/vercel, which is not found" in run.stderr
+    missing = f"the policy names Secret {bed.namespace}/vercel, which is not found"
+    assert missing in run.stderr

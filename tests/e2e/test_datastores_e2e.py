@@ -68,8 +68,9 @@ def test_full_rollback_restores_database_and_files_and_the_safety_dump_undoes_it
 
     report_step = next(s for s in body["status"]["steps"] if s["name"] == "report")
     assert body["status"]["reportRef"].get("s3Key"), report_step
-    assert body["status"]["reportRef"]["s3Key"] == f"s3://{backups}/reports/default/restore.md"
-    assert world.read(s3, backups, "reports/default/restore.md")
+    report = f"reports/{bed.namespace}/restore.md"
+    assert body["status"]["reportRef"]["s3Key"] == f"s3://{backups}/{report}"
+    assert world.read(s3, backups, report)
     pin = safety_key
     bed.apply(manifests.rollback("undo", mode="full", targets=["database"],
                                 to={"database": {"backup": pin}}))  # fmt: skip
@@ -77,5 +78,6 @@ def test_full_rollback_restores_database_and_files_and_the_safety_dump_undoes_it
     assert undone["status"]["phase"] == "Succeeded", undone["status"]
     assert db.notes() == ["alice", "bob", "mallory"]
     log = (world.read(s3, backups, "reports/deployment.log") or b"").decode().splitlines()
-    assert [line.rsplit(" - ", 1)[-1] for line in log] == ["default/restore", "default/undo"]
+    ns = bed.namespace
+    assert [line.rsplit(" - ", 1)[-1] for line in log] == [f"{ns}/restore", f"{ns}/undo"]
     assert " - Rollback to previous version - Reason: High error rates - Succeeded - " in log[0]

@@ -1,6 +1,6 @@
 """High availability: two operator replicas peered through kopf, and only one of them acts.
 
-Both replicas run against the same emulated API and share the fakes' world file, which records
+Both replicas run against the same real API server and share the fakes' world file, which records
 every provider call and which replica made it (`tests.e2e.shared_world`). The tests show:
 - the standby stays paused while the active replica runs a full rollback: every step and
   every notification happens once, all by the active replica (with explicit priorities, and
@@ -50,10 +50,7 @@ def _peered(bed: Bed, priorities: tuple[int | None, int | None] = (100, 50)) -> 
 
 
 def _wait_for_watch(bed: Bed) -> None:
-    try:
-        bed.cluster.wait_for_watch(WATCHED, namespace="default", timeout=60)
-    except TimeoutError as error:
-        raise AssertionError(f"{error}:\n{bed.logs()[-4000:]}") from error
+    bed.wait_for_watch(WATCHED, timeout=60)
 
 
 def _actors(bed: Bed) -> dict[str, list[str]]:

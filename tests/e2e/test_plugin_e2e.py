@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from sandbox import manifests
-from sandbox.kube.cluster import KUBECTL, EmulatedCluster
+from tests.apiserver.fixtures import install_crds
+from tests.apiserver.namespace import KubeNamespace
+from tests.apiserver.server import KUBECTL, KubeApiServer
 from tests.e2e.bed import Bed
 
 pytestmark = pytest.mark.e2e
@@ -48,11 +50,11 @@ def test_plugin_plans_starts_approves_reports_and_aborts(bed: Bed) -> None:
     assert kubectl_rollback(config, "approve", "p1", "--as", "carol").returncode == 0
     bed.wait_for("p1", {"Succeeded"})
     shown = kubectl_rollback(config, "status", "p1").stdout
-    assert "Rollback default/p1: Succeeded" in shown
+    assert f"Rollback {bed.namespace}/p1: Succeeded" in shown
     assert "instant-rollback" in shown
     assert "Approved" in shown
     report = kubectl_rollback(config, "report", "p1")
-    assert "# Rollback report: default/p1" in report.stdout
+    assert f"# Rollback report: {bed.namespace}/p1" in report.stdout
 
     kubectl_rollback(config, "start", "mindmate", "--require-approval", "--name", "p2")
     bed.wait_for("p2", {"AwaitingApproval"})
@@ -71,14 +73,16 @@ def test_plugin_start_wait_shows_the_steps_live_and_returns_the_outcome(bed: Bed
     assert "phase Succeeded" in run.stdout
 
 
-def test_plugin_explains_a_missing_policy_and_missing_crds(cluster: EmulatedCluster) -> None:
-    no_crds = kubectl_rollback(cluster.kubeconfig, "list")
+def test_plugin_explains_a_missing_policy_and_missing_crds(
+    fresh_apiserver: KubeApiServer, tmp_path: Path
+) -> None:
+    kube = KubeNamespace(fresh_apiserver, tmp_path / "kube")
+    no_crds = kubectl_rollback(kube.kubeconfig, "list")
     assert no_crds.returncode == 1
     assert "CRDs are not installed" in no_crds.stderr
-    for crd in sorted((Path(__file__).parents[2] / "crds").glob("*.yaml")):
-        cluster.apply_file(crd)
-    missing = kubectl_rollback(cluster.kubeconfig, "start", "nope")
+    install_crds(fresh_apiserver)
+    missing = kubectl_rollback(kube.kubeconfig, "start", "nope")
     assert missing.returncode == 1
-    assert "RollbackPolicy 'nope' not found in namespace 'default'" in missing.stderr
-    bad_pin = kubectl_rollback(cluster.kubeconfig, "start", "nope", "--to", "cdn=x")
+    assert f"RollbackPolicy 'nope' not found in namespace '{kube.namespace}'" in missing.stderr
+    bad_pin = kubectl_rollback(kube.kubeconfig, "start", "nope", "--to", "cdn=x")
     assert "use TARGET=VALUE" in bad_pin.stderr

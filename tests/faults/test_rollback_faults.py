@@ -1,5 +1,5 @@
 """Fault matrix, rollback level: a persistent fault in one provider during a real Rollback run
-by the operator process (emulated cluster, real adapters with production HTTP retries and
+by the operator process (real API server, real adapters with production HTTP retries and
 timeouts; the step runner's retries 0.05-0.2 s apart instead of 2-60 s).
 
 Claims: every Rollback ends, within a bound, in Failed or PartiallyFailed with the failing step
@@ -25,10 +25,11 @@ from sandbox import manifests
 from sandbox.fakes.fault_proxy import FaultProxy, s3_error
 from sandbox.fakes.http_server import Dropped, RateLimited, ServerError
 from sandbox.fakes.saas import VERCEL_TOKEN, serving
-from sandbox.kube.cluster import EmulatedCluster
 from sandbox.services.postgres import PostgresServer
 from sandbox.services.prometheus import PrometheusServer
 from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
+from tests.apiserver.namespace import KubeNamespace
+from tests.apiserver.server import KubeApiServer
 from tests.db import world
 from tests.e2e.bed import Bed
 from tests.faults.matrix import Outcome, Recorder
@@ -268,13 +269,12 @@ def _message(scenario: Scenario, status: dict[str, Any]) -> str:
 @pytest.fixture(scope="module")
 def ran(
     tmp_path_factory: pytest.TempPathFactory, pg_server: PostgresServer, s3_server: S3Server,
-    s3: S3Client, prometheus: PrometheusServer,
+    s3: S3Client, prometheus: PrometheusServer, apiserver_with_crds: KubeApiServer,
 ) -> Iterator[dict[str, tuple[Scenario, str | None, dict[str, Any], str]]]:  # fmt: skip
     """Every scenario applied to one operator; each one's end state, once all have ended."""
     workdir = tmp_path_factory.mktemp("rollback-faults")
     with ExitStack() as stack:
-        cluster = stack.enter_context(EmulatedCluster(workdir / "cluster"))
-        bed = FaultBed(cluster, workdir)
+        bed = FaultBed(KubeNamespace(apiserver_with_crds, workdir / "kube"), workdir)
         stack.callback(bed.stop)
         scenarios = _saas_scenarios(stack) + _notifier_scenarios(stack)
         scenarios += _datastore_scenarios(stack, pg_server, s3, s3_server.url,

@@ -1,4 +1,4 @@
-"""The real operator process, the emulated Kubernetes API and a real Prometheus, in real time.
+"""The real operator process, the real API server and a real Prometheus, in real time.
 
 A policy whose rule has been critical for longer than its `for` gets exactly one Rollback,
 owned by the policy and labelled as triggered by it; killed with SIGKILL in the middle of a
@@ -27,7 +27,7 @@ HIGH, LOW = 0.08, 0.02
 
 def _start(bed: Bed) -> None:
     bed.start()
-    bed.cluster.wait_for_watch(POLICIES, namespace="default", timeout=30)
+    bed.wait_for_watch(POLICIES)
 
 
 def _policy(prometheus: PrometheusServer, series: Series, hold: str) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bench import load, policy_eval
@@ -40,13 +39,14 @@ def test_a_hundred_rollbacks_at_once_all_succeed_and_change_each_app_once(
     bed: Bed, fakes: load.Fleet
 ) -> None:
     bed.start(real=("frontend", "backend"))
-    bed.cluster.wait_for_watch(load.POLICIES, namespace="default", timeout=30)
-    with httpx.Client(base_url=bed.cluster.url, timeout=60) as api:
-        load.secrets(api)
+    bed.wait_for_watch(load.POLICIES)
+    with bed.cluster.client(timeout=60) as api:
+        ns = bed.namespace
+        load.secrets(api, ns)
         apps = [fakes.add(f"app-{i:03d}") for i in range(ROLLBACKS)]
-        load.create(api, "rollbackpolicies", [fakes.policy(a) for a in apps])
-        created = load.create(api, "rollbacks", [load.rollback_for(a) for a in apps])
-        bodies = load.wait_all(api, set(created), timeout=600)
+        load.create(api, ns, "rollbackpolicies", [fakes.policy(a) for a in apps])
+        created = load.create(api, ns, "rollbacks", [load.rollback_for(a) for a in apps])
+        bodies = load.wait_all(api, ns, set(created), timeout=600)
     assert sorted(set(created) - set(bodies)) == [], "stuck rollbacks"
     phases = {name: body["status"]["phase"] for name, body in bodies.items()}
     assert phases == dict.fromkeys(created, "Succeeded")
@@ -113,13 +113,13 @@ def test_a_thousand_policies_are_each_evaluated_on_their_interval(
         [({"__name__": "connections_ratio", "app": n}, [(now, 0.5)]) for n in names]
     )
     bed.start()
-    bed.cluster.wait_for_watch(load.POLICIES, namespace="default", timeout=30)
+    bed.wait_for_watch(load.POLICIES)
     rule = policy_eval._rules  # the connections rule: one query per policy and round
     bodies = [policy_eval._policy(n, prometheus.url, [rule(n)[3]], f"{INTERVAL:.0f}s")
               for n in names]  # fmt: skip
     started = time.monotonic()
-    with httpx.Client(base_url=bed.cluster.url, timeout=60) as api:
-        policy_eval._create(api, bodies)
+    with bed.cluster.client(timeout=60) as api:
+        policy_eval._create(api, bed.namespace, bodies)
     created = time.monotonic() - started
     # a liveness bound, not a speed claim: generous for 2 shared cores (bench/ measures speed)
     deadline = time.monotonic() + 12 * INTERVAL

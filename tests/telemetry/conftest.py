@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.services import free_port
+from tests.apiserver.server import KubeApiServer
 from tests.e2e.bed import Bed, open_bed
 from tests.metrics.conftest import series
 
@@ -70,6 +71,6 @@ def named(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float
 
 
 @pytest.fixture
-def mbed(tmp_path: Path) -> Iterator[MetricsBed]:
-    """A fresh cluster and world; the operator (serving /metrics) is not started yet."""
-    yield from open_bed(MetricsBed, tmp_path)
+def mbed(apiserver_with_crds: KubeApiServer, tmp_path: Path) -> Iterator[MetricsBed]:
+    """A new namespace and world; the operator (serving /metrics) is not started yet."""
+    yield from open_bed(MetricsBed, apiserver_with_crds, tmp_path)

@@ -34,7 +34,7 @@ def test_json_lines_name_rollback_and_step_and_carry_no_secret(mbed: MetricsBed)
     text = mbed.log_path().read_text()
     lines: list[dict[str, Any]] = [json.loads(raw) for raw in text.splitlines()]
     assert all({"time", "level", "logger", "message"} <= set(x) for x in lines)
-    ours = [x for x in lines if x.get("rollback") == "default/quick"]
+    ours = [x for x in lines if x.get("rollback") == f"{mbed.namespace}/quick"]
     kopf_lines = [x for x in ours if x["logger"].startswith("kopf")]
     assert kopf_lines, "kopf's per-object lines name the rollback too"
     steps = {(x["step"], x.get("target")) for x in ours if "step" in x}

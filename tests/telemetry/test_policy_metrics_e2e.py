@@ -20,13 +20,12 @@ from tests.telemetry.conftest import MetricsBed, Samples, named, sample
 pytestmark = pytest.mark.e2e
 POLICIES = "rollback.mindmate.app/v1alpha1/rollbackpolicies"
 HIGH = 0.08
-ON = {"namespace": "default", "policy": "mindmate"}
 T = TypeVar("T")
 
 
 def _start(bed: MetricsBed) -> None:
     bed.start()
-    bed.cluster.wait_for_watch(POLICIES, namespace="default", timeout=30)
+    bed.wait_for_watch(POLICIES)
 
 
 def _policy(prometheus: PrometheusServer, series: Series) -> dict[str, Any]:
@@ -55,13 +54,14 @@ def test_a_suspended_policy_in_breach_shows_value_thresholds_one_breach_one_supp
     series.gauge("g", now - minutes(10), now + minutes(2), lambda t: HIGH)
     _start(mbed)
     mbed.apply(_policy(prometheus, series))
-    suppressed = {**ON, "reason": "Suspended"}
+    on = {"namespace": mbed.namespace, "policy": "mindmate"}
+    suppressed = {**on, "reason": "Suspended"}
 
     def counted(s: Samples) -> Samples | None:
         return s if sample(s, "automatic_rollbacks_suppressed_total", **suppressed) else None
 
     samples = _until(mbed, counted, "suppression")
-    rule = {**ON, "rule": "api-errors"}
+    rule = {**on, "rule": "api-errors"}
     assert sample(samples, "policy_rule_value", **rule) == HIGH
     assert named(samples, "policy_rule_threshold") == {
         frozenset({**rule, "severity": "warning", "direction": "above"}.items()): 0.02,

@@ -22,6 +22,8 @@ from sandbox import manifests
 from sandbox.fakes.slack_server import FakeSlack
 from sandbox.kube.cluster import REPO_ROOT, EmulatedCluster
 from tests import known_secrets, leakscan
+from tests.apiserver.namespace import KubeNamespace
+from tests.apiserver.server import KubeApiServer
 
 
 def _planted() -> tuple[str, leakscan.Scanner]:
@@ -103,6 +105,23 @@ def test_a_secret_in_a_stored_object_is_found_but_not_in_a_secret(tmp_path: Path
         scanner.capture_cluster(cluster.url, "cluster")
     scanner.end_test()
     assert _places(scanner) == ["cluster: ConfigMap default/rb-1-report"]
+
+
+def test_a_secret_in_an_object_of_a_test_namespace_is_found_but_not_in_a_secret(
+    apiserver: KubeApiServer, tmp_path: Path
+) -> None:
+    value, scanner = _planted()
+    with leakscan.paused():
+        kube = KubeNamespace(apiserver, tmp_path / "kube")
+        report = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "rb-1-report"},
+                  "data": {"report.md": f"restored with {value}"}}  # fmt: skip
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+                  "stringData": {"url": value}}  # fmt: skip
+        for manifest in (report, secret):
+            kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest))
+        scanner.capture_objects(kube.objects, "bed")
+    scanner.end_test()
+    assert _places(scanner) == [f"bed: ConfigMap {kube.namespace}/rb-1-report"]
 
 
 def test_a_fakes_credential_in_what_it_shows_people_is_found_but_not_in_headers() -> None:
