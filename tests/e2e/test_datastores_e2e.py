@@ -24,12 +24,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REAL = ("database", "storage")
 
 
-def _policy(s3_url: str, backups: str, files: str) -> dict[str, Any]:
+def _policy(s3_url: str, backups: str, files: str, prefix: str = world.PREFIX) -> dict[str, Any]:
     return manifests.policy(
         targets={
             "frontend": None,
             "backend": None,
-            "database": {"postgres": {"backups": {"bucket": backups, "prefix": world.PREFIX}}},
+            "database": {"postgres": {"backups": {"bucket": backups, "prefix": prefix}}},
             "storage": {"s3": {"bucket": files}},
         },
         objectStore={"endpointUrl": s3_url, "credentialsSecretRef": {"name": "aws"}},
@@ -81,3 +81,30 @@ def test_full_rollback_restores_database_and_files_and_the_safety_dump_undoes_it
     ns = bed.namespace
     assert [line.rsplit(" - ", 1)[-1] for line in log] == [f"{ns}/restore", f"{ns}/undo"]
     assert " - Rollback to previous version - Reason: High error rates - Succeeded - " in log[0]
+
+
+def test_with_the_prefix_empty_the_second_rollback_restores_a_dump_not_the_first_ones_report(
+    bed: Bed, pg_server: PostgresServer, s3_server: S3Server, s3: S3Client
+) -> None:
+    """The first rollback leaves `reports/deployment.log` and its report beside the dumps; they
+    are the newest uploads, and the second rollback must still take the newest dump."""
+    db = world.Db(pg_server, f"app_{uuid.uuid4().hex[:8]}")
+    pg_server.psql("postgres", f"CREATE DATABASE {db.name}")
+    backups, files = world.make_bucket(s3, versioned=False), world.make_bucket(s3, versioned=True)
+    db.seed(["alice"])
+    world.put(s3, backups, "backup_20240101.sql.gz", db.dump("plain-gzip"))
+    world.put(s3, files, "avatars/alice.png", b"alice-v1")
+    bed.start(real=REAL)
+    bed.apply(manifests.secret("db", {"url": db.url}))
+    bed.apply(manifests.secret("aws", {"access-key-id": ACCESS_KEY_ID,
+                              "secret-access-key": SECRET_ACCESS_KEY}))  # fmt: skip
+    bed.apply(_policy(s3_server.url, backups, files, prefix=""))
+    ended = {"Succeeded", "Failed", "PartiallyFailed"}
+    for name in ("first", "second"):
+        db.seed(["alice", f"mallory-{name}"])
+        bed.apply(manifests.rollback(name, mode="full", targets=["database"]))
+        body = bed.wait_for(name, ended, timeout=90)
+        assert body["status"]["phase"] == "Succeeded", body["status"]
+        assert body["status"]["plan"]["database"]["backup"] == "backup_20240101.sql.gz"
+        assert db.notes() == ["alice"]
+    assert world.read(s3, backups, "reports/deployment.log")  # it was there to be mistaken
