@@ -36,19 +36,16 @@ typecheck: install ## mypy --strict over the package and the tests
 imports: install ## import-linter layer contracts
 	$(BIN)/lint-imports
 
-crds: install ## Regenerate crds/ and the chart's CRDs from the API models
-	rm -f crds/*.yaml charts/rollback-operator/crds/*.rollback.mindmate.app.yaml
-	mkdir -p crds charts/rollback-operator/crds
+crds: install ## Regenerate crds/ and the chart's CRDs (files/crds/, templated) from the API models
+	rm -f crds/*.yaml charts/rollback-operator/files/crds/*.yaml
+	mkdir -p crds charts/rollback-operator/files/crds
 	$(PY) -m rollback_operator crds --output-dir crds
-	$(PY) -m rollback_operator crds --output-dir charts/rollback-operator/crds
+	$(PY) -m rollback_operator crds --output-dir charts/rollback-operator/files/crds
 
 kube-env: ## Build (or reuse) kube-apiserver, etcd and helm from their Go modules (tools/kube/)
 	scripts/kube-env.sh >/dev/null
 
-helm-env: ## Python 3.12 venv with Helm's library (helm-sdkpy) for the chart tests
-	scripts/helm-env.sh >/dev/null
-
-pytest: install system-deps helm-env kube-env ## Run the test suite only
+pytest: install system-deps kube-env ## Run the test suite only
 	$(BIN)/pytest -q
 
 test-slow: install system-deps kube-env ## Only the long suites: crash matrices, HA failover, load (also in `make test`)
@@ -58,7 +55,7 @@ test-faults: install system-deps ## The fault matrix, then its table in docs/rel
 	ROLLBACK_FAULT_MATRIX=.tmp/fault-matrix.json $(BIN)/pytest -q -p no:randomly tests/faults
 	$(PY) -m tests.faults.table .tmp/fault-matrix.json --write docs/reliability.md
 
-chart-test: install system-deps helm-env kube-env ## Lint, render and check the Helm chart and the Dockerfile
+chart-test: install system-deps kube-env ## Lint, render, install, upgrade and uninstall the chart with helm; the Dockerfile
 	$(BIN)/pytest -q tests/chart tests/unit/test_dockerfile.py
 
 e2e-kind: ## kind cluster, image, chart and smoke run (needs Docker, kind, helm, kubectl)
@@ -81,4 +78,4 @@ clean: ## Remove caches (keeps .venv)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
 
 .PHONY: help install system-deps fmt lint typecheck imports crds pytest test demo bench clean \
-	helm-env kube-env chart-test e2e-kind test-slow test-faults
+	kube-env chart-test e2e-kind test-slow test-faults

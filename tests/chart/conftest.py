@@ -1,11 +1,14 @@
-"""Fixtures for the chart tests: each set of values rendered once per session by Helm."""
+"""Fixtures for the chart tests: an API server of the module's own, and each set of values
+rendered once per session by the real helm (dry runs that this server validates)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.apiserver.server import KubeApiServer
 from tests.chart import helm
 
 # The value sets every render test runs over; the keys name them in test ids.
@@ -27,10 +30,26 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops"}],
     },
+    "crds-elsewhere": {"crds": {"install": False, "keep": True}},
 }
 
 
 @pytest.fixture(scope="session")
-def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, helm.Rendered]:
-    """Every value set of VALUE_SETS, installed by Helm into its own emulated cluster."""
-    return helm.render_many(tmp_path_factory.mktemp("renders"), VALUE_SETS)
+def render_server(apiserver: KubeApiServer) -> Iterator[KubeApiServer]:
+    """A server of its own for dry runs: it knows every kind the chart renders, and no
+    release owns anything on it (the suites' server has the CRDs, installed without Helm)."""
+    with KubeApiServer(users=(), bin_dir=apiserver.bin_dir) as server:
+        helm.know_the_kinds(server)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def renders(
+    render_server: KubeApiServer, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, helm.Rendered]:
+    """Every value set of VALUE_SETS, as `helm install --dry-run` renders it."""
+    workdir = tmp_path_factory.mktemp("renders")
+    return {
+        name: helm.render(render_server, values, workdir / name)
+        for name, values in VALUE_SETS.items()
+    }

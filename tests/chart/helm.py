@@ -1,30 +1,29 @@
-"""Helm for the chart tests: lint and render the chart with Helm's own Go library.
+"""Helm for the chart tests: the real `helm` binary, against the real API server.
 
-There is no helm binary on our machines. helm-sdkpy bundles Helm's library but needs Python
-3.12, so `scripts/helm-env.sh` builds a cached 3.12 venv and these helpers run
-`helm_driver.py` with it in a subprocess. Helm has no client-only `template` there: a render is
-an install into a fresh emulated cluster (`tests/kube`), which also proves that the objects
-are accepted by an API server that knows their kinds (the chart's CRDs included).
+`scripts/kube-env.sh` builds helm from its Go module beside kube-apiserver. `render` is
+`helm install --dry-run`: Helm checks the values against values.schema.json, renders the
+templates and the notes, and validates every object against the server's OpenAPI, changing
+nothing (the server must know the kinds: `prepare` installs kopf's peering CRDs and the
+Prometheus Operator's ServiceMonitor CRD). `install`, `upgrade` and `uninstall` change a real
+API server through its admin kubeconfig; Helm keeps the release in a Secret of its namespace.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
-from sandbox.kube.cluster import REPO_ROOT, EmulatedCluster
+from tests.apiserver.server import REPO_ROOT, KubeApiServer, binaries
 
 CHART = REPO_ROOT / "charts" / "rollback-operator"
-DRIVER = Path(__file__).with_name("helm_driver.py")
+RELEASE = "rollback-operator"
+NAMESPACE = "operators"
 Manifest = dict[str, Any]
 
 # What a cluster with the Prometheus Operator has: enough of its CRD for a ServiceMonitor.
@@ -49,29 +48,26 @@ class HelmError(AssertionError):
 
 
 @cache
-def helm_python() -> str:
-    """The Python of the helm venv, built on first use (about 6 s with a warm pip cache)."""
-    script = REPO_ROOT / "scripts" / "helm-env.sh"
-    done = subprocess.run([str(script)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+def helm_binary() -> Path:
+    """The helm built by scripts/kube-env.sh (built now if this machine has none)."""
+    return binaries() / "helm"
+
+
+def helm(*args: str, server: KubeApiServer | None = None, timeout: float = 120) -> str:
+    """Run helm (against `server` as its admin, if given); its stdout, or HelmError."""
+    argv = [str(helm_binary()), *args]
+    if server is not None:
+        argv += ["--kubeconfig", str(server.admin_kubeconfig)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise RuntimeError(f"scripts/helm-env.sh failed:\n{done.stderr}")
-    return done.stdout.strip().splitlines()[-1]
+        output = f"{done.stdout[-3000:]}{done.stderr}"
+        raise HelmError(f"helm {' '.join(args)} failed ({done.returncode}):\n{output}")
+    return done.stdout
 
 
-def _driver(*args: str) -> Any:
-    done = subprocess.run(
-        [helm_python(), str(DRIVER), *args], capture_output=True, text=True, timeout=300
-    )
-    try:
-        return json.loads(done.stdout)
-    except json.JSONDecodeError:
-        raise RuntimeError(f"helm_driver.py crashed ({done.returncode}):\n{done.stderr}") from None
-
-
-def lint(chart: Path = CHART) -> Manifest:
-    """Helm's lint result: {"Messages": [{"Severity", "Path", "Err"}], "Errors": ...}."""
-    result: Manifest = _driver("lint", str(chart))
-    return result
+def lint(chart: Path = CHART) -> str:
+    """`helm lint --strict`'s report; HelmError if it finds an error."""
+    return helm("lint", "--strict", str(chart))
 
 
 @dataclass
@@ -109,80 +105,81 @@ class Rendered:
         return {e["name"]: e.get("value", e.get("valueFrom")) for e in self.container()["env"]}
 
 
-@dataclass
-class Job:
-    """One `helm install`: the release `release` of the chart into `namespace` of `cluster`."""
-
-    cluster: EmulatedCluster
-    values: Manifest
-    release: str = "rollback-operator"
-    namespace: str = "operators"
+def _values_file(values: Manifest, workdir: Path, name: str) -> Path:
+    path = workdir / f"{name}.values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
 
 
-def install_many(jobs: list[Job], chart: Path = CHART) -> list[Rendered | HelmError]:
-    """Run every install in one helm process (loading Helm's library is most of the cost)."""
-    if not jobs:
-        return []
-    for job in jobs:
-        prepare(job.cluster, job.values, job.namespace)
-    jobs_file = jobs[0].cluster.workdir / "helm-jobs.json"
-    jobs_file.write_text(json.dumps([
-        {"kubeconfig": str(j.cluster.kubeconfig), "namespace": j.namespace,
-         "release": j.release, "values": j.values} for j in jobs
-    ]))  # fmt: skip
-    results = _driver("install", str(chart), "--jobs", str(jobs_file))
-    assert isinstance(results, list), results
-    assert len(results) == len(jobs), results
-    return [
-        HelmError(found["error"]) if "error" in found else
-        Rendered(job.values, found["manifest"], (found.get("info") or {}).get("notes", ""))
-        for job, found in zip(jobs, results, strict=True)
-    ]  # fmt: skip
+def _release(output: str, values: Manifest) -> Rendered:
+    release = json.loads(output)
+    return Rendered(
+        values, release.get("manifest", ""), (release.get("info") or {}).get("notes", "")
+    )
+
+
+def render(
+    server: KubeApiServer, values: Manifest, workdir: Path, *, release: str = RELEASE
+) -> Rendered:
+    """What `helm install` would apply with `values`, validated by `server` but not applied;
+    HelmError if Helm refuses the values, the templates or an object."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    values_file = _values_file(values, workdir, release)
+    output = helm("install", release, str(CHART), "--namespace", NAMESPACE, "--dry-run",
+                  "--output", "json", "--values", str(values_file), server=server)  # fmt: skip
+    return _release(output, values)
 
 
 def install(
-    cluster: EmulatedCluster,
-    values: Manifest,
-    *,
-    release: str = "rollback-operator",
-    namespace: str = "operators",
-    chart: Path = CHART,
-) -> Rendered:
-    """`helm install` into the emulated cluster; HelmError if Helm refuses."""
-    (result,) = install_many([Job(cluster, values, release, namespace)], chart)
-    if isinstance(result, HelmError):
-        raise result
-    return result
+    server: KubeApiServer, values: Manifest, workdir: Path, *, chart: Path = CHART,
+    release: str = RELEASE, namespace: str = NAMESPACE,
+) -> Rendered:  # fmt: skip
+    """`helm install` into the real server (creating the namespace); HelmError if Helm refuses."""
+    prepare(server, values)
+    values_file = _values_file(values, workdir, release)
+    output = helm("install", release, str(chart), "--namespace", namespace, "--create-namespace",
+                  "--output", "json", "--values", str(values_file), server=server)  # fmt: skip
+    return _release(output, values)
 
 
-def prepare(cluster: EmulatedCluster, values: Manifest, namespace: str) -> None:
-    """What the chart expects to exist: namespaces, and the Prometheus Operator's CRD."""
-    wanted: list[tuple[str, Manifest]] = [
-        ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}})
-        for n in sorted({namespace, *values.get("watchNamespaces", [])})
+def upgrade(
+    server: KubeApiServer, values: Manifest, workdir: Path, *, chart: Path = CHART,
+    release: str = RELEASE, namespace: str = NAMESPACE,
+) -> Rendered:  # fmt: skip
+    """`helm upgrade` of the release to `chart` with `values`."""
+    values_file = _values_file(values, workdir, f"{release}-upgrade")
+    output = helm("upgrade", release, str(chart), "--namespace", namespace, "--output", "json",
+                  "--values", str(values_file), server=server)  # fmt: skip
+    return _release(output, values)
+
+
+def uninstall(server: KubeApiServer, *, release: str = RELEASE, namespace: str = NAMESPACE) -> str:
+    """`helm uninstall` of the release; Helm's report (it names what it kept)."""
+    return helm("uninstall", release, "--namespace", namespace, server=server)
+
+
+def prepare(server: KubeApiServer, values: Manifest) -> None:
+    """What the chart expects to exist: the watched namespaces, and the Prometheus Operator's
+    CRD when a ServiceMonitor is wanted."""
+    wanted: list[Manifest] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        for name in sorted(values.get("watchNamespaces", []))
     ]
     if (values.get("metrics") or {}).get("serviceMonitor", {}).get("enabled"):
-        wanted.append(("/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-                       SERVICE_MONITOR_CRD))  # fmt: skip
-    with httpx.Client(base_url=cluster.url) as client:
-        for path, body in wanted:
-            answer = client.post(path, json=body)
-            assert answer.status_code in (201, 409), answer.text  # 409: it exists already
+        wanted.append(SERVICE_MONITOR_CRD)
+    if wanted:
+        server.apply(*wanted)
 
 
-def render_many(workdir: Path, value_sets: dict[str, Manifest]) -> dict[str, Rendered]:
-    """Install each value set into a fresh emulated cluster of its own (started in parallel)."""
-    clusters = {name: EmulatedCluster(workdir / name) for name in value_sets}
-    with ExitStack() as stack:
-        for cluster in clusters.values():
-            stack.callback(cluster.stop)
-        with ThreadPoolExecutor(max_workers=len(clusters)) as pool:
-            list(pool.map(EmulatedCluster.start, clusters.values()))
-        jobs = [Job(clusters[name], values) for name, values in value_sets.items()]
-        results = install_many(jobs)
-    rendered: dict[str, Rendered] = {}
-    for name, result in zip(value_sets, results, strict=True):
-        if isinstance(result, HelmError):
-            raise HelmError(f"{name}: {result}")
-        rendered[name] = result
-    return rendered
+def peering_crds() -> list[Manifest]:
+    """kopf's peering CRDs, as the chart's crds/ holds them."""
+    text = (CHART / "crds" / "kopf-peering.yml").read_text()
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def know_the_kinds(server: KubeApiServer) -> None:
+    """Make `server` know every kind the chart may render (for `render`'s dry runs)."""
+    crds = [*peering_crds(), SERVICE_MONITOR_CRD]
+    server.apply(*crds)
+    names = [f"crd/{crd['metadata']['name']}" for crd in crds]
+    server.kubectl("wait", "--for=condition=Established", "--timeout=30s", *names)

@@ -1,18 +1,22 @@
-"""Record every call the operator makes, running exactly as the chart configures it.
+"""Run the operator exactly as the chart configures it, with its ServiceAccount's token, on a
+real API server that enforces RBAC, and record every call it makes.
 
-The RBAC tests need the set of (verb, resource) pairs the operator really uses. A list kept by
-hand drifts; so this installs the chart into an emulated cluster whose audit log is on
-(`sandbox/kube/audit.py`), starts the operator with the rendered Deployment's environment and its
-own identity (a kubeconfig whose token names the chart's ServiceAccount), and drives it
-through everything it does in production:
+The RBAC tests need two facts: that the chart's RBAC is sufficient (the server refused none of
+the operator's calls: a 403 fails the test) and that it is no more than needed (every grant
+used). So this installs the chart with the real helm into a server of its own, starts the
+operator outside the cluster with the rendered Deployment's environment and a kubeconfig
+holding a token the TokenRequest API issued for the chart's ServiceAccount, and drives it
+through everything it does in production, while the server's audit log records each call and
+its answer (`tests/apiserver/audit.py`):
 
 - kopf's start-up: discovery, CRD and (for a namespace list) namespace observation, peering on
   the object the chart created (a replica that cannot see it stays paused and the run fails);
 - a policy with a breaching rule, read from a real Prometheus: status patches and Events, an
-  automatic Rollback created by the operator, run with the real Vercel and Railway adapters
-  (their token Secrets are read) to a report ConfigMap;
-- a manual Rollback whose report ConfigMap already exists (a retry after a crash), so the
-  operator takes its create-conflict-patch path;
+  automatic quick Rollback created by the operator, run with the real Vercel and Railway
+  adapters (their token Secrets are read) to a report ConfigMap;
+- a manual full Rollback (database and storage on the file-backed fakes) whose report
+  ConfigMap already exists (a retry after a crash), so the operator takes its
+  create-conflict-patch path;
 - SIGTERM: kopf removes itself from the peering object.
 """
 
@@ -35,14 +39,15 @@ import yaml
 from sandbox import manifests
 from sandbox.fakes.memory import FakeWorld
 from sandbox.fakes.saas import Saas, serving
-from sandbox.kube import audit
-from sandbox.kube.cluster import REPO_ROOT, EmulatedCluster
 from sandbox.services import free_port, stop_process
 from sandbox.services.prometheus import PrometheusServer
+from tests.apiserver import audit
+from tests.apiserver.namespace import KubeNamespace
+from tests.apiserver.server import REPO_ROOT, KubeApiServer
 from tests.chart import helm
 from tests.metrics.world import Series
 
-RELEASE_NAMESPACE = "operators"
+RELEASE_NAMESPACE = helm.NAMESPACE
 ROLLBACKS = "rollback.mindmate.app/v1alpha1/rollbacks"
 POLICIES = "rollback.mindmate.app/v1alpha1/rollbackpolicies"
 TERMINAL = {"Succeeded", "Failed", "PartiallyFailed", "Aborted"}
@@ -50,46 +55,33 @@ TERMINAL = {"Succeeded", "Failed", "PartiallyFailed", "Aborted"}
 
 @dataclass
 class Recording:
-    """What one run left behind."""
+    """What one run left behind: the release, the operator's calls as the server answered
+    them, the rollbacks it ran and its log."""
 
     rendered: helm.Rendered
-    user: str  # the operator's identity in the audit log
-    entries: list[audit.Entry]
+    user: str  # the operator's identity: its ServiceAccount
+    calls: list[audit.Call]
+    rollbacks: dict[str, dict[str, Any]]
     log: str
-
-    def calls(self) -> list[audit.Entry]:
-        """The operator's own requests."""
-        return [e for e in self.entries if e.user == self.user]
+    server: KubeApiServer  # stopped once the module's tests are done
 
 
-def record(workdir: Path, values: dict[str, Any], prometheus: PrometheusServer) -> Recording:
-    """Install the chart with `values`, run the scenario, return the operator's requests."""
+def record(
+    server: KubeApiServer, workdir: Path, values: dict[str, Any], prometheus: PrometheusServer
+) -> Recording:
+    """Install the chart with `values` into `server`, run the scenario with the chart's
+    ServiceAccount, return what happened."""
     workdir.mkdir(parents=True, exist_ok=True)
-    audit_log = workdir / "audit.jsonl"
-    os.environ[audit.ENV] = str(audit_log)  # the emulator process inherits it
-    try:
-        cluster = EmulatedCluster(workdir / "cluster").start()
-    finally:
-        del os.environ[audit.ENV]
-    try:
-        rendered = helm.install(cluster, values, namespace=RELEASE_NAMESPACE)
-        account = rendered.one("ServiceAccount")["metadata"]["name"]
-        user = f"system:serviceaccount:{RELEASE_NAMESPACE}:{account}"
-        kubeconfig = _kubeconfig_for(cluster, user)
-        namespace = (values.get("watchNamespaces") or ["default"])[0]
-        with serving(history=3) as saas:
-            log = _drive(cluster, rendered, kubeconfig, saas, prometheus, namespace, workdir)
-    finally:
-        cluster.stop()
-    return Recording(rendered, user, audit.read(audit_log), log)
-
-
-def _kubeconfig_for(cluster: EmulatedCluster, user: str) -> Path:
-    config = yaml.safe_load(cluster.kubeconfig.read_text())
-    config["users"][0]["user"]["token"] = user
-    path = cluster.workdir / "operator.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    rendered = helm.install(server, values, workdir)
+    account = rendered.one("ServiceAccount")["metadata"]["name"]
+    user = f"system:serviceaccount:{RELEASE_NAMESPACE}:{account}"
+    kubeconfig = server.service_account_kubeconfig(RELEASE_NAMESPACE, account)
+    namespace = (values.get("watchNamespaces") or ["prod"])[0]
+    kube = KubeNamespace(server, workdir / "kube", namespace)
+    with serving(history=3) as saas:
+        log = _drive(kube, rendered, kubeconfig, saas, prometheus, workdir)
+    rollbacks = {r["metadata"]["name"]: r for r in _rollbacks(kube)}
+    return Recording(rendered, user, audit.calls(server.audit_log, user), rollbacks, log, server)
 
 
 def operator_env(rendered: helm.Rendered, kubeconfig: Path, health_port: int) -> dict[str, str]:
@@ -116,12 +108,11 @@ def operator_env(rendered: helm.Rendered, kubeconfig: Path, health_port: int) ->
 
 
 def _drive(
-    cluster: EmulatedCluster,
+    kube: KubeNamespace,
     rendered: helm.Rendered,
     kubeconfig: Path,
     saas: Saas,
     prometheus: PrometheusServer,
-    namespace: str,
     workdir: Path,
 ) -> str:
     world = workdir / "world.json"
@@ -137,33 +128,32 @@ def _drive(
             stderr=subprocess.STDOUT,
         )
     clusterwide = not rendered.values.get("watchNamespaces")
-    watched = None if clusterwide else namespace
+    watched = None if clusterwide else kube.namespace
     try:
         for resource in (ROLLBACKS, POLICIES):
-            cluster.wait_for_watch(resource, namespace=watched, timeout=30)
+            kube.wait_for_watch(resource, namespace=watched, timeout=30)
         _wait(lambda: _healthy(health_port), "kopf's health endpoint", log_path)
-        _scenario(cluster, saas, prometheus, namespace, log_path)
+        _scenario(kube, saas, prometheus, log_path)
     finally:
         stop_process(process, timeout=20)
     return log_path.read_text()
 
 
+def _rollbacks(kube: KubeNamespace) -> list[dict[str, Any]]:
+    listed = kube.kubectl("get", "rollbacks.rollback.mindmate.app", "-o", "json").stdout
+    items: list[dict[str, Any]] = json.loads(listed)["items"]
+    return items
+
+
 def _scenario(
-    cluster: EmulatedCluster,
-    saas: Saas,
-    prometheus: PrometheusServer,
-    namespace: str,
-    log_path: Path,
+    kube: KubeNamespace, saas: Saas, prometheus: PrometheusServer, log_path: Path
 ) -> None:
     def apply(manifest: dict[str, Any]) -> None:
-        manifest["metadata"]["namespace"] = namespace
-        cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest))
+        manifest["metadata"]["namespace"] = kube.namespace
+        kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest))
 
     def rollbacks() -> list[dict[str, Any]]:
-        listed = cluster.kubectl("get", "rollbacks.rollback.mindmate.app", "-n", namespace,
-                                 "-o", "json").stdout  # fmt: skip
-        items: list[dict[str, Any]] = json.loads(listed)["items"]
-        return items
+        return _rollbacks(kube)
 
     def ended(name: str) -> bool:
         found = [r for r in rollbacks() if r["metadata"]["name"] == name]
@@ -186,13 +176,13 @@ def _scenario(
     report = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "manual-report"},
               "data": {"report.md": "earlier attempt"}}  # fmt: skip
     apply(report)
-    apply(manifests.rollback("manual"))
+    apply(manifests.rollback("manual", mode="full"))
     _wait(lambda: ended("manual"), "the end of the manual Rollback", log_path)
-    _wait(lambda: _report(cluster, namespace) != "earlier attempt", "the report", log_path)
+    _wait(lambda: _report(kube) != "earlier attempt", "the report", log_path)
 
 
-def _report(cluster: EmulatedCluster, namespace: str) -> str:
-    found = cluster.kubectl("get", "configmap", "manual-report", "-n", namespace, "-o", "json")
+def _report(kube: KubeNamespace) -> str:
+    found = kube.kubectl("get", "configmap", "manual-report", "-o", "json")
     text: str = json.loads(found.stdout)["data"]["report.md"]
     return text
 

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.kube.cluster import REPO_ROOT
-from tests.chart import helm
+from tests.apiserver.server import REPO_ROOT
 
-SCRIPTS = [REPO_ROOT / "scripts" / "helm-env.sh", REPO_ROOT / "scripts" / "e2e-kind.sh"]
+SCRIPTS = [REPO_ROOT / "scripts" / "kube-env.sh", REPO_ROOT / "scripts" / "e2e-kind.sh"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
@@ -40,16 +39,3 @@ def test_e2e_kind_names_the_missing_tool_before_doing_anything(tmp_path: Path) -
     )  # fmt: skip
     assert done.returncode == 2
     assert "e2e-kind needs kind" in done.stderr
-
-
-def test_helm_env_is_cached_and_gives_a_python_with_helm_sdkpy() -> None:
-    python = helm.helm_python()
-    again = subprocess.run(
-        [str(SCRIPTS[0])], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    )
-    assert again.stdout.strip() == python
-    version = subprocess.run(
-        [python, "-c", "import sys, helm_sdkpy; print(sys.version_info >= (3, 12))"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert version.stdout.strip() == "True"
