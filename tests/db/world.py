@@ -12,7 +12,7 @@ from typing import Any
 from mypy_boto3_s3 import S3Client
 
 from rollback_operator.api.common import SecretKeyRef
-from rollback_operator.api.policy import BackupLocation, PostgresTarget, S3Target
+from rollback_operator.api.targets import BackupLocation, PostgresTarget, S3Target
 from rollback_operator.providers.postgres import database as postgres
 from rollback_operator.providers.storage import s3 as storage
 from rollback_operator.providers.storage import writes

@@ -28,14 +28,8 @@ from typing import Any, Protocol
 
 from rollback_operator.api.common import parse_duration
 from rollback_operator.api.conditions import ConditionType, Reason, find, set_condition
-from rollback_operator.api.policy import (
-    RollbackPolicy,
-    RollbackPolicyStatus,
-    RollbackRef,
-    Rule,
-    RuleState,
-    RuleStatus,
-)
+from rollback_operator.api.policy import RollbackPolicy, RollbackPolicyStatus, RollbackRef
+from rollback_operator.api.rules import Rule, RuleState, RuleStatus
 from rollback_operator.providers.base import MetricsSource, Sample
 from rollback_operator.providers.errors import (
     NotFoundError,

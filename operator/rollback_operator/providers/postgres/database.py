@@ -21,8 +21,8 @@ from typing import IO, TYPE_CHECKING, cast
 
 from boto3.s3.transfer import TransferConfig
 
-from rollback_operator.api.policy import PostgresTarget
 from rollback_operator.api.rollback import DatabasePlan
+from rollback_operator.api.targets import PostgresTarget
 from rollback_operator.providers.base import Candidate, StepResult
 from rollback_operator.providers.context import BuildContext
 from rollback_operator.providers.errors import (
