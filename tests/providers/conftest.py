@@ -71,7 +71,7 @@ def only_target(target: str, config: dict[str, Any]) -> dict[str, Any]:
 
 # ----- the fault matrix: operation x fault -----
 
-OPERATIONS = ("plan", "stop traffic", "rollback", "resume traffic")
+OPERATIONS = ("plan", "candidates", "stop traffic", "rollback", "resume traffic")
 FAULTS: dict[str, Fault] = {
     "429-retry-after": RateLimited(retry_after=1),
     "500": ServerError(500),

@@ -1,131 +1,48 @@
-"""The Railway adapter against the stateful Railway GraphQL fake, over real HTTP.
+"""The Railway adapter against the stateful Railway GraphQL fake, over real HTTP: what only
+Railway does.
 
-Claims: it plans from the service's deployment history (or a checked pin), rolls back once per
-key and waits for the deployment Railway creates, never acts when the target already serves,
-scales to zero and back to exactly the recorded count, works with both token styles, and maps
-GraphQL `errors` and transport failures to the right error class without a token in sight.
+What every deployment target does (plan, rollback once per key, stop and resume traffic,
+candidates, the fault matrix, the factory) is claimed in `tests/contracts`. Claims here: it
+plans from the service's history, skipping what never ran and following the cursor, rolls back
+from a live deployment that crashed, and refuses pins Railway would refuse; a rollback makes a
+new deployment and waits for it, never resends an ambiguous request blindly, and carries
+Railway's refusal; it scales to zero and back to exactly the planned count; it works with both
+token styles; GraphQL `errors` map to the error hierarchy; `X-RateLimit-Reset` in any format.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import httpx
 import pytest
 
-from rollback_operator.api.policy import RailwayTarget, RollbackPolicy
-from rollback_operator.api.rollback import DeploymentPlan
-from rollback_operator.providers import errors, http, registry
-from rollback_operator.providers.deployments import railway
-from sandbox import manifests
-from sandbox.fakes.host import MemoryJournal
+from rollback_operator.providers import errors, http
 from sandbox.fakes.http_server import Dropped, ErrorReply
-from sandbox.fakes.railway_server import FakeRailway
-from tests.providers.conftest import (
-    FAULTS,
-    OPERATIONS,
-    PERSISTENT_ERRORS,
-    DictSecrets,
-    VirtualTime,
-    assert_clean_failure,
-    fast_options,
-    only_target,
+from tests.contracts.hosted import (
+    RAILWAY_PROJECT_TOKEN,
+    RAILWAY_TOKEN,
+    RailwayWorld,
+    plan_with,
+    railway_world,
 )
+from tests.providers.conftest import VirtualTime
 
-TOKEN = "rw-account-secret-42"
-PROJECT_TOKEN = "rw-project-secret-77"
-BAD_TOKEN = "rw-wrong-secret-13"
 KEY = "uid-1/instant-rollback/backend"
-
-
-@dataclass
-class World:
-    """A served fake: one service with two replicas, an older good deployment and the live one."""
-
-    fake: FakeRailway
-    url: str
-    time: VirtualTime
-    project: str
-    env: str
-    service: str
-    old: str
-    live: str
-
-    journal: MemoryJournal = field(default_factory=lambda: MemoryJournal())
-
-    def target(
-        self,
-        token: str = TOKEN,
-        token_type: Literal["account", "project"] = "account",
-        service: str | None = None,
-        **pacing: Any,
-    ) -> railway.RailwayService:
-        config = RailwayTarget.model_validate(
-            {"projectId": self.project, "environmentId": self.env,
-             "serviceId": service or self.service, "tokenType": token_type,
-             "apiUrl": f"{self.url}/graphql/v2",
-             "tokenSecretRef": {"name": "railway", "key": "token"}}
-        )  # fmt: skip
-        paced = replace(railway.PACING, **{"poll_interval": 0.01, "deadline": 5.0, **pacing})
-        return railway.RailwayService(config, token, fast_options(self.time), paced)
-
-    def deploy(self, status: str = "SUCCESS", **options: Any) -> str:
-        return self.fake.add_deployment(self.service, self.env, status=status, **options)
-
-    def active(self) -> str | None:
-        return self.fake.active_deployment(self.service, self.env)
-
-    def replicas(self) -> int:
-        return self.fake.service_instance(self.service, self.env).num_replicas
-
-    def mutations(self, route: str = "*") -> int:
-        return self.fake.log.count_mutating(route)
+World = RailwayWorld
 
 
 @pytest.fixture
 def world(request: pytest.FixtureRequest, virtual_time: VirtualTime) -> Iterator[World]:
-    fake = FakeRailway(token=TOKEN, **getattr(request, "param", {}))
-    project = fake.add_project("shop")
-    env = fake.add_environment(project, "production")
-    service = fake.add_service(project, replicas=2)
-    start = time.time() - 3600
-    old = fake.add_deployment(service, env, created_at=start, meta={"commitHash": "aaa"})
-    live = fake.add_deployment(service, env, created_at=start + 60, meta={"commitHash": "bbb"})
-    fake.add_project_token(PROJECT_TOKEN, project_id=project, environment_id=env)
-    with fake.serve() as server:
-        yield World(fake, server.url, virtual_time, project, env, service, old, live)
+    with railway_world(virtual_time, **getattr(request, "param", {})) as served:
+        yield served
 
 
 def with_options(**options: Any) -> pytest.MarkDecorator:
     label = ",".join(f"{key}={value}" for key, value in options.items())
     return pytest.mark.parametrize("world", [options], indirect=True, ids=[label])
-
-
-# ----- wiring -----
-
-
-async def test_the_real_factory_builds_the_adapter_with_the_token_from_the_policys_namespace(
-    world: World,
-) -> None:
-    config = {"projectId": world.project, "environmentId": world.env, "serviceId": world.service,
-              "tokenType": "project", "apiUrl": f"{world.url}/graphql/v2",
-              "tokenSecretRef": {"name": "railway", "key": "token"}}  # fmt: skip
-    manifest = manifests.policy(namespace="prod", **only_target("backend", {"railway": config}))
-    secrets = DictSecrets({("prod", "railway", "token"): PROJECT_TOKEN})
-
-    providers = await registry.RealProviderFactory().build(
-        RollbackPolicy.model_validate(manifest), secrets
-    )
-    assert providers.backend is not None
-    plan = await providers.backend.plan(None)
-
-    assert secrets.reads == [("prod", "railway", "token")]
-    assert providers.frontend is None
-    assert (plan.from_, plan.to) == (world.live, world.old)
 
 
 # ----- plan -----
@@ -166,12 +83,6 @@ async def test_a_live_deployment_that_crashed_is_the_one_rolled_back_from(world:
     assert (plan.from_, plan.to) == (world.live, world.old)
 
 
-async def test_plan_honours_a_pin_that_can_be_rolled_back_to(world: World) -> None:
-    plan = await world.target().plan(world.old)
-
-    assert (plan.from_, plan.to) == (world.live, world.old)
-
-
 @pytest.mark.parametrize(
     ("make_pin", "problem"),
     [
@@ -197,20 +108,6 @@ async def test_plan_refuses_a_pin_it_cannot_roll_back_to(
     assert pin in str(raised.value)
 
 
-async def test_plan_reports_a_missing_pin_as_not_found(world: World) -> None:
-    with pytest.raises(errors.NotFoundError, match="pinned deployment d-missing not found"):
-        await world.target().plan("d-missing")
-
-
-async def test_dry_run_planning_makes_no_mutating_call(world: World) -> None:
-    target = world.target()
-
-    await target.plan(None)
-    await target.plan(world.old)
-
-    assert world.mutations() == 0
-
-
 # ----- rollback -----
 
 
@@ -219,37 +116,9 @@ async def test_rollback_waits_for_the_new_deployment_to_succeed(world: World) ->
 
     new = result.external_ids["deploymentId"]
     assert new not in (world.old, world.live)
-    assert world.active() == new
     assert result.external_ids["rolledBackTo"] == world.old
     assert world.mutations("deploymentRollback") == 1
     assert len(world.fake.log.matching("deployment")) >= 3  # polled through its statuses
-
-
-async def test_rollback_is_a_no_op_when_the_target_is_the_active_deployment(world: World) -> None:
-    result = await world.target().rollback(world.live, KEY, world.journal)
-
-    assert world.mutations() == 0
-    assert "already serves" in result.message
-
-
-async def test_rollback_done_twice_has_one_effect(world: World) -> None:
-    target = world.target()
-
-    first = await target.rollback(world.old, KEY, world.journal)
-    again = await target.rollback(world.old, KEY, world.journal)
-
-    assert world.mutations() == 1
-    assert again.external_ids["deploymentId"] == first.external_ids["deploymentId"]
-
-
-async def test_rollback_after_a_restart_sees_the_same_build_is_live(world: World) -> None:
-    await world.target().rollback(world.old, KEY, world.journal)
-    after_restart = world.target()
-
-    result = await after_restart.rollback(world.old, KEY, world.journal)
-
-    assert world.mutations() == 1
-    assert "already serves" in result.message
 
 
 @pytest.mark.parametrize("outcome", ["FAILED", "CRASHED"])
@@ -300,54 +169,50 @@ async def test_a_refused_rollback_carries_railways_message(world: World) -> None
         await world.target().rollback(expired, KEY, world.journal)
 
 
+# ----- candidates -----
+
+
+async def test_candidates_show_status_commit_and_time(world: World) -> None:
+    failed = world.deploy("FAILED", meta={"commitHash": "ccc1234567", "commitMessage": "oops\nx"})
+
+    found = await world.target().candidates(10)
+
+    assert [(c.id, c.live, c.default) for c in found] == [
+        (failed, False, False), (world.live, True, False), (world.old, False, True)
+    ]  # fmt: skip
+    assert [c.state for c in found] == ["FAILED", "SUCCESS", "REMOVED"]
+    assert found[0].note == "ccc1234 oops"
+    assert found[2].note == "aaa"
+    times = [c.created_at for c in found if c.created_at is not None]
+    assert len(times) == 3
+    assert times == sorted(times, reverse=True)
+
+
 # ----- stop and resume traffic -----
 
-TWO = DeploymentPlan.model_validate({"from": "a", "to": "b", "replicas": 2})
-THREE = DeploymentPlan.model_validate({"from": "a", "to": "b", "replicas": 3})
+TWO = plan_with(replicas=2)
+THREE = plan_with(replicas=3)
 
 
-async def test_stop_and_resume_traffic_restore_the_planned_replica_count(world: World) -> None:
+async def test_stop_and_resume_traffic_record_the_replica_count(world: World) -> None:
     target = world.target()
     plan = await target.plan(None)
 
     stopped = await target.stop_traffic(KEY, plan)
-    between = world.replicas()
     resumed = await target.resume_traffic(KEY, plan)
 
     assert stopped.external_ids == {"replicas": "2"}
-    assert between == 0
-    assert world.replicas() == 2
     assert resumed.external_ids == {"replicasRestored": "2"}
     assert world.mutations("serviceInstanceUpdate") == 2
 
 
-async def test_stop_traffic_redone_by_a_restarted_operator_still_restores_the_count(
+async def test_resume_traffic_scales_to_the_planned_count_not_the_current_one(
     world: World,
 ) -> None:
-    plan = await world.target().plan(None)
-    await world.target().stop_traffic(KEY, plan)
+    resumed = await world.target().resume_traffic(KEY, THREE)
 
-    again = await world.target().stop_traffic(KEY, plan)
-    await world.target().resume_traffic(KEY, plan)
-
-    assert again.message == "already at 0 replicas"
-    assert world.replicas() == 2
-    assert world.mutations() == 2
-
-
-async def test_a_service_already_at_zero_stays_at_zero(world: World) -> None:
-    with world.fake.lock:
-        instance = world.fake.service_instance(world.service, world.env)
-        instance.replicas_by_region = dict.fromkeys(instance.replicas_by_region, 0)
-    target = world.target()
-    plan = await target.plan(None)
-
-    await target.stop_traffic(KEY, plan)
-    await target.resume_traffic(KEY, plan)
-
-    assert plan.replicas == 0
-    assert world.replicas() == 0
-    assert world.mutations() == 0
+    assert world.replicas() == 3
+    assert resumed.external_ids == {"replicasRestored": "3"}
 
 
 @with_options(allow_zero_replicas=False)
@@ -366,8 +231,8 @@ async def test_a_railway_refusing_zero_replicas_fails_stop_traffic_and_changes_n
 @pytest.mark.parametrize(
     ("token", "token_type", "header"),
     [
-        pytest.param(TOKEN, "account", "Authorization", id="account-bearer"),
-        pytest.param(PROJECT_TOKEN, "project", "Project-Access-Token", id="project-token"),
+        pytest.param(RAILWAY_TOKEN, "account", "Authorization", id="account-bearer"),
+        pytest.param(RAILWAY_PROJECT_TOKEN, "project", "Project-Access-Token", id="project-token"),
     ],
 )
 async def test_both_token_styles_plan_and_roll_back(
@@ -413,54 +278,6 @@ async def test_a_graphql_validation_error_with_http_400_is_permanent(world: Worl
 
     with pytest.raises(errors.PermanentError, match="HTTP 400: Cannot query field"):
         await world.target().plan(None)
-
-
-# ----- the fault matrix -----
-
-
-async def _run(world: World, operation: str, target: railway.RailwayService) -> None:
-    runs: dict[str, Callable[[], Awaitable[Any]]] = {
-        "plan": lambda: target.plan(None),
-        "stop traffic": lambda: target.stop_traffic(KEY, TWO),
-        "rollback": lambda: target.rollback(world.old, KEY, world.journal),
-        "resume traffic": lambda: target.resume_traffic(KEY, THREE),
-    }
-    await runs[operation]()
-
-
-@pytest.mark.parametrize("fault", FAULTS)
-@pytest.mark.parametrize("operation", OPERATIONS)
-async def test_a_transient_fault_is_retried_and_the_operation_succeeds(
-    world: World, operation: str, fault: str
-) -> None:
-    world.fake.inject(FAULTS[fault], times=1)
-
-    await _run(world, operation, world.target())
-
-    assert world.fake.log.records[0].fault is not None
-    expected = {"stop traffic": 0, "resume traffic": 3}.get(operation, 2)
-    assert world.replicas() == expected
-    if operation == "rollback":
-        assert world.active() not in (world.live, None)
-    if fault == "429-retry-after":
-        assert world.time.sleeps[0] >= 1.0
-
-
-@pytest.mark.parametrize("fault", PERSISTENT_ERRORS)
-@pytest.mark.parametrize("operation", OPERATIONS)
-async def test_a_persistent_fault_ends_in_its_error_class_naming_the_operation(
-    world: World, operation: str, fault: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    if fault != "bad-token":
-        world.fake.inject(FAULTS[fault], times=None)
-    token = BAD_TOKEN if fault == "bad-token" else TOKEN
-
-    with pytest.raises(errors.ProviderError) as raised:
-        await _run(world, operation, world.target(token))
-
-    assert_clean_failure(raised.value, fault, operation, [TOKEN, BAD_TOKEN], caplog.text)
-    assert world.mutations() == 0
 
 
 # ----- rate-limit headers (the HTTP layer) -----
