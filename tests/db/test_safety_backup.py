@@ -1,10 +1,10 @@
-"""The safety dump: taken once per key, streamed to S3, verified, restorable, and free of
-secrets; a rollback can itself be rolled back with it."""
+"""The safety dump: streamed to S3, verified, restorable, and free of secrets; a rollback can
+itself be rolled back with it. (Once per key: `tests/contracts/test_database.py`.)"""
 
 from __future__ import annotations
 
 import stat
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -43,21 +43,6 @@ async def test_the_safety_dump_is_uploaded_verified_and_named_in_the_result(
     assert len(body) > 100
     head = s3.head_object(Bucket=backups, Key=PREFIX + name)
     assert head["Metadata"] == {"rollback-key": SAFETY}
-
-
-async def test_the_safety_dump_is_not_taken_twice_for_the_same_key(
-    database: Db, s3: S3Client, backups: str
-) -> None:
-    database.seed(["current"])
-    times = iter([datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=h) for h in range(3)])
-    adapter = world.pg_adapter(database, s3, backups, now=lambda: next(times))
-    first = await adapter.safety_backup(SAFETY)
-
-    again = await adapter.safety_backup(SAFETY)
-
-    assert again.external_ids == first.external_ids
-    assert again.message.startswith("already dumped")
-    assert len(safety_keys(s3, backups)) == 1
 
 
 async def test_an_unusable_leftover_dump_is_replaced_by_a_new_one(
