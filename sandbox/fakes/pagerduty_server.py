@@ -1,18 +1,19 @@
 """A stateful fake of PagerDuty's Events API v2 (`POST /v2/enqueue`), over real HTTP.
 
 Why this module exists: the PagerDuty notifier must be tested on the wire (routing key in the
-body, 202/400/429, deduplication) without paging anyone. Behaviour follows
-/work/shared/reference/providers.md section 5.3: known routing keys, each an integration of a
-service; alerts keyed by (routing key, dedup key) with state `triggered | acknowledged |
-resolved`; a `trigger` creates or re-triggers the open alert and generates a dedup key when
-none is given; `acknowledge`/`resolve` with no open alert are dropped yet answered 202; a
-trigger after resolution opens a new alert; strict validation answered 400 with an `errors`
-list; a per-key sliding window of about 120 events a minute answered 429.
+body, 202/400/429, deduplication) without paging anyone. Behaviour follows docs/providers.md
+PD1-PD6: known routing keys, each an integration of a service; alerts keyed by (routing key,
+dedup key) with state `triggered | acknowledged | resolved`; a `trigger` creates or re-triggers
+the open alert and generates a dedup key when none is given; `acknowledge`/`resolve` with no
+open alert are dropped yet answered 202; a trigger after resolution opens a new alert; strict
+validation answered 400 with an `errors` list; a per-key sliding window of about 120 events a
+minute answered 429.
 
-UNCONFIRMED choices (providers.md section 7, item 10), each a flag or a documented guess: the
-literal `status`/`message` strings of 202 and 400 (the v1 ones), the 429 body, no
-`Retry-After` on 429 (`retry_after_header` adds one), the `errors` texts (the routing-key ones
-are as reported by users of the real API), and 400 for a well-formed but unknown key.
+Uncertain points (docs/providers.md PD5, PD6, PD7; where this fake is kinder:
+docs/providers.md#kinder, item 13), each a flag or a documented guess: the literal
+`status`/`message` strings of 202 and 400 (the v1 ones), the 429 body, no `Retry-After` on 429
+(`retry_after_header` adds one), the `errors` texts (the routing-key ones are as reported by
+users of the real API), and 400 for a well-formed but unknown key.
 """
 
 from __future__ import annotations

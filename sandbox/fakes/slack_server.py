@@ -2,14 +2,15 @@
 
 Why this module exists: the Slack notifier must be tested on the wire (the URL as the only
 credential, plain-text error bodies, 429 + Retry-After) without posting to Slack. Behaviour
-follows /work/shared/reference/providers.md section 3.4: registered webhook paths, each with a
-channel and a state; JSON validation (`text` or non-empty `blocks`/`attachments`); Slack's
-plain-text error strings with their statuses; a token bucket of about one message per second
-with a small burst; and a log of every payload received.
+follows docs/providers.md S1-S4: registered webhook paths, each with a channel and a state; JSON
+validation (`text` or non-empty `blocks`/`attachments`); Slack's plain-text error strings with
+their statuses; a token bucket of about one message per second with a small burst; and a log of
+every payload received.
 
-UNCONFIRMED choices (providers.md section 7, item 8), each a constructor flag: the answer for a
-URL that names no webhook (`unknown_webhook`, default 403 `invalid_token`; 404 `no_service` is
-also seen); the 429 body (`rate_limited`); the bucket's scope (per webhook here).
+Uncertain points (docs/providers.md S3, S4; where this fake is kinder: docs/providers.md#kinder,
+item 10), each a constructor flag: the answer for a URL that names no webhook
+(`unknown_webhook`, default 403 `invalid_token`; 404 `no_service` is also seen); the 429 body
+(`rate_limited`); the bucket's scope (per webhook here).
 """
 
 from __future__ import annotations

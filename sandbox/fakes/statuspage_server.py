@@ -3,20 +3,21 @@
 Why this module exists: the Statuspage notifier must be tested on the wire (OAuth key header,
 the incident lifecycle, component statuses, the unresolved-incident lookup that survives a
 crash, 420/429 rate limits, both error-body shapes) without touching a real page. Behaviour
-follows /work/shared/reference/providers.md section 4.5: keys allowed on pages; components with
-a status; incidents with their `incident_updates` history, an update appended on create and on
-every change of status or new `body`; `monitoring_at`/`resolved_at` stamped; strict validation
-(422); 401 for a bad key, 404 for an unknown page or incident; a per-key limit over 60 s.
+follows docs/providers.md ST1-ST7: keys allowed on pages; components with a status; incidents
+with their `incident_updates` history, an update appended on create and on every change of
+status or new `body`; `monitoring_at`/`resolved_at` stamped; strict validation (422); 401 for a
+bad key, 404 for an unknown page or incident; a per-key limit over 60 s.
 
 Routes, under `/v1`, with an optional `.json` suffix: `GET|POST /pages/{p}/incidents`,
 `GET /pages/{p}/incidents/unresolved`, `GET|PATCH /pages/{p}/incidents/{i}`. Components
 change through an incident's `components` map, as the notifier changes them; PUT, DELETE and
 the components endpoints are not served (405/404).
 
-UNCONFIRMED choices (providers.md section 7, item 9), each a flag: the rate-limit status
-(`rate_limit_status`, 429; 420 optional), the error body key (`error_key`, `message`; `error`
-optional); also: a key not allowed on a page gets 404; `impact` is the override, else derived
-from the worst affected component; `q` matches the name and the update bodies.
+Uncertain points (docs/providers.md ST5, ST6, ST7; where this fake is kinder:
+docs/providers.md#kinder, item 11), each a flag: the rate-limit status (`rate_limit_status`,
+429; 420 optional), the error body key (`error_key`, `message`; `error` optional); also: a key
+not allowed on a page gets 404; `impact` is the override, else derived from the worst affected
+component; `q` matches the name and the update bodies.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The notification fakes themselves, spoken to with bare httpx: do they behave as documented?
 
-Claims (providers.md sections 3.4, 4.5, 5.3): Slack refuses bodies it could not show, answers
-in plain text and rate-limits with a token bucket; Statuspage validates incidents, stamps the
-lifecycle timestamps and takes the key from a header or the query; PagerDuty folds events by
-dedup key, drops a resolve with nothing open, opens a new alert after resolution, and limits
-each key to its window.
+Claims (docs/providers.md S1-S5, ST1-ST7, PD1-PD7): Slack refuses bodies it could not show,
+answers in plain text and rate-limits with a token bucket; Statuspage validates incidents,
+stamps the lifecycle timestamps and takes the key from a header or the query; PagerDuty folds
+events by dedup key, drops a resolve with nothing open, opens a new alert after resolution, and
+limits each key to its window.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Contract tests pinning `FakeVercel` to providers.md section 1, with raw httpx calls.
+"""Contract tests pinning `FakeVercel` to docs/providers.md V1-V12, with raw httpx calls.
 
 Why: the Vercel adapter will be tested against this fake, so the fake itself must behave like
 the documented API (auth and team scoping, `until` pagination, the `lastAliasRequest` job,
