@@ -130,7 +130,9 @@ class EmulatedCluster:
     ) -> None:
         """Block until someone watches ``resource`` (e.g. ``"example.test/v1/widgets"``).
 
-        Create objects for an operator only after its watch is open: see test-infra.md §1.3.
+        Create objects for an operator only after its watch is open: kopf reports ready before
+        its watch request reaches the server, and an object created in between can arrive twice
+        (through its list and its watch) or, while the watch subscribes, not at all.
         """
         wanted = {"resource": resource, "namespace": namespace}
         deadline = time.monotonic() + timeout

@@ -1,10 +1,11 @@
 """A Kubernetes API emulator realistic enough for kopf, kubectl and our e2e tests.
 
-No kube-apiserver, envtest, kind or k3s can run on our CI machines (test-infra.md §1).
-kmock's ``KubernetesEmulator`` keeps objects in memory and serves them over HTTP, but it
-stores bodies verbatim: no uid, resourceVersion or namespace, no status subresource, no
-selectors, watches that replay everything, PUT not routed, lists without ``kind``. kopf
-then runs handlers twice or never, and kubectl fails.
+It was written for machines where no kube-apiserver, envtest, kind or k3s could run (none is
+packaged there, and kind and k3s need Docker); the demo and the suites that run on it need no
+real API server. kmock's ``KubernetesEmulator`` keeps objects in memory and serves them over
+HTTP, but it stores bodies verbatim: no uid, resourceVersion or namespace, no status
+subresource, no selectors, watches that replay everything, PUT not routed, lists without
+``kind``. kopf then runs handlers twice or never, and kubectl fails.
 
 ``RealisticEmulator`` keeps kmock's storage (``emulator.objects[...]`` assertions work) and
 replaces the write, read and watch paths with the API server's rules: server-set metadata,
