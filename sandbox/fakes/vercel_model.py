@@ -32,7 +32,7 @@ ERROR_CODES = {
 
 @dataclass(frozen=True)
 class RollbackRejections:
-    """Statuses for refused rollback/promote requests (all UNCONFIRMED in providers.md 1.11)."""
+    """Statuses for refused rollback/promote requests (all uncertain: docs/providers.md#V7)."""
 
     other_project: int = 400
     ineligible: int = 400

@@ -3,9 +3,9 @@
 Why this module exists: the operator's Vercel adapter must be tested over real HTTP (bearer
 auth, team scoping, `until` pagination, the asynchronous instant-rollback job polled through
 the project's `lastAliasRequest`, 429/5xx/slow/dropped calls) without talking to Vercel.
-Behaviour follows /work/shared/reference/providers.md section 1, in particular 1.11 "What a
-faithful Vercel fake must do". Where that document says UNCONFIRMED, the documented primary
-behaviour is the default and the alternative is a constructor flag (see `FakeVercel`).
+Behaviour follows docs/providers.md V1-V12. Where a fact is uncertain there, the documented
+primary behaviour is the default and the alternative is a constructor flag (see `FakeVercel`);
+where this fake is kinder than the facts: docs/providers.md#kinder, items 7 and 9.
 
 Routes served (one handler per group of API versions):
 `GET /v6|v7/deployments`, `GET /v13/deployments/{idOrUrl}`, `GET /v8|v9/projects/{idOrName}`,
@@ -65,12 +65,13 @@ class FakeVercel(FakeApi, VercelWorld):
     first `job_polls` project reads, and its terminal `job_outcome` on the next one; with
     `job_seconds` set it instead ends once that much `clock` time has passed.
 
-    UNCONFIRMED choices and their flags: invalid token status (`auth_failure_status`, 403
-    default, 401 optional); comma-separated `state` filter (`comma_separated_states`, off:
-    one state per request); promote answer (`promote_status`, 201 or 202); flat SDK-style
-    promote alias listing (`flat_promote_aliases`); refusal statuses (`rejections`); Hobby
-    "previous deployment only" rule (`hobby_plan`); per-endpoint limits (`rate_limit` per
-    60 s, off by default); `X-RateLimit-*` headers (`rate_limit_headers`, off by default);
+    Uncertain points (docs/providers.md) and their flags: invalid token status
+    (`auth_failure_status`, 403 default, 401 optional; V2); comma-separated `state` filter
+    (`comma_separated_states`, off: one state per request; V4); promote answer
+    (`promote_status`, 201 or 202; V9); flat SDK-style promote alias listing
+    (`flat_promote_aliases`; V10); refusal statuses (`rejections`; V7); Hobby "previous
+    deployment only" rule (`hobby_plan`; V8); per-endpoint limits (`rate_limit` per 60 s, off
+    by default; V3); `X-RateLimit-*` headers (`rate_limit_headers`, off by default; V3);
     default page size (`default_page_size`, 20).
     """
 
@@ -352,7 +353,8 @@ class FakeVercel(FakeApi, VercelWorld):
         return response
 
     def _rate_headers(self, response: web.Response, state: RateState) -> None:
-        """`X-RateLimit-*` (UNCONFIRMED for Vercel, so only with `rate_limit_headers`)."""
+        """`X-RateLimit-*` (uncertain for Vercel, docs/providers.md#V3: only with
+        `rate_limit_headers`)."""
         if self.rate_limit_headers:
             response.headers.setdefault("X-RateLimit-Limit", str(state.limit))
             response.headers.setdefault("X-RateLimit-Remaining", str(state.remaining))
