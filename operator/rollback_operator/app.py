@@ -12,6 +12,7 @@ from typing import Any
 
 import kopf
 
+from rollback_operator import preflight
 from rollback_operator.api import GROUP
 from rollback_operator.handlers import index
 from rollback_operator.handlers import policy as policy_handlers
@@ -79,17 +80,19 @@ async def run(
     stop_flag: Any = None,
     ready_flag: Any = None,
 ) -> None:
-    """Run the operator until it is told to stop."""
-    settings = with_priority(settings)
+    """Run the operator until it is told to stop; `preflight.StartupError` when it cannot
+    start (a port taken, peering asked for and missing)."""
+    preflight.check_ports(settings)
     kube = await KubeApi.connect(settings.kubeconfig)
     metrics = registry.metrics_factory()
-    factory = providers or registry.RealProviderFactory()
-    telemetry = operator_metrics.Telemetry()
-    deps = Deps(
-        settings=settings, kube=kube, providers=factory, metrics=metrics, telemetry=telemetry
-    )
     server: operator_metrics.MetricsServer | None = None
     try:
+        settings = with_priority(await preflight.decide_peering(settings, kube))
+        telemetry = operator_metrics.Telemetry()
+        factory = providers or registry.RealProviderFactory()
+        deps = Deps(
+            settings=settings, kube=kube, providers=factory, metrics=metrics, telemetry=telemetry
+        )
         if settings.metrics_port:
             server = telemetry.serve(settings.metrics_port)
             logger.info("Serving /metrics on port %d", server.port)

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from rollback_operator import app
+from rollback_operator import app, preflight
 from rollback_operator.api.crd import all_crds
 from rollback_operator.settings import Settings
 from rollback_operator.telemetry import logs
@@ -25,7 +25,16 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument("-n", "--namespace", action="append", dest="namespaces", default=None)
     scope.add_argument("-A", "--all-namespaces", action="store_true", default=None)
     run.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster)")
-    run.add_argument("--standalone", action="store_true", default=None, help="no peering")
+    peering = run.add_mutually_exclusive_group()
+    peering.add_argument(
+        "--standalone", action="store_true", default=None,
+        help="no peering: the only operator (default: peer only if kopf's peering CRD and "
+        "object exist, else run standalone with a warning)",
+    )  # fmt: skip
+    peering.add_argument(
+        "--peering", dest="peering_name", default=None, metavar="NAME",
+        help="peer through this kopf peering object; refuse to start without it",
+    )  # fmt: skip
     run.add_argument("--liveness", dest="liveness_endpoint", default=None)
     run.add_argument("--log-format", choices=["text", "json"], default=None)
     run.add_argument("--metrics-port", type=int, default=None, help="/metrics port; 0: none")
@@ -68,5 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     settings = settings_from(args)
     logs.configure(settings.log_format, verbose=settings.verbose)
-    asyncio.run(app.run(settings))
+    try:
+        asyncio.run(app.run(settings))
+    except preflight.StartupError as error:
+        sys.stderr.write(f"rollback-operator: error: {error}\n")
+        return 1
     return 0

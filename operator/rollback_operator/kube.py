@@ -10,6 +10,7 @@ import base64
 import json
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -92,6 +93,25 @@ class KubeApi:
         except ApiException as error:
             raise _translate(error, plural) from None
         return result
+
+    async def names(
+        self, group: str, version: str, plural: str, namespace: str | None
+    ) -> list[str]:
+        """The names of every object of a kind, cluster-wide (`namespace` None) or in one
+        namespace; NotFoundError when the server does not serve the kind (no CRD)."""
+        what = f"{plural}.{group}"
+        try:
+            if namespace is None:
+                found = await self._custom.list_cluster_custom_object(group, version, plural)
+            else:
+                found = await self._custom.list_namespaced_custom_object(
+                    group, version, namespace, plural
+                )
+        except ApiException as error:
+            raise _translate(error, what) from None
+        except (aiohttp.ClientError, OSError) as error:
+            raise RetryableError(f"{what}: {error}", provider="kubernetes") from None
+        return [str(item["metadata"]["name"]) for item in found.get("items", [])]
 
     async def read(self, namespace: str, name: str, key: str) -> str:
         """One decoded key of a Secret (the SecretReader Protocol)."""

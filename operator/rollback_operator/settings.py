@@ -19,8 +19,15 @@ class Settings(BaseSettings):
     namespaces: list[str] = Field(default_factory=list, description="Namespaces to watch.")
     all_namespaces: bool = Field(default=False, description="Watch every namespace.")
     kubeconfig: str | None = Field(default=None, description="Kubeconfig path; else in-cluster.")
-    standalone: bool = Field(default=False, description="No peering: the only operator.")
-    peering_name: str = Field(default="rollback-operator", description="kopf peering object.")
+    standalone: bool | None = Field(
+        default=None,
+        description="True: never peer. False: peering required, no start without it. "
+        "Unset: peer when kopf's peering CRD and object exist, else run alone with a warning.",
+    )
+    peering_name: str = Field(
+        default="rollback-operator",
+        description="kopf peering object; naming one (flag or env) makes peering required.",
+    )
     priority: int | None = Field(
         default=None,
         description="Peering priority of this replica; unset: the earlier started ranks higher.",
@@ -44,3 +51,8 @@ class Settings(BaseSettings):
     poll_interval: float = Field(
         default=0.5, gt=0, description="How often a waiting rollback looks again."
     )
+
+    def peering_required(self) -> bool:
+        """Whether peering was asked for explicitly (standalone false, or a peering object
+        named, by flag or environment): then running without it is an error, not a fallback."""
+        return self.standalone is False or "peering_name" in self.model_fields_set
