@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -84,10 +86,20 @@ class Options:
     transport: httpx.AsyncBaseTransport | None = None
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The one TLS context of every client (httpx's defaults: certifi's CAs, or SSL_CERT_FILE).
+
+    Made once per process: loading the CA bundle costs milliseconds of CPU, and each adapter
+    call opens a client, so a context per client was a third of the operator's CPU while it
+    started 100 rollbacks at once (docs/benchmarks.md)."""
+    return httpx.create_ssl_context()
+
+
 def make_client(
     base_url: str, headers: Mapping[str, str], options: Options | None = None
 ) -> httpx.AsyncClient:
-    """An httpx client with our timeouts, connection limits and user agent."""
+    """An httpx client with our timeouts, connection limits, user agent and TLS context."""
     opts = options or Options()
     t = opts.timeouts
     return httpx.AsyncClient(
@@ -96,6 +108,7 @@ def make_client(
         timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
         limits=httpx.Limits(max_connections=10, max_keepalive_connections=5),
         transport=opts.transport,
+        verify=tls_context(),
         follow_redirects=False,
     )
 
