@@ -92,11 +92,11 @@ def test_a_restart_in_the_middle_of_pending_keeps_the_breach_start(
     bed: Bed, prometheus: PrometheusServer, series: Series
 ) -> None:
     hold = timedelta(seconds=12)
+    _start(bed)  # first: a slow start must not eat into the 12 s hold
     breach = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2)
     # one sample a second, into the near future, so the 1 s steps see the breach start exactly
     series.gauge("g", breach - minutes(2), breach + minutes(1),
                  lambda t: HIGH if t >= breach else LOW, every=timedelta(seconds=1))  # fmt: skip
-    _start(bed)
     bed.apply(_policy(prometheus, series, "12s"))
     pending = _wait(lambda: _rule(bed).get("state") == "Pending" and _rule(bed), bed, "Pending")
     assert bed.process is not None
