@@ -130,13 +130,19 @@ OBJECT_STORE = _optional(
 METRICS = st.fixed_dictionaries(
     {"prometheus": _optional({"url": urls}, {"authSecretRef": secret_refs()})}
 )
+read_queries = st.builds(
+    lambda verb, rest, end: f"{verb} {rest}{end}",
+    st.sampled_from(["SELECT", "select", "WITH x AS (SELECT 1)", "VALUES", "TABLE"]),
+    words.filter(lambda w: ";" not in w),
+    st.sampled_from(["", ";", " ;\n"]),
+)  # one read statement, as the schema and the models require
 VERIFICATION_LISTS: dict[str, Callable[[str], st.SearchStrategy[Json]]] = {
     "healthChecks": (
         lambda name: _optional({"name": st.just(name), "url": urls},
                                {"expectStatus": st.integers(100, 599)})
     ),
     "sqlChecks": (
-        lambda name: st.fixed_dictionaries({"name": st.just(name), "query": words,
+        lambda name: st.fixed_dictionaries({"name": st.just(name), "query": read_queries,
                                             "expect": _optional({}, {"min": numbers,
                                                                      "max": numbers,
                                                                      "equals": words})})

@@ -100,13 +100,22 @@ class RealProviderFactory:
                 policy,
                 secrets,
                 storage_probe=await storage[0].probe(storage[1], context) if storage else None,
-                sql_url=await database[0].sql_url(database[1], context) if database else None,
+                sql_url=await _sql_url(context, database),
             ),
             archive=await _archive(context),
         )
 
     async def notifiers(self, policy: RollbackPolicy, secrets: SecretReader) -> list[Notifier]:
         return await _notifiers(BuildContext(policy, secrets))
+
+
+async def _sql_url(context: BuildContext, database: tuple[Any, Any] | None) -> str | None:
+    """Where verification's SQL checks connect: their own (read-only) credential when the
+    policy names one, else the database target's."""
+    ref = context.policy.spec.verification.sql_url_secret_ref
+    if ref is not None:
+        return await context.secret(ref)
+    return await database[0].sql_url(database[1], context) if database else None
 
 
 async def _notifiers(context: BuildContext) -> list[Notifier]:

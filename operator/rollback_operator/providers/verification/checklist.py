@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
 import httpx
@@ -69,13 +70,13 @@ class HttpCheck:
 def meets(value: Any, expect: Expect) -> str | None:
     """Why `value` misses `expect`, or None when it meets it."""
     if expect.equals is not None and str(value) != expect.equals:
-        return f"{value!r} is not {expect.equals!r}"
+        return f"{shown_value(value)} is not {expect.equals!r}"
     if expect.min is None and expect.max is None:
         return None
     try:
         number = float(value)
     except (TypeError, ValueError):
-        return f"{value!r} is not a number"
+        return f"{shown_value(value)} is not a number"
     if expect.min is not None and number < expect.min:
         return f"{number:g} is below {expect.min:g}"
     if expect.max is not None and number > expect.max:
@@ -101,17 +102,42 @@ class SqlQueryCheck:
         except psycopg.Error as error:
             return CheckResult(name=self.name, passed=False, message=_sql_error(error))
         problem = meets(value, self.spec.expect)
-        return CheckResult(name=self.name, passed=problem is None, message=problem or f"{value}")
+        message = problem or shown_value(value)
+        return CheckResult(name=self.name, passed=problem is None, message=message)
 
     async def _value(self) -> Any:
-        async with await psycopg.AsyncConnection.connect(self.url, connect_timeout=5) as conn:
+        """The first column of the first row, read in a session that cannot write.
+
+        The session is read-only from its start (`default_transaction_read_only`, set by the
+        connection's options, and the transaction itself), every statement has a timeout, and
+        the query is sent as a prepared statement, which PostgreSQL parses as exactly one
+        statement: `SELECT 1; COMMIT; DELETE ...` is refused before anything runs.
+        """
+        timeout = int(self.statement_timeout_ms)
+        options = (
+            f"-c default_transaction_read_only=on -c statement_timeout={timeout}"
+            f" -c idle_in_transaction_session_timeout={timeout * 2}"
+        )
+        connect = psycopg.AsyncConnection.connect
+        async with await connect(self.url, connect_timeout=5, options=options) as conn:
             await conn.set_read_only(True)
             async with conn.cursor() as cursor:
-                timeout = f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}"
-                await cursor.execute(timeout.encode())
-                await cursor.execute(self.spec.query.encode())
+                await cursor.execute(self.spec.query.encode(), prepare=True)
                 row = await cursor.fetchone()
         return row[0] if row else None
+
+
+SHOWN_TEXT = 40  # longer text, or anything but a scalar, is data: its value is not shown
+
+
+def shown_value(value: Any) -> str:
+    """A check's value as the status and report may show it: short scalars only."""
+    if value is None or isinstance(value, bool | int | float | Decimal):
+        return f"{value}"
+    if isinstance(value, str) and len(value) <= SHOWN_TEXT and value.isprintable():
+        return repr(value)
+    size = f", {len(value)} characters" if isinstance(value, str) else ""
+    return f"a {type(value).__name__} value{size} (not shown)"
 
 
 def _sql_error(error: psycopg.Error) -> str:
