@@ -21,6 +21,7 @@ from rollback_operator.handlers.deps import Deps
 from rollback_operator.kube import KubeApi, credentials
 from rollback_operator.providers import registry
 from rollback_operator.providers.base import ProviderFactory
+from rollback_operator.providers.errors import PermanentError
 from rollback_operator.settings import Settings
 from rollback_operator.telemetry import metrics as operator_metrics
 
@@ -81,9 +82,12 @@ async def run(
     ready_flag: Any = None,
 ) -> None:
     """Run the operator until it is told to stop; `preflight.StartupError` when it cannot
-    start (a port taken, peering asked for and missing)."""
+    start (a port taken, no cluster configuration, peering asked for and missing)."""
     preflight.check_ports(settings)
-    kube = await KubeApi.connect(settings.kubeconfig)
+    try:
+        kube = await KubeApi.connect(settings.kubeconfig)
+    except PermanentError as error:
+        raise preflight.StartupError(error.message) from None
     metrics = registry.metrics_factory()
     server: operator_metrics.MetricsServer | None = None
     try:

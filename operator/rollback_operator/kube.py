@@ -61,7 +61,14 @@ class KubeApi:
         try:
             config.load_incluster_config(client_configuration=cfg)
         except config.ConfigException:
-            await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+            try:
+                await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+            except (config.ConfigException, OSError) as error:
+                where = kubeconfig or "the default kubeconfig (KUBECONFIG, ~/.kube/config)"
+                raise PermanentError(
+                    f"no usable Kubernetes configuration: not in a pod, and {where}: {error}",
+                    provider="kubernetes",
+                ) from None
         return cls(client.ApiClient(configuration=cfg))
 
     async def close(self) -> None:

@@ -52,7 +52,8 @@ class _Port:
 def check_ports(settings: Settings) -> None:
     """StartupError when the liveness or the metrics port cannot be bound."""
     for port in _ports(settings):
-        _try_bind(port)
+        if port.number:  # 0: any free port, chosen when bound
+            _try_bind(port)
 
 
 def _ports(settings: Settings) -> list[_Port]:
@@ -61,7 +62,8 @@ def _ports(settings: Settings) -> list[_Port]:
         url = urlsplit(settings.liveness_endpoint)
         flag = "--liveness http://0.0.0.0:PORT/healthz (env ROLLBACK_OPERATOR_LIVENESS_ENDPOINT)"
         what = f"liveness endpoint {settings.liveness_endpoint}"
-        found.append(_Port(url.port or 80, url.hostname or "0.0.0.0", what, flag))
+        number = 80 if url.port is None else url.port
+        found.append(_Port(number, url.hostname or "0.0.0.0", what, flag))
     if settings.metrics_port:
         flag = "--metrics-port PORT (env ROLLBACK_OPERATOR_METRICS_PORT; 0: no /metrics)"
         found.append(_Port(settings.metrics_port, "0.0.0.0", "/metrics", flag))

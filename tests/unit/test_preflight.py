@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +146,16 @@ def test_free_ports_and_disabled_servers_pass() -> None:
     liveness = f"http://127.0.0.1:{free_port()}/healthz"
     check_ports(Settings(liveness_endpoint=liveness, metrics_port=free_port()))
     check_ports(Settings(liveness_endpoint=None, metrics_port=0))
+
+
+def test_without_a_cluster_configuration_the_run_stops_with_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.kubeconfig"
+    liveness = f"http://127.0.0.1:{free_port()}/healthz"
+    flags = ["--kubeconfig", str(missing), "--liveness", liveness, "--metrics-port", "0"]
+    argv = [sys.executable, "-m", "rollback_operator", "run", "--all-namespaces", *flags]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("rollback-operator: error: no usable Kubernetes configuration")
+    assert str(missing) in last
