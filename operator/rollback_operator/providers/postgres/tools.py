@@ -124,18 +124,8 @@ async def feed(
     When the tool stops reading early (it exited), the rest of the stream is not read.
     """
     with tempfile.TemporaryFile() as errors:
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=errors,
-            env=env,
-        )
-        try:
-            await _pump(process, chunks)
-        except BaseException:
-            await _kill(process)
-            raise
+        process = await _start(command, env, errors, stdout=asyncio.subprocess.DEVNULL)
+        await _pump_or_kill(process, chunks)
         returncode = await process.wait()
         return Outcome(Path(command[0]).name, returncode, _read_bounded(errors))
 
@@ -149,14 +139,7 @@ async def converted(
     the consumer (psql) is killed before it sees the end of its input and commits nothing.
     """
     with tempfile.TemporaryFile() as errors:
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=errors,
-            env=env,
-            limit=_PIPE_SIZE,
-        )
+        process = await _start(command, env, errors, stdout=asyncio.subprocess.PIPE)
         pumping = asyncio.create_task(_pump_or_kill(process, chunks))
         try:
             assert process.stdout is not None
@@ -172,6 +155,16 @@ async def converted(
         outcome = Outcome(Path(command[0]).name, returncode, _read_bounded(errors))
         if outcome.failed:
             raise outcome.as_error(doing)
+
+
+async def _start(
+    command: Sequence[str], env: dict[str, str], errors: IO[bytes], *, stdout: int
+) -> asyncio.subprocess.Process:
+    """The tool, its stdin a pipe we feed, its stderr the file `errors`."""
+    return await asyncio.create_subprocess_exec(
+        *command, stdin=asyncio.subprocess.PIPE, stdout=stdout, stderr=errors, env=env,
+        limit=_PIPE_SIZE,
+    )  # fmt: skip
 
 
 async def _pump_or_kill(process: asyncio.subprocess.Process, chunks: AsyncIterator[bytes]) -> None:
