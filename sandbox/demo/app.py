@@ -40,8 +40,8 @@ class App:
         """What GET /health answers: 200 only when the app serves users properly."""
         if self.saas.vercel.project(self.saas.project).paused:
             return 503, "frontend paused"
-        if self.saas.replicas() == 0:
-            return 503, "backend scaled to zero"
+        if not self.saas.backend_serving():
+            return 503, "backend stopped"
         if self.failing():
             return 503, "bad release: 50% of requests fail"
         return 200, "ok"

@@ -207,7 +207,8 @@ class Story:
             f"(was {saas.railway_live}, rolled back to {saas.railway_old})",
             stamp=False,
         )
-        self.out.line(f"GET /health: {status} {text}; replicas {saas.replicas()}", stamp=False)
+        serving = ", ".join(saas.backend_serving()) or "none"
+        self.out.line(f"GET /health: {status} {text}; backend serving: {serving}", stamp=False)
         problems = []
         if frontend != saas.old:
             problems.append(f"Vercel serves {frontend}, not the previous release {saas.old}")

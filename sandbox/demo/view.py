@@ -233,7 +233,7 @@ def _plan(move: Manifest) -> str:
     if "asOf" in move:
         return (f"restore files as of {move['asOf']}: {move.get('objectsToRestore', 0)} to "
                 f"restore, {move.get('objectsToHide', 0)} to hide")  # fmt: skip
-    extra = f" (replicas {move['replicas']})" if move.get("replicas") is not None else ""
+    extra = " (served no traffic when planned)" if move.get("serving") is False else ""
     return f"{move.get('from')} -> {move.get('to')}{extra}"
 
 

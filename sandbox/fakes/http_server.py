@@ -5,8 +5,9 @@ Why this module exists: the fakes are real HTTP servers, so the operator's real 
 async tests and a separate operator process alike. Around their provider-specific logic both
 fakes need the same machinery, kept here once: a server on a free loopback port in a
 background thread with its own event loop, per-call latency, injectable faults (429, 5xx,
-provider-shaped errors, slow answers, dropped connections), a fixed-window rate limiter, and
-a request log that never holds a credential (`request_log`).
+provider-shaped errors, slow answers, dropped connections), scripted events (something else
+happens on the provider right after a given call, such as a CI deploy landing mid-rollback), a
+fixed-window rate limiter, and a request log that never holds a credential (`request_log`).
 """
 
 from __future__ import annotations
@@ -200,6 +201,7 @@ class FakeApi(abc.ABC):
         self.latency = latency
         self.clock = clock
         self.faults: FaultInjector[Fault] = FaultInjector()
+        self.events: FaultInjector[Callable[[], object]] = FaultInjector()
         self.log = RequestLog()
         self.lock = threading.RLock()
         observers.fake_started(self)
@@ -207,6 +209,11 @@ class FakeApi(abc.ABC):
     def inject(self, fault: Fault, *, route: str = "*", times: int | None = 1) -> None:
         """Queue a fault for the next `times` calls whose route key matches the glob."""
         self.faults.add(fault, route=route, times=times)
+
+    def after(self, route: str, event: Callable[[], object], *, times: int | None = 1) -> None:
+        """Run `event` (under `lock`) right after each of the next `times` calls whose route
+        key matches the glob has been answered from the fake's state."""
+        self.events.add(event, route=route, times=times)
 
     def build_app(self) -> web.Application:
         app = web.Application()
@@ -265,8 +272,13 @@ class FakeApi(abc.ABC):
         with self.lock:
             if isinstance(fault, RateLimited | ServerError | ErrorReply):
                 response = self.fault_response(fault)
+            elif (refused := self.admit(call, route)) is not None:
+                response = refused
             else:
-                response = self.admit(call, route) or self.dispatch(call)
+                response = self.dispatch(call)
+                event = self.events.take(route)
+                if event is not None:
+                    event()
             self.finish(call, response)
         self._record(call, route, mutating, response.status, fault)
         return response

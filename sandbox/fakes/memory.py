@@ -46,8 +46,8 @@ BACKUP_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 def default_state() -> State:
     """A world with two deployments per app target, two backups, and versioned storage."""
     return {
-        "frontend": {"history": ["dpl_old", "dpl_new"], "live": "dpl_new", "paused": False},
-        "backend": {"history": ["d-old", "d-new"], "live": "d-new", "replicas": 2},
+        "frontend": {"history": ["dpl_old", "dpl_new"], "live": "dpl_new", "serving": True},
+        "backend": {"history": ["d-old", "d-new"], "live": "d-new", "serving": True},
         "database": {
             "backups": {
                 "backup_20231231.dump": (BACKUP_TIME - timedelta(days=1)).isoformat(),
@@ -150,7 +150,7 @@ class FakeWorld:
 
 
 class FakeDeploymentTarget:
-    """A frontend or backend with a deployment history and a traffic switch."""
+    """A frontend or backend with a deployment history and a traffic switch (`serving`)."""
 
     def __init__(self, world: FakeWorld, target: str) -> None:
         self.world, self.target = world, target
@@ -169,9 +169,9 @@ class FakeDeploymentTarget:
         earlier = history[: history.index(live)] if live in history else history
         if pin is None and not earlier:
             raise PermanentError("no earlier deployment to roll back to", provider=self.target)
-        traffic = {"paused": state["paused"]} if "paused" in state else {}
-        traffic |= {"replicas": state["replicas"]} if "replicas" in state else {}
-        return DeploymentPlan.model_validate({"from": live, "to": pin or earlier[-1], **traffic})
+        return DeploymentPlan.model_validate(
+            {"from": live, "to": pin or earlier[-1], "serving": state["serving"]}
+        )
 
     async def candidates(self, limit: int) -> list[Candidate]:
         """The history newest first (no times), marked as `plan(None)` would choose."""
@@ -188,15 +188,10 @@ class FakeDeploymentTarget:
         state = self._state()
 
         def act() -> str | None:
-            if self.target == "frontend":
-                if state["paused"]:
-                    return None
-                state["paused"] = True
-                return "paused the project"
-            if state["replicas"] == 0:
+            if not state["serving"]:
                 return None
-            state["replicas"] = 0
-            return "scaled to 0 replicas"
+            state["serving"] = False
+            return f"stopped the {self.target}: it serves no traffic"
 
         return await self.world.op(f"{self.target}.stop_traffic", act, "traffic already stopped")
 
@@ -212,20 +207,14 @@ class FakeDeploymentTarget:
         result = await self.world.op(f"{self.target}.rollback", act, f"{to} was already live")
         return StepResult(result.message, {"deploymentId": to})
 
-    async def resume_traffic(self, key: str, plan: DeploymentPlan) -> StepResult:
+    async def resume_traffic(self, key: str, plan: DeploymentPlan, journal: Journal) -> StepResult:
         state = self._state()
 
         def act() -> str | None:
-            if self.target == "frontend":
-                if plan.paused or not state["paused"]:
-                    return None
-                state["paused"] = False
-                return "unpaused the project"
-            want = plan.replicas if plan.replicas is not None else state["replicas"]
-            if state["replicas"] == want:
+            if plan.serving is False or state["serving"]:
                 return None
-            state["replicas"] = want
-            return f"scaled back to {want} replicas"
+            state["serving"] = True
+            return f"the {self.target} serves traffic again"
 
         return await self.world.op(f"{self.target}.resume_traffic", act, "traffic already on")
 

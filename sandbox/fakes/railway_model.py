@@ -33,6 +33,8 @@ type Mutation {
   deploymentRemove(id: String!): Boolean!
   deploymentCancel(id: String!): Boolean!
   serviceInstanceRedeploy(serviceId: String!, environmentId: String!): Boolean!
+  serviceInstanceDeployV2(serviceId: String!, environmentId: String!,
+                          commitSha: String): String!
   serviceInstanceUpdate(serviceId: String!, environmentId: String,
                         input: ServiceInstanceUpdateInput!): Boolean!
   environmentPatchCommit(environmentId: String!, patch: EnvironmentConfig,
@@ -114,9 +116,16 @@ class RailwayDeployment:
     meta: dict[str, Any]
     can_rollback: bool
     replicas: int
+    origin: str = "source"  # source (a push or a deploy of the service), rollback, redeploy
     stopped: bool = False
+    stopping_since: int | None = None  # the request count when `deploymentStop` was asked
     removing_since: int | None = None
     progress: Progress | None = None
+
+    @property
+    def serving(self) -> bool:
+        """Whether its instances run and take traffic."""
+        return instance_status(self) == "RUNNING" and self.replicas > 0
 
 
 @dataclass

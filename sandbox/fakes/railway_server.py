@@ -54,17 +54,22 @@ Resolver = Callable[[Principal, dict[str, Any]], Any]
 class FakeRailway(FakeApi, RailwayWorld):
     """In-memory Railway: projects, environments, services, service instances, deployments.
 
-    Deployments created by `deploymentRollback`/`deploymentRedeploy`/`serviceInstanceRedeploy`
-    show `deploy_path` statuses for the first `deploy_polls` `deployment(id)` polls and reach
-    `deploy_outcome` on the next one (or after `deploy_seconds` of `clock` time); on SUCCESS
-    the previously active deployment goes REMOVING, and REMOVED once `drain_requests` more
-    requests have been answered (the overlap window, counted in requests).
+    Deployments created by `deploymentRollback`/`deploymentRedeploy`/`serviceInstanceRedeploy`/
+    `serviceInstanceDeployV2` show `deploy_path` statuses for the first `deploy_polls`
+    `deployment(id)` polls and reach `deploy_outcome` on the next one (or after `deploy_seconds`
+    of `clock` time); on SUCCESS the previously active deployment goes REMOVING, and REMOVED
+    once `drain_requests` more requests have been answered (the overlap window, counted in
+    requests). A deploy of the service (`serviceInstanceDeployV2`, `serviceInstanceRedeploy`,
+    `deploy_source`) builds its latest source, not what a rollback restored
+    (docs/providers.md#R18). `deploymentStop` keeps the status SUCCESS and takes effect after
+    `stop_requests` more requests: then `deploymentStopped` is true, the instances are STOPPED
+    and the deployment serves nothing (R22).
 
     UNCONFIRMED choices and their flags: validation-error HTTP status
     (`validation_error_status`, 200); project tokens may run mutations
     (`project_token_can_mutate`, True); `numReplicas: 0` accepted (`allow_zero_replicas`);
-    replica changes resize the running deployment without a redeploy
-    (`replicas_apply_immediately`); `X-RateLimit-Reset` as Unix seconds or ISO
+    replica changes are staged: they size the next deployment, not the running one, unless
+    `replicas_apply_immediately` (R16, R17); `X-RateLimit-Reset` as Unix seconds or ISO
     (`rate_limit_reset_format`); 429 body as GraphQL `errors` JSON or plain text
     (`rate_limit_body`); page size when neither `first` nor `last` is sent
     (`default_page_size`). `includeDeleted` is accepted and ignored.
@@ -81,10 +86,11 @@ class FakeRailway(FakeApi, RailwayWorld):
         deploy_path: tuple[str, ...] = ("INITIALIZING", "DEPLOYING"),
         deploy_outcome: Literal["SUCCESS", "FAILED", "CRASHED"] = "SUCCESS",
         drain_requests: int = 1,
+        stop_requests: int = 1,
         validation_error_status: Literal[200, 400] = 200,
         project_token_can_mutate: bool = True,
         allow_zero_replicas: bool = True,
-        replicas_apply_immediately: bool = True,
+        replicas_apply_immediately: bool = False,
         rate_limit: int = 10_000,
         rate_limit_window: float = 3600.0,
         rate_limit_reset_format: Literal["epoch", "iso"] = "epoch",
@@ -95,7 +101,7 @@ class FakeRailway(FakeApi, RailwayWorld):
         RailwayWorld.__init__(
             self, token=token, deploy_polls=deploy_polls, deploy_seconds=deploy_seconds,
             deploy_path=deploy_path, deploy_outcome=deploy_outcome, drain_requests=drain_requests,
-            replicas_apply_immediately=replicas_apply_immediately,
+            stop_requests=stop_requests, replicas_apply_immediately=replicas_apply_immediately,
         )  # fmt: skip
         self.validation_error_status = validation_error_status
         self.project_token_can_mutate = project_token_can_mutate
@@ -117,6 +123,7 @@ class FakeRailway(FakeApi, RailwayWorld):
             "deploymentRemove": self._m_remove,
             "deploymentCancel": self._m_cancel,
             "serviceInstanceRedeploy": self._m_service_redeploy,
+            "serviceInstanceDeployV2": self._m_service_deploy,
             "serviceInstanceUpdate": self._m_service_update,
             "environmentPatchCommit": self._m_environment_patch,
         }
@@ -243,11 +250,11 @@ class FakeRailway(FakeApi, RailwayWorld):
         dep = self._find(who, args["id"])
         if not dep.can_rollback:
             raise GraphQLError(CANNOT_ROLLBACK)
-        self._spawn(dep)
+        self._spawn(dep, origin="rollback")
         return True
 
     def _m_redeploy(self, who: Principal, args: dict[str, Any]) -> Any:
-        return deployment_json(self._spawn(self._find(who, args["id"])))
+        return deployment_json(self._spawn(self._find(who, args["id"]), origin="redeploy"))
 
     def _m_restart(self, who: Principal, args: dict[str, Any]) -> Any:
         dep = self._find(who, args["id"])
@@ -255,9 +262,7 @@ class FakeRailway(FakeApi, RailwayWorld):
         return True
 
     def _m_stop(self, who: Principal, args: dict[str, Any]) -> Any:
-        dep = self._find(who, args["id"])
-        dep.stopped = True
-        dep.updated_at = self.clock()
+        self._stop(self._find(who, args["id"]))
         return True
 
     def _m_remove(self, who: Principal, args: dict[str, Any]) -> Any:
@@ -274,11 +279,16 @@ class FakeRailway(FakeApi, RailwayWorld):
 
     def _m_service_redeploy(self, who: Principal, args: dict[str, Any]) -> Any:
         inst = self._instance(who, args["serviceId"], args["environmentId"])
-        latest = self._latest(inst)
-        if latest is None:
-            raise GraphQLError("No deployment to redeploy")
-        self._spawn(latest)
+        self._spawn(self._source(inst.service_id, inst.environment_id), origin="source")
         return True
+
+    def _m_service_deploy(self, who: Principal, args: dict[str, Any]) -> Any:
+        """Builds the service's latest source, whatever was rolled back to (R18)."""
+        inst = self._instance(who, args["serviceId"], args["environmentId"])
+        source = self._source(inst.service_id, inst.environment_id)
+        if args.get("commitSha") not in (None, source.meta.get("commitHash")):
+            raise GraphQLError("Commit not found")
+        return self._spawn(source, origin="source").id
 
     def _m_service_update(self, who: Principal, args: dict[str, Any]) -> Any:
         service = args["serviceId"]

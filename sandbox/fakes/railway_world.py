@@ -3,8 +3,10 @@ deployments, and how a new deployment moves through its statuses.
 
 Why this module exists: what Railway does to deployments (a rollback or redeploy spawns a
 deployment that walks towards SUCCESS, FAILED or CRASHED; on SUCCESS the old one goes REMOVING,
-then REMOVED; replica changes resize what runs) is the fake's behaviour, apart from how it is
-asked for over GraphQL (`railway_server`). Tests seed and inspect it from their own thread.
+then REMOVED; a deploy of the service builds its latest source; a replica change is staged
+until the next deployment; a stop takes effect a few requests later) is the fake's behaviour,
+apart from how it is asked for over GraphQL (`railway_server`). Tests seed and inspect it from
+their own thread.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class RailwayWorld:
         deploy_path: tuple[str, ...],
         deploy_outcome: Literal["SUCCESS", "FAILED", "CRASHED"],
         drain_requests: int,
+        stop_requests: int,
         replicas_apply_immediately: bool,
     ) -> None:
         self.deploy_polls = deploy_polls
@@ -55,6 +58,7 @@ class RailwayWorld:
         self.deploy_path = deploy_path
         self.deploy_outcome = deploy_outcome
         self.drain_requests = drain_requests
+        self.stop_requests = stop_requests
         self.replicas_apply_immediately = replicas_apply_immediately
         self._ids = itertools.count(1)
         self._ticks = 0
@@ -139,12 +143,24 @@ class RailwayWorld:
             active = self._active(service_id, environment_id)
             return active[0].id if active else None
 
+    def serving(self, service_id: str, environment_id: str) -> list[str]:
+        """The deployments whose instances run and take traffic, newest first."""
+        with self.lock:
+            mine = self._active(service_id, environment_id, also_crashed=True)
+            return [d.id for d in mine if d.serving]
+
+    def deploy_source(self, service_id: str, environment_id: str) -> str:
+        """What a push to the service's branch does: a deployment of its latest source."""
+        with self.lock:
+            return self._spawn(self._source(service_id, environment_id), origin="source").id
+
     # ----- state machine -----
 
-    def _spawn(self, source: RailwayDeployment) -> RailwayDeployment:
+    def _spawn(self, source: RailwayDeployment, *, origin: str) -> RailwayDeployment:
         """A new deployment of `source`'s image, meta and variables, started now."""
         first = self.deploy_path[0] if self.deploy_polls or self.deploy_seconds else "QUEUED"
         dep = self._new_deployment(source.service_id, source.environment_id, first, source.meta)
+        dep.origin = origin
         dep.progress = Progress(self.deploy_path, self.deploy_outcome, self.clock())
         self._advance(dep)
         return dep
@@ -172,9 +188,14 @@ class RailwayWorld:
                     old.removing_since = self._ticks
 
     def _tick(self) -> None:
-        """Once per request: finish draining REMOVING deployments, advance timed ones."""
+        """Once per request: finish stops and draining REMOVING deployments, advance timed
+        ones."""
         self._ticks += 1
         for dep in list(self._deployments.values()):
+            if dep.stopping_since is not None and (
+                self._ticks - dep.stopping_since > self.stop_requests
+            ):
+                dep.stopping_since, dep.stopped = None, True
             if (
                 dep.removing_since is not None
                 and self._ticks - dep.removing_since > self.drain_requests
@@ -227,6 +248,27 @@ class RailwayWorld:
             key=lambda d: (d.created_at, d.seq),
             reverse=True,
         )
+
+    def _stop(self, dep: RailwayDeployment) -> None:
+        """`deploymentStop`: the instances keep running for `stop_requests` more requests."""
+        if dep.stopped or dep.stopping_since is not None:
+            return
+        dep.updated_at = self.clock()
+        if self.stop_requests:
+            dep.stopping_since = self._ticks
+        else:
+            dep.stopped = True
+
+    def _source(self, service: str, env: str) -> RailwayDeployment:
+        """The newest deployment built from the service's source (not a rollback's copy)."""
+        built = [
+            d
+            for d in self._deployments.values()
+            if (d.service_id, d.environment_id) == (service, env) and d.origin == "source"
+        ]
+        if not built:
+            raise GraphQLError("No source to deploy")
+        return max(built, key=lambda d: (d.created_at, d.seq))
 
     def _latest(self, inst: RailwayServiceInstance) -> RailwayDeployment | None:
         mine = [

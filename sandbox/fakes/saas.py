@@ -18,6 +18,8 @@ from sandbox.fakes.vercel_server import FakeVercel
 
 VERCEL_TOKEN = "vercel-e2e-token-5b1d"
 RAILWAY_TOKEN = "railway-e2e-token-93ac"
+RELEASE_41 = {"commitHash": "4141aaa", "commitMessage": "release 41"}  # the backend's good build
+RELEASE_42 = {"commitHash": "4242bbb", "commitMessage": "release 42"}  # its bad one, live
 HOUR_MS = 3_600_000
 
 
@@ -66,8 +68,9 @@ class Saas:
     def live_frontend(self) -> str | None:
         return self.vercel.production_deployment(self.project)
 
-    def replicas(self) -> int:
-        return self.railway.service_instance(self.service, self.env).num_replicas
+    def backend_serving(self) -> list[str]:
+        """The Railway deployments whose instances run and take traffic."""
+        return self.railway.serving(self.service, self.env)
 
 
 @contextmanager
@@ -90,8 +93,8 @@ def serving(
     railway_project = railway.add_project("api")
     env = railway.add_environment(railway_project)
     service = railway.add_service(railway_project, replicas=2)
-    r_old = railway.add_deployment(service, env, created_at=time.time() - 7200)
-    r_live = railway.add_deployment(service, env, created_at=time.time() - 3600)
+    r_old = railway.add_deployment(service, env, created_at=time.time() - 7200, meta=RELEASE_41)
+    r_live = railway.add_deployment(service, env, created_at=time.time() - 3600, meta=RELEASE_42)
     with ExitStack() as stack:
         v_server = stack.enter_context(vercel.serve())
         r_server = stack.enter_context(railway.serve())

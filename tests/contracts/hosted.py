@@ -38,7 +38,7 @@ REPLICAS = 2
 
 
 def plan_with(**traffic: Any) -> DeploymentPlan:
-    """A plan from `a` to `b` that recorded `traffic` (`paused` or `replicas`)."""
+    """A plan from `a` to `b` that recorded `traffic` (`serving`)."""
     return DeploymentPlan.model_validate({"from": "a", "to": "b", **traffic})
 
 
@@ -63,7 +63,7 @@ class VercelWorld:
     journal: MemoryJournal = field(default_factory=MemoryJournal)
     missing: str = "dpl_missing"
     bad_token: str = VERCEL_BAD_TOKEN
-    serving_plan: DeploymentPlan = field(default_factory=lambda: plan_with(paused=False))
+    serving_plan: DeploymentPlan = field(default_factory=lambda: plan_with(serving=True))
     failed: int = 0  # deployments add_failed made
     words: DeploymentWords = VERCEL_WORDS
 
@@ -119,7 +119,7 @@ class VercelWorld:
             self.fake.project(self.project).paused = True
 
     def plan_says_stopped(self, plan: DeploymentPlan) -> bool:
-        return plan.paused is True
+        return plan.serving is False
 
     def secrets(self) -> list[str]:
         return [VERCEL_TOKEN, VERCEL_BAD_TOKEN]
@@ -143,7 +143,7 @@ def vercel_world(time_: VirtualTime, **options: Any) -> Iterator[VercelWorld]:
 
 RAILWAY_WORDS = DeploymentWords(
     already_serving="already serves",
-    already_stopped="already at 0 replicas",
+    already_stopped="already stopped",
     missing_pin="pinned deployment {pin} not found",
 )
 
@@ -164,7 +164,7 @@ class RailwayWorld:
     journal: MemoryJournal = field(default_factory=MemoryJournal)
     missing: str = "d-missing"
     bad_token: str = RAILWAY_BAD_TOKEN
-    serving_plan: DeploymentPlan = field(default_factory=lambda: plan_with(replicas=REPLICAS))
+    serving_plan: DeploymentPlan = field(default_factory=lambda: plan_with(serving=True))
     words: DeploymentWords = RAILWAY_WORDS
 
     def config(
@@ -218,18 +218,20 @@ class RailwayWorld:
         return active is not None and self.fake.deployment(active).meta == build
 
     def serves_traffic(self) -> bool:
-        return self.replicas() == REPLICAS
+        serving = self.fake.serving(self.service, self.env)
+        return len(serving) == 1 and self.fake.deployment(serving[0]).replicas == REPLICAS
 
     def traffic_stopped(self) -> bool:
-        return self.replicas() == 0
+        return not self.fake.serving(self.service, self.env)
 
     def stop_elsewhere(self) -> None:
+        """Someone stopped the active deployment (in Railway's dashboard) a while ago."""
         with self.fake.lock:
-            instance = self.fake.service_instance(self.service, self.env)
-            instance.replicas_by_region = dict.fromkeys(instance.replicas_by_region, 0)
+            for deployment in self.fake.serving(self.service, self.env):
+                self.fake.deployment(deployment).stopped = True
 
     def plan_says_stopped(self, plan: DeploymentPlan) -> bool:
-        return plan.replicas == 0
+        return plan.serving is False
 
     def secrets(self) -> list[str]:
         return [RAILWAY_TOKEN, RAILWAY_PROJECT_TOKEN, RAILWAY_BAD_TOKEN]

@@ -23,9 +23,6 @@ from sandbox.fakes.memory import (
 )
 from tests.contracts.worlds import DatabaseWords, DeploymentWords
 
-REPLICAS = 2  # the backend's replicas in `default_state`
-
-
 DEPLOYMENT_WORDS = DeploymentWords(
     already_serving="already live",
     already_stopped="traffic already stopped",
@@ -35,7 +32,7 @@ DEPLOYMENT_WORDS = DeploymentWords(
 
 @dataclass
 class MemoryDeploymentWorld:
-    """The fake frontend (traffic is a pause switch) or backend (traffic is replicas)."""
+    """The fake frontend or backend; its traffic is a switch (`serving`)."""
 
     slot: str  # "frontend" or "backend"
     world: FakeWorld = field(default_factory=FakeWorld)
@@ -74,20 +71,16 @@ class MemoryDeploymentWorld:
         return self.serving() == deployment
 
     def serves_traffic(self) -> bool:
-        if self.slot == "frontend":
-            return self.state["paused"] is False
-        return bool(self.state["replicas"] == REPLICAS)
+        return self.state["serving"] is True
 
     def traffic_stopped(self) -> bool:
-        if self.slot == "frontend":
-            return self.state["paused"] is True
-        return bool(self.state["replicas"] == 0)
+        return self.state["serving"] is False
 
     def stop_elsewhere(self) -> None:
-        self.state.update({"paused": True} if self.slot == "frontend" else {"replicas": 0})
+        self.state["serving"] = False
 
     def plan_says_stopped(self, plan: DeploymentPlan) -> bool:
-        return plan.paused is True if self.slot == "frontend" else plan.replicas == 0
+        return plan.serving is False
 
     def mutations(self) -> int:
         return sum(self.world.state["calls"].values())

@@ -128,7 +128,7 @@ async def test_stop_traffic_then_resume_restores_serving(deployments: Deployment
 
     await target.stop_traffic(KEY, plan)
     stopped_between = deployments.traffic_stopped()
-    await target.resume_traffic(KEY, plan)
+    await target.resume_traffic(KEY, plan, deployments.journal)
 
     assert stopped_between
     assert deployments.serves_traffic()
@@ -142,7 +142,7 @@ async def test_stop_traffic_redone_by_a_restarted_operator_still_resumes_as_plan
     await deployments.target().stop_traffic(KEY, plan)
 
     again = await deployments.target().stop_traffic(KEY, plan)
-    await deployments.target().resume_traffic(KEY, plan)
+    await deployments.target().resume_traffic(KEY, plan, deployments.journal)
 
     assert deployments.words.already_stopped in again.message
     assert deployments.serves_traffic()
@@ -157,7 +157,7 @@ async def test_traffic_stopped_by_someone_else_stays_stopped(
     plan = await target.plan(None)
 
     await target.stop_traffic(KEY, plan)
-    await target.resume_traffic(KEY, plan)
+    await target.resume_traffic(KEY, plan, deployments.journal)
 
     assert deployments.plan_says_stopped(plan)
     assert deployments.traffic_stopped()

@@ -22,6 +22,7 @@ from rollback_operator.providers.base import DeploymentTarget
 from sandbox import manifests
 from tests.contracts.worlds import HostedWorld
 from tests.providers.conftest import (
+    FAKES,
     FAULTS,
     OPERATIONS,
     PERSISTENT_ERRORS,
@@ -40,7 +41,7 @@ async def test_the_real_factory_builds_the_adapter_with_the_token_from_the_polic
     manifest = manifests.policy(namespace="prod", **only_target(named.slot, named.block))
     secrets = DictSecrets({("prod", named.secret, "token"): named.token})
 
-    providers = await registry.RealProviderFactory().build(
+    providers = await registry.RealProviderFactory(FAKES).build(
         RollbackPolicy.model_validate(manifest), secrets
     )
     built: DeploymentTarget | None = getattr(providers, named.slot)
@@ -61,7 +62,7 @@ async def _run(world: HostedWorld, operation: str, target: DeploymentTarget) -> 
         "candidates": lambda: target.candidates(10),
         "stop traffic": lambda: target.stop_traffic(KEY, world.serving_plan),
         "rollback": lambda: target.rollback(world.old, KEY, world.journal),
-        "resume traffic": lambda: target.resume_traffic(KEY, world.serving_plan),
+        "resume traffic": lambda: target.resume_traffic(KEY, world.serving_plan, world.journal),
     }
     if operation == "resume traffic":
         world.stop_elsewhere()

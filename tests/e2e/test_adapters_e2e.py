@@ -38,18 +38,32 @@ def test_quick_rollback_moves_vercel_and_railway_back_and_reaches_ready(bed: Bed
         assert RAILWAY_TOKEN not in text
 
 
-def test_full_rollback_pauses_and_scales_down_then_restores_traffic(bed: Bed) -> None:
+def test_full_rollback_stops_both_layers_until_deploy_previous_then_serves_the_old_builds(
+    bed: Bed,
+) -> None:
     with serving() as saas:
+        at_deploy_previous: list[list[str]] = []
+        saas.railway.after(
+            "deploymentRollback", lambda: at_deploy_previous.append(saas.backend_serving())
+        )
         bed.start(real=REAL)
         _prepare(bed, saas)
         bed.apply(manifests.rollback("full", mode="full"))
         body = bed.wait_for("full", {"Succeeded", "Failed", "PartiallyFailed"})
         assert body["status"]["phase"] == "Succeeded", body["status"]
+        assert at_deploy_previous == [[]]  # the bad release served nothing while data moved
         assert not saas.vercel.project(saas.project).paused
-        assert saas.replicas() == 2
+        served = saas.backend_serving()
+        assert len(served) == 1
+        assert (
+            saas.railway.deployment(served[0]).meta
+            == saas.railway.deployment(saas.railway_old).meta
+        )
         assert saas.vercel.log.count_mutating("POST /v1/projects/*/pause") == 1
         assert saas.vercel.log.count_mutating("POST /v1/projects/*/unpause") == 1
-        assert body["status"]["plan"]["backend"]["replicas"] == 2
+        assert saas.railway.log.count_mutating("deploymentStop") == 1
+        assert saas.railway.log.count_mutating("serviceInstance*") == 0
+        assert body["status"]["plan"]["backend"]["serving"] is True
 
 
 def test_dry_run_with_real_adapters_makes_no_mutating_call(bed: Bed) -> None:

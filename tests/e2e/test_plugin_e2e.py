@@ -29,8 +29,8 @@ def kubectl_rollback(kubeconfig: Path, *args: str) -> subprocess.CompletedProces
 
 
 def test_plugin_plans_starts_approves_reports_and_aborts(bed: Bed) -> None:
-    frontend = {"history": ["dpl_older", "dpl_old", "dpl_new"], "live": "dpl_new", "paused": False}
-    backend = {"history": ["d-older", "d-old", "d-new"], "live": "d-new", "replicas": 2}
+    frontend = {"history": ["dpl_older", "dpl_old", "dpl_new"], "live": "dpl_new", "serving": True}
+    backend = {"history": ["d-older", "d-old", "d-new"], "live": "d-new", "serving": True}
     bed.edit_world(frontend=frontend, backend=backend)
     bed.start()
     bed.apply(manifests.policy())

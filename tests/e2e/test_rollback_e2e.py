@@ -34,7 +34,7 @@ def test_quick_rollback_example_reaches_ready_and_kubectl_wait_sees_it(bed: Bed)
     assert body["status"]["plan"]["frontend"] == {
         "from": "dpl_new",
         "to": "dpl_old",
-        "paused": False,
+        "serving": True,
     }
     world = bed.world()
     assert world.state["frontend"]["live"] == "dpl_old"

@@ -39,9 +39,7 @@ FAULTS: dict[str, RateLimited | ServerError | Slow | Dropped] = {
 """The faults a fake can inject; `unreachable` and `bad-credentials` are made by the build."""
 
 OPERATIONS = ("plan", "stop traffic", "rollback", "resume traffic")
-UNPAUSED = DeploymentPlan.model_validate({"from": "a", "to": "b", "paused": False})
-TWO_REPLICAS = DeploymentPlan.model_validate({"from": "a", "to": "b", "replicas": 2})
-THREE_REPLICAS = DeploymentPlan.model_validate({"from": "a", "to": "b", "replicas": 3})
+SERVING = DeploymentPlan.model_validate({"from": "a", "to": "b", "serving": True})
 
 
 def closed_url() -> str:
@@ -66,7 +64,7 @@ class Subject:
     """For each operation, the words (any of) its error message must contain."""
     time: VirtualTime = field(default_factory=VirtualTime)
     prepare: Callable[[str], Awaitable[None]] | None = None
-    """Set the world up for an operation (pause the project before `resume traffic`)."""
+    """Set the world up for an operation (stop traffic before `resume traffic`)."""
 
     def operations(
         self, *, credential: str | None = None, url: str | None = None
@@ -112,9 +110,9 @@ def _vercel(saas: Saas) -> Subject:
         target = vercel.VercelProject(config, token, fast_options(time), paced)
         return {
             "plan": lambda: target.plan(None),
-            "stop traffic": lambda: target.stop_traffic(key_, UNPAUSED),
+            "stop traffic": lambda: target.stop_traffic(key_, SERVING),
             "rollback": lambda: target.rollback(saas.old, key_, journal),
-            "resume traffic": lambda: target.resume_traffic(key_, UNPAUSED),
+            "resume traffic": lambda: target.resume_traffic(key_, SERVING, journal),
         }
 
     async def prepare(operation: str) -> None:
@@ -141,15 +139,20 @@ def _railway(saas: Saas) -> Subject:
         target = railway.RailwayService(config, token, fast_options(time), paced)
         return {
             "plan": lambda: target.plan(None),
-            "stop traffic": lambda: target.stop_traffic(key_, TWO_REPLICAS),
+            "stop traffic": lambda: target.stop_traffic(key_, SERVING),
             "rollback": lambda: target.rollback(saas.railway_old, key_, journal),
-            "resume traffic": lambda: target.resume_traffic(key_, THREE_REPLICAS),
+            "resume traffic": lambda: target.resume_traffic(key_, SERVING, journal),
         }
+
+    async def prepare(operation: str) -> None:
+        if operation == "resume traffic":
+            with saas.railway.lock:
+                saas.railway.deployment(saas.railway_live).stopped = True
 
     names: dict[str, tuple[str, ...]] = {op: (op,) for op in OPERATIONS}
     bad = "railway-wrong-token-0c7d"
     return Subject("railway", saas.railway, [RAILWAY_TOKEN, bad], build, RAILWAY_TOKEN, bad,
-                   saas.railway_url, names, time)  # fmt: skip
+                   saas.railway_url, names, time, prepare)  # fmt: skip
 
 
 NOTIFIER_NAMES: dict[str, dict[str, tuple[str, ...]]] = {

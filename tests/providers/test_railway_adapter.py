@@ -6,7 +6,9 @@ candidates, the fault matrix, the factory) is claimed in `tests/contracts`. Clai
 plans from the service's history, skipping what never ran and following the cursor, rolls back
 from a live deployment that crashed, and refuses pins Railway would refuse; a rollback makes a
 new deployment and waits for it, never resends an ambiguous request blindly, and carries
-Railway's refusal; it scales to zero and back to exactly the planned count; it works with both
+Railway's refusal; it stops traffic by stopping the deployments that serve and returns only once
+their instances are gone, and brings the stopped build back without deploying the service's
+latest source (a replica change is only staged, docs/providers.md#R16-R18); it works with both
 token styles; GraphQL `errors` map to the error hierarchy; `X-RateLimit-Reset` in any format.
 """
 
@@ -24,8 +26,8 @@ from sandbox.fakes.http_server import Dropped, ErrorReply
 from tests.contracts.hosted import (
     RAILWAY_PROJECT_TOKEN,
     RAILWAY_TOKEN,
+    REPLICAS,
     RailwayWorld,
-    plan_with,
     railway_world,
 )
 from tests.providers.conftest import VirtualTime
@@ -190,39 +192,87 @@ async def test_candidates_show_status_commit_and_time(world: World) -> None:
 
 # ----- stop and resume traffic -----
 
-TWO = plan_with(replicas=2)
-THREE = plan_with(replicas=3)
+SOURCE_DEPLOYS_AND_REPLICA_CHANGES = "serviceInstance*"  # DeployV2, Redeploy, Update
 
 
-async def test_stop_and_resume_traffic_record_the_replica_count(world: World) -> None:
+@with_options(stop_requests=3)
+async def test_stop_traffic_stops_the_live_deployment_and_returns_once_none_of_its_instances_runs(
+    world: World,
+) -> None:
+    target = world.target()
+
+    stopped = await target.stop_traffic(KEY, await target.plan(None))
+
+    assert world.fake.serving(world.service, world.env) == []
+    assert stopped.external_ids == {"stoppedDeployments": world.live}
+    assert world.mutations("deploymentStop") == 1
+    assert len(world.fake.log.matching("deployment")) >= 3  # looked until the stop landed
+    assert world.mutations(SOURCE_DEPLOYS_AND_REPLICA_CHANGES) == 0
+
+
+async def test_resume_traffic_brings_back_the_stopped_build_never_the_latest_source(
+    world: World,
+) -> None:
+    target = world.target()
+    await target.rollback(world.old, KEY, world.journal)  # serves `old`'s build; source is `live`
+    plan = await target.plan(None)
+    await target.stop_traffic(KEY, plan)
+
+    resumed = await target.resume_traffic(KEY, plan, world.journal)
+
+    serving = world.fake.serving(world.service, world.env)
+    assert serving == [resumed.external_ids["resumedDeploymentId"]]
+    assert world.fake.deployment(serving[0]).meta == world.fake.deployment(world.old).meta
+    assert world.fake.deployment(serving[0]).replicas == REPLICAS
+    assert world.mutations(SOURCE_DEPLOYS_AND_REPLICA_CHANGES) == 0
+
+
+async def test_resume_traffic_redone_waits_for_the_deployment_it_asked_for(world: World) -> None:
+    target = world.target()
+    plan = await target.plan(None)
+    await target.stop_traffic(KEY, plan)
+    world.fake.deploy_polls = 10_000
+
+    with pytest.raises(errors.RetryableError, match="still"):
+        await world.target(deadline=0.05).resume_traffic(KEY, plan, world.journal)
+    world.fake.deploy_polls = 0
+    resumed = await world.target().resume_traffic(KEY, plan, world.journal)
+
+    assert world.mutations("deploymentRollback") == 1
+    assert world.fake.serving(world.service, world.env) == [
+        resumed.external_ids["resumedDeploymentId"]
+    ]
+
+
+async def test_a_service_stopped_before_the_rollback_is_left_stopped_after_deploy_previous(
+    world: World,
+) -> None:
+    world.stop_elsewhere()
     target = world.target()
     plan = await target.plan(None)
 
-    stopped = await target.stop_traffic(KEY, plan)
-    resumed = await target.resume_traffic(KEY, plan)
+    made = (await target.rollback(plan.to, KEY, world.journal)).external_ids["deploymentId"]
+    left = await target.resume_traffic(KEY, plan, world.journal)
 
-    assert stopped.external_ids == {"replicas": "2"}
-    assert resumed.external_ids == {"replicasRestored": "2"}
-    assert world.mutations("serviceInstanceUpdate") == 2
+    assert plan.serving is False
+    assert f"left stopped; stopped {made}" in left.message
+    assert world.fake.serving(world.service, world.env) == []
+    assert world.fake.deployment(made).meta == world.fake.deployment(world.old).meta
 
 
-async def test_resume_traffic_scales_to_the_planned_count_not_the_current_one(
+async def test_resume_refuses_when_the_stopped_deployment_cannot_be_rolled_back_to(
     world: World,
 ) -> None:
-    resumed = await world.target().resume_traffic(KEY, THREE)
+    target = world.target()
+    plan = await target.plan(None)
+    await target.stop_traffic(KEY, plan)
+    with world.fake.lock:
+        world.fake.deployment(world.live).can_rollback = False
 
-    assert world.replicas() == 3
-    assert resumed.external_ids == {"replicasRestored": "3"}
+    with pytest.raises(errors.PermanentError, match="never 'Deploy Latest Commit'"):
+        await target.resume_traffic(KEY, plan, world.journal)
 
-
-@with_options(allow_zero_replicas=False)
-async def test_a_railway_refusing_zero_replicas_fails_stop_traffic_and_changes_nothing(
-    world: World,
-) -> None:
-    with pytest.raises(errors.PermanentError, match=r"stop traffic: .*Invalid number of replicas"):
-        await world.target().stop_traffic(KEY, TWO)
-
-    assert world.replicas() == 2
+    assert world.mutations("deploymentRollback") == 0
 
 
 # ----- auth and GraphQL errors -----

@@ -30,6 +30,15 @@ query List($input: DeploymentListInput!, $first: Int, $after: String) {
   }
 }"""
 STATUS = "query Status($id: String!) { deployment(id: $id) { id status deploymentStopped } }"
+STOPPED = """
+query Stopped($id: String!) {
+  deployment(id: $id) { status deploymentStopped instances { status } }
+}"""
+STOP = "mutation Stop($id: String!) { deploymentStop(id: $id) }"
+DEPLOY = """
+mutation Deploy($s: String!, $e: String!) {
+  serviceInstanceDeployV2(serviceId: $s, environmentId: $e)
+}"""
 ROLLBACK = "mutation Rollback($id: String!) { deploymentRollback(id: $id) }"
 INSTANCE = """
 query Instance($s: String!, $e: String!) {
@@ -325,20 +334,63 @@ def test_redeploy_returns_the_new_deployment(world: World) -> None:
     assert data["deploymentRedeploy"] == {"id": world.newest()["id"], "status": "INITIALIZING"}
 
 
-def test_stop_and_remove_update_the_deployment(world: World) -> None:
-    stop = world.data("mutation($id: String!) { deploymentStop(id: $id) }", id=world.live)
-    stopped = world.data(STATUS, id=world.live)["deployment"]["deploymentStopped"]
+@with_options(stop_requests=2)
+def test_a_stop_lands_after_a_few_requests_and_then_the_deployment_serves_nothing(
+    world: World,
+) -> None:
+    stop = world.data(STOP, id=world.live)
+    views = [world.data(STOPPED, id=world.live)["deployment"] for _ in range(3)]
+
+    assert stop == {"deploymentStop": True}
+    assert [(v["deploymentStopped"], v["instances"][0]["status"]) for v in views] == [
+        (False, "RUNNING"), (False, "RUNNING"), (True, "STOPPED")
+    ]  # fmt: skip
+    assert {v["status"] for v in views} == {"SUCCESS"}
+    assert world.fake.serving(world.service, world.env) == []
+
+
+def test_remove_marks_the_deployment_removed(world: World) -> None:
     remove = world.data("mutation($id: String!) { deploymentRemove(id: $id) }", id=world.live)
 
-    assert (stop, remove) == ({"deploymentStop": True}, {"deploymentRemove": True})
-    assert stopped is True
+    assert remove == {"deploymentRemove": True}
     assert world.status(world.live) == "REMOVED"
+
+
+def test_a_deploy_of_the_service_builds_its_latest_source_not_what_was_rolled_back_to(
+    world: World,
+) -> None:
+    world.data(ROLLBACK, id=world.old)
+    rolled_back = world.newest()["id"]
+    for _ in range(3):
+        world.status(rolled_back)
+
+    made = world.data(DEPLOY, s=world.service, e=world.env)["serviceInstanceDeployV2"]
+    for _ in range(3):
+        world.status(made)
+
+    assert world.newest()["id"] == made
+    assert world.fake.deployment(made).meta == {"commitHash": "bbb"}  # the bad release
+    assert world.fake.serving(world.service, world.env) == [made]
+
+
+def test_a_scripted_event_runs_right_after_the_matching_call(world: World) -> None:
+    landed: list[str] = []
+    world.fake.after("deploymentRollback", lambda: landed.append(world.fake.deploy_source(
+        world.service, world.env
+    )))  # fmt: skip
+
+    world.data(ROLLBACK, id=world.old)
+    world.data(ROLLBACK, id=world.old)
+
+    assert len(landed) == 1
+    assert world.fake.deployment(landed[0]).meta == {"commitHash": "bbb"}
 
 
 # ----- replicas -----
 
 
-def test_service_instance_update_changes_replicas_of_the_running_deployment(world: World) -> None:
+@with_options(replicas_apply_immediately=True)
+def test_service_instance_update_can_resize_the_running_deployment_by_flag(world: World) -> None:
     before = world.data(INSTANCE, s=world.service, e=world.env)["serviceInstance"]
 
     scaled = world.data(SCALE, s=world.service, e=world.env, n=3)
@@ -350,14 +402,18 @@ def test_service_instance_update_changes_replicas_of_the_running_deployment(worl
     assert after["activeDeployments"][0]["instances"] == [{"status": "RUNNING"}] * 3
 
 
-@with_options(replicas_apply_immediately=False)
-def test_replica_change_can_wait_for_a_redeploy(world: World) -> None:
+def test_a_replica_change_is_staged_until_the_next_deployment(world: World) -> None:
+    world.data(SCALE, s=world.service, e=world.env, n=0)
+    staged = world.data(INSTANCE, s=world.service, e=world.env)["serviceInstance"]
     world.data(SCALE, s=world.service, e=world.env, n=4)
+    made = world.data(DEPLOY, s=world.service, e=world.env)["serviceInstanceDeployV2"]
+    for _ in range(3):
+        world.status(made)
 
-    active = world.data(INSTANCE, s=world.service, e=world.env)["serviceInstance"]
-
-    assert active["numReplicas"] == 4
-    assert len(active["activeDeployments"][0]["instances"]) == 2
+    assert staged["numReplicas"] == 0
+    assert len(staged["activeDeployments"][0]["instances"]) == 2  # still serving
+    assert world.fake.serving(world.service, world.env) == [made]
+    assert world.fake.deployment(made).replicas == 4
 
 
 @pytest.mark.parametrize(

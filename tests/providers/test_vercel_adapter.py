@@ -230,7 +230,7 @@ async def test_stop_and_resume_traffic_record_that_they_paused_and_unpaused(
 
     stopped = await world.target().stop_traffic(KEY, plan)
     again = await world.target().stop_traffic(KEY, plan)
-    resumed = await world.target().resume_traffic(KEY, plan)
+    resumed = await world.target().resume_traffic(KEY, plan, world.journal)
 
     assert stopped.external_ids == {"paused": "true"}
     assert again.external_ids == {"paused": "true"}

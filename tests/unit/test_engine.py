@@ -114,8 +114,8 @@ async def test_full_rollback_runs_the_runbook_order_and_restores_every_layer() -
         ("notify-finished", None),
     ]
     world = h.world.state
-    assert world["frontend"] == {**world["frontend"], "live": "dpl_old", "paused": False}
-    assert world["backend"]["replicas"] == 2
+    assert world["frontend"] == {**world["frontend"], "live": "dpl_old", "serving": True}
+    assert world["backend"] == {**world["backend"], "live": "d-old", "serving": True}
     assert world["database"]["contents"] == "restored from backup_20240101.dump"
     assert len(world["database"]["safety"]) == 1
     assert all(h.world.calls(op) == 1 for op in DESTRUCTIVE_OPS)

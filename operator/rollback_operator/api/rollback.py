@@ -154,11 +154,11 @@ class DeploymentPlan(Model):
 
     from_: str | None = Field(default=None, alias="from", description="Live deployment now.")
     to: str = Field(description="Deployment that will be live.")
-    paused: bool | None = Field(
-        default=None, description="Whether the project was paused when planned (Vercel)."
-    )
-    replicas: int | None = Field(
-        default=None, description="Replica count when planned (Railway); restored after."
+    serving: bool | None = Field(
+        default=None,
+        description=(
+            "Whether the layer served traffic when planned; one that did not is left stopped."
+        ),
     )
 
 

@@ -60,12 +60,13 @@ class DeploymentTarget(Protocol):
     """A frontend or backend that can go back to an earlier deployment (Vercel, Railway)."""
 
     async def plan(self, pin: str | None) -> DeploymentPlan:
-        """The live deployment, the one to return to (`pin`, or the last good one), and the
-        traffic state (`paused` or `replicas`) that `resume_traffic` will restore."""
+        """The live deployment, the one to return to (`pin`, or the last good one), and
+        whether the layer serves traffic now (`serving`), which `resume_traffic` honours."""
         ...
 
     async def stop_traffic(self, key: str, plan: DeploymentPlan) -> StepResult:
-        """Stop serving traffic; a no-op when it is already stopped."""
+        """Stop serving traffic, in effect when this returns (verified, not only asked for);
+        a no-op when it is already stopped."""
         ...
 
     async def rollback(self, to: str, key: str, journal: Journal) -> StepResult:
@@ -76,11 +77,13 @@ class DeploymentTarget(Protocol):
         """
         ...
 
-    async def resume_traffic(self, key: str, plan: DeploymentPlan) -> StepResult:
-        """Serve traffic again as it was when `plan` was made (its `paused`/`replicas`).
+    async def resume_traffic(self, key: str, plan: DeploymentPlan, journal: Journal) -> StepResult:
+        """Undo `stop_traffic` on whatever version the layer runs now, never by deploying its
+        latest source; a layer that did not serve when `plan` was made is left stopped.
 
         The traffic state is taken from the plan, recorded before any step ran, so a
         `stop_traffic` redone after a crash cannot make the operator forget the original.
+        Record what was requested in `journal`, as `rollback` does.
         """
         ...
 

@@ -104,8 +104,9 @@ async def _instant_rollback(step: StepStatus, ctx: StepContext) -> StepResult:
 
 async def _deploy_previous(step: StepStatus, ctx: StepContext) -> StepResult:
     provider, move = _target(ctx, step)
-    moved = await provider.rollback(move.to, ctx.key(step), StepJournal(step, ctx.checkpoint))
-    resumed = await provider.resume_traffic(ctx.key(step), move)
+    journal = StepJournal(step, ctx.checkpoint)
+    moved = await provider.rollback(move.to, ctx.key(step), journal)
+    resumed = await provider.resume_traffic(ctx.key(step), move, journal)
     return StepResult(
         message=f"{moved.message}; {resumed.message}",
         external_ids={**moved.external_ids, **resumed.external_ids},

@@ -64,7 +64,7 @@ class VercelProject:
             live = _production(project)
             to = await self._check_pin(s, pin, project) if pin else await self._last_good(s, live)
         return DeploymentPlan.model_validate(
-            {"from": _production_id(project), "to": to, "paused": bool(project.get("paused"))}
+            {"from": _production_id(project), "to": to, "serving": not project.get("paused")}
         )
 
     async def rollback(self, to: str, key: str, journal: Journal) -> StepResult:
@@ -98,8 +98,8 @@ class VercelProject:
             await s.send(self._call("stop traffic", "POST", f"{_path(project)}/pause"))
         return StepResult("paused the project: production serves no traffic", {"paused": "true"})
 
-    async def resume_traffic(self, key: str, plan: DeploymentPlan) -> StepResult:
-        if plan.paused:
+    async def resume_traffic(self, key: str, plan: DeploymentPlan, journal: Journal) -> StepResult:
+        if plan.serving is False:
             return StepResult("the project was paused before this rollback; left paused")
         async with self._http.session() as s:
             project = await self._read_project(s, "resume traffic")
