@@ -13,6 +13,7 @@ fake servers, reached through the real adapters.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,16 +87,26 @@ def _policy(fakes: saas.Saas) -> dict[str, Any]:
     return policy
 
 
-def _run(cluster: KubeApiServer, log: Path, *flags: str) -> OperatorRun:
+def _run(
+    cluster: KubeApiServer, log: Path, *flags: str, env: dict[str, str] | None = None
+) -> OperatorRun:
     kubeconfig = str(cluster.admin_kubeconfig)
-    return OperatorRun(["run", "--all-namespaces", "--kubeconfig", kubeconfig, *flags], log)
+    args = ["run", "--all-namespaces", "--kubeconfig", kubeconfig, *flags]
+    return OperatorRun(args, log, env=env)
+
+
+def _allowing(fakes: saas.Saas) -> dict[str, str]:
+    """The environment, plus the one setting a real user would not need: credentials may go
+    to the fakes, which are not the providers' official hosts (`--allow-endpoint`)."""
+    allowed = f"{fakes.vercel_url},{fakes.railway_url}"
+    return {**os.environ, "ROLLBACK_OPERATOR_ALLOWED_ENDPOINTS": allowed}
 
 
 def test_the_readme_path_gives_an_operator_that_runs_standalone_and_says_so(
     cluster: KubeApiServer, fakes: saas.Saas, tmp_path: Path
 ) -> None:
     cluster.apply(*saas.Saas.secrets(), _policy(fakes))
-    run = _run(cluster, tmp_path / "operator.log", *_readme_ports())
+    run = _run(cluster, tmp_path / "operator.log", *_readme_ports(), env=_allowing(fakes))
     try:
         cluster.apply(manifests.rollback("first-look", dryRun=True))
 
