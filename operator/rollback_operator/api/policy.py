@@ -100,14 +100,6 @@ READ_QUERY = (
 )
 
 
-# One read-only query: it starts with SELECT, WITH, VALUES or TABLE and holds no `;` but an
-# optional last one. The session is read-only as well; this refuses the obvious at admission.
-READ_QUERY = (
-    r"^\s*([Ss][Ee][Ll][Ee][Cc][Tt]|[Ww][Ii][Tt][Hh]|[Vv][Aa][Ll][Uu][Ee][Ss]|[Tt][Aa][Bb][Ll][Ee])"
-    r"\s[^;]*;?\s*$"
-)
-
-
 class SqlCheck(Model):
     """A read-only SQL query whose single value must meet `expect`."""
 
@@ -135,11 +127,6 @@ class Verification(Model):
         default=False, description="Check the bucket can be listed and read."
     )
     cache: CacheCheck | None = Field(default=None, description="Check the cache answers PING.")
-    sql_url_secret_ref: SecretKeyRef | None = Field(
-        default=None,
-        description="Secret key holding a DATABASE_URL for sqlChecks, ideally of a role that "
-        "may only read; default: the database target's URL.",
-    )
     sql_url_secret_ref: SecretKeyRef | None = Field(
         default=None,
         description="Secret key holding a DATABASE_URL for sqlChecks, ideally of a role that "
