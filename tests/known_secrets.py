@@ -8,20 +8,26 @@ status, a report or a notification. Three sources feed it:
   the file still contains it, so the table cannot drift silently);
 - `register()`: values made at run time, e.g. by `sandbox.manifests.secret` (every Secret a test
   applies) or by the leak scan itself (a fake's credentials, a database server's password);
-- `needles()`: what to search for a value: the value itself, its URL-encoded form, and the
-  password inside a URL, so a DSN whose password leaks on its own is still caught.
+- `needles()`: what to search for a value: the value itself, its URL-encoded form, the
+  password inside a URL, so a DSN whose password leaks on its own is still caught, and its
+  base64 form at each of the three alignments, so a Secret body logged by a client at DEBUG
+  (`data:` is base64) or a Basic auth header (`user:token`) is caught too.
 
 (Named `known_secrets`, not `secrets`, so it does not shadow the standard library module.)
 """
 
 from __future__ import annotations
 
+import base64
 import threading
 import urllib.parse
 from dataclasses import dataclass
 
 MIN_LENGTH = 6
 """Shorter values (`pw`, `x`) would match ordinary words; they are not searched for."""
+MIN_BASE64 = 8
+"""Shorter base64 fragments are not searched for (a fragment of a short value could match
+ordinary text)."""
 
 
 @dataclass(frozen=True)
@@ -110,4 +116,23 @@ def needles(value: str) -> set[str]:
         password = urllib.parse.urlsplit(value.strip()).password
         if password:
             found |= {password, urllib.parse.unquote(password)}
-    return {n for n in found if len(n) >= MIN_LENGTH}
+    plain = {n for n in found if len(n) >= MIN_LENGTH}
+    encoded = {b for n in plain for b in base64_forms(n)}
+    return plain | {b for b in encoded if len(b) >= MIN_BASE64}
+
+
+def base64_forms(value: str) -> set[str]:
+    """The base64 characters that encode `value` wherever it sits in a longer encoded text.
+
+    Base64 encodes three bytes as four characters, so a value preceded by 0, 1 or 2 other bytes
+    encodes to one of three strings; each is kept only where its characters depend on the
+    value alone (a character shared with a neighbouring byte is dropped). The value encoded
+    alone (a Secret's `data` field) contains the first of them."""
+    raw = value.encode()
+    forms = set()
+    for before in range(3):
+        encoded = base64.b64encode(b"\0" * before + raw).decode().rstrip("=")
+        start = -(-8 * before // 6)  # the first character holding no bit of the zero bytes
+        end = len(encoded) - (1 if (before + len(raw)) % 3 else 0)
+        forms.add(encoded[start:end])
+    return forms

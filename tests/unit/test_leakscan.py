@@ -7,6 +7,8 @@ which runs around these tests, never sees them as leaks.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
 import subprocess
@@ -53,6 +55,27 @@ def test_a_url_secret_is_searched_whole_encoded_and_by_its_password() -> None:
     assert {"s3cr%2Ft-pass", "s3cr/t-pass"} <= needles
     assert "postgresql://app:s3cr%2Ft-pass@db:5432/app" in needles
     assert known_secrets.needles("pw") == set()
+
+
+def test_a_secret_in_base64_is_found_alone_and_inside_a_longer_encoding(
+    tmp_path: Path,
+) -> None:
+    value, scanner = _planted()
+    alone = base64.b64encode(value.encode()).decode()
+    basic = base64.b64encode(f"user:{value}".encode()).decode()
+    body = {"kind": "Secret", "data": {"token": alone}}
+    log = tmp_path / "operator-1.log"
+    clean = base64.b64encode(b"nothing secret here").decode()
+    lines = [
+        f"DEBUG kubernetes_asyncio.client.rest: response body: {json.dumps(body)}",
+        f"DEBUG aiohttp: Authorization: Basic {basic}",
+        f"INFO clean: {clean}",
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    scanner.watch_file(log, "operator-1.log")
+    scanner.end_test()
+    assert _places(scanner) == ["operator-1.log:1", "operator-1.log:2"]
+    assert value not in "\n".join(scanner.summary())
 
 
 def test_a_secret_in_a_log_record_is_found_without_repeating_it() -> None:
