@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 
 from rollback_operator.api import ABORT_ANNOTATION, API_VERSION, APPROVED_BY_ANNOTATION
-from rollback_operator.api.rollback import Phase, RollbackStatus
+from rollback_operator.api.rollback import RollbackStatus
 from rollback_operator.handlers import index
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.patching import StatusPatches
@@ -118,7 +118,7 @@ class LiveRollback:
     async def invalid(self, message: str) -> None:
         """Record bad input once: Stalled, reason InvalidSpec, and a Warning Event."""
         status = RollbackStatus.model_validate(self.body.get("status", {}))
-        if status.message == message and status.phase == Phase.PENDING:
+        if status.message == message and transitions.is_invalid(status):
             return
         now = self.deps.clock.now()
         transitions.invalid(status, message, now=now, generation=self.generation())

@@ -91,6 +91,9 @@ class Engine:
             planned = await self._plan(ctx)
             if planned is not None:
                 return planned
+        now, generation = self.clock.now(), self.controls.generation()
+        if transitions.input_fixed(status, now=now, generation=generation):
+            await self._save(status)  # the phase goes on as it was: no gate is skipped
         await self._refuse_spec_change(status)
         if status.phase == Phase.AWAITING_APPROVAL and not await self._await_approval(status):
             return await self._finish(ctx, aborted=True)

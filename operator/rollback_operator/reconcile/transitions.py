@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rollback_operator.api.conditions import ConditionType, Reason, set_condition
+from rollback_operator.api.conditions import ConditionType, Reason, find, set_condition
 from rollback_operator.api.rollback import Phase, RollbackStatus
 
 # phase -> (Ready, Reconciling, Stalled, reason)
@@ -64,9 +64,29 @@ def mark(
 
 
 def invalid(status: RollbackStatus, message: str, *, now: datetime, generation: int) -> None:
-    """Bad input: Stalled with reason InvalidSpec; the phase stays Pending so a fix can proceed."""
-    status.phase = Phase.PENDING
+    """Bad input: Stalled with reason InvalidSpec; the phase stays what it was.
+
+    A rollback that has been planned never goes back to Pending: from Pending the engine plans
+    afresh, and an accepted plan in Pending would skip approval and the queue once fixed.
+    """
+    status.phase = status.phase or Phase.PENDING
     _summarise(status, (False, False, True), Reason.INVALID_SPEC, message, now, generation)
+
+
+def is_invalid(status: RollbackStatus) -> bool:
+    """Whether the summary still says the input is bad (Stalled, reason InvalidSpec)."""
+    stalled = find(status.conditions, ConditionType.STALLED)
+    if stalled is None or stalled.status != "True":
+        return False
+    return stalled.reason == Reason.INVALID_SPEC.value
+
+
+def input_fixed(status: RollbackStatus, *, now: datetime, generation: int) -> bool:
+    """The input is good again: the phase's own summary and message back; False if it was."""
+    if not is_invalid(status) or status.phase not in _RESUMED:
+        return False
+    enter(status, status.phase, _RESUMED[status.phase], now=now, generation=generation)
+    return True
 
 
 def _summarise(
@@ -85,3 +105,13 @@ def _summarise(
 
 
 _SUMMARY = (ConditionType.READY, ConditionType.RECONCILING, ConditionType.STALLED)
+
+# the message a planned phase shows again once bad input is fixed
+_RESUMED: dict[Phase, str] = {
+    Phase.AWAITING_APPROVAL: (
+        "Input fixed; waiting for the annotation rollback.mindmate.app/approved-by"
+    ),
+    Phase.QUEUED: "Input fixed; waiting for other rollbacks of these targets",
+    Phase.RUNNING: "Input fixed; running the plan's steps",
+    Phase.VERIFYING: "Input fixed; verifying the rollback",
+}
