@@ -26,7 +26,7 @@ from rollback_operator.api.rollback import (
     StepStatus,
 )
 from rollback_operator.providers.base import Providers
-from rollback_operator.providers.errors import ProviderError
+from rollback_operator.providers.errors import ProviderError, RetryableError
 from rollback_operator.reconcile import outcome, transitions
 from rollback_operator.reconcile.planner import PlanError, make_plan
 from rollback_operator.reconcile.ports import Clock, Controls, Recorder, ReportStore, Stopping
@@ -263,8 +263,20 @@ class Engine:
             await self.recorder.event(warning=warning, reason=phase.value, message=message)
 
     async def _save(self, status: RollbackStatus) -> None:
-        async with self._lock:
-            await self.recorder.save(status)
+        """Record `status`; a write the API server refuses for now (409, 429, 5xx) is tried
+        again until it lands or the operator stops: a crash here would leave a step half done."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._lock:
+                    await self.recorder.save(status)
+                return
+            except RetryableError as error:
+                delay = self.retry.delay(attempt, error.retry_after)
+                logger.warning("Status write refused (%s); trying again in %.1fs", error, delay)
+                if await self.controls.pause(delay):
+                    raise Stopping from error
 
     async def _pause(self) -> None:
         if await self.controls.pause(self.tick):
