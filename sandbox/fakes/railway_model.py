@@ -16,7 +16,8 @@ from typing import Any
 from sandbox.fakes.graphql import GraphQLError
 from sandbox.fakes.graphql_schema import Schema
 
-# The slice of Railway's schema the fake serves, as in providers.md 2.3-2.5.
+# The slice of Railway's schema the fake serves: docs/providers.md R7, R8, R10, R12-R15, R18,
+# R20, R22.
 SDL = """
 type Query {
   deployments(input: DeploymentListInput!, first: Int, after: String, last: Int,
@@ -86,7 +87,7 @@ IN_PROGRESS = frozenset(
     {"INITIALIZING", "QUEUED", "WAITING", "NEEDS_APPROVAL", "BUILDING", "DEPLOYING", "REMOVING"}
 )
 RUNNING = frozenset({"SUCCESS", "SLEEPING"})
-# Messages providers.md marks UNCONFIRMED (2.2): the fake's own wording.
+# The fake's own wording; Railway's exact messages are uncertain (docs/providers.md#R5).
 NOT_FOUND = "Deployment not found"
 CANNOT_ROLLBACK = "Deployment cannot be rolled back"
 

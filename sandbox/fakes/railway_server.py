@@ -4,9 +4,9 @@ Why this module exists: the operator's Railway adapter must be tested over real 
 token headers, GraphQL `errors` inside HTTP 200, Relay pagination, `deploymentRollback`
 returning a bare Boolean and spawning a deployment that moves through statuses, replica
 changes, 429s and transport faults) without talking to Railway. Behaviour follows
-/work/shared/reference/providers.md section 2, in particular 2.8 "What a faithful Railway fake
-must do"; UNCONFIRMED points are constructor flags of `FakeRailway` whose defaults are the
-documented primary behaviour.
+docs/providers.md R1-R23; uncertain points are constructor flags of `FakeRailway` whose defaults
+are the documented primary behaviour. Where this fake is still kinder than the facts:
+docs/providers.md#kinder, items 3-6, 8 and 12.
 
 Requests are parsed by a small GraphQL parser (`graphql`), checked against the slice of
 Railway's schema in `railway_model` (`graphql_schema`: unknown fields and arguments, missing
@@ -65,14 +65,14 @@ class FakeRailway(FakeApi, RailwayWorld):
     `stop_requests` more requests: then `deploymentStopped` is true, the instances are STOPPED
     and the deployment serves nothing (R22).
 
-    UNCONFIRMED choices and their flags: validation-error HTTP status
-    (`validation_error_status`, 200); project tokens may run mutations
-    (`project_token_can_mutate`, True); `numReplicas: 0` accepted (`allow_zero_replicas`);
-    replica changes are staged: they size the next deployment, not the running one, unless
-    `replicas_apply_immediately` (R16, R17); `X-RateLimit-Reset` as Unix seconds or ISO
-    (`rate_limit_reset_format`); 429 body as GraphQL `errors` JSON or plain text
-    (`rate_limit_body`); page size when neither `first` nor `last` is sent
-    (`default_page_size`). `includeDeleted` is accepted and ignored.
+    Uncertain points (docs/providers.md) and their flags: validation-error HTTP status
+    (`validation_error_status`, 200; R4); project tokens may run mutations
+    (`project_token_can_mutate`, True; R3); `numReplicas: 0` accepted (`allow_zero_replicas`;
+    R19); replica changes are staged: they size the next deployment, not the running one,
+    unless `replicas_apply_immediately` (R16, R17); `X-RateLimit-Reset` as Unix seconds or ISO
+    (`rate_limit_reset_format`; R6); 429 body as GraphQL `errors` JSON or plain text
+    (`rate_limit_body`; R6); page size when neither `first` nor `last` is sent
+    (`default_page_size`; R8). `includeDeleted` is accepted and ignored.
     """
 
     def __init__(
