@@ -102,3 +102,16 @@ def test_configure_installs_one_json_handler_on_the_root_logger() -> None:
     finally:
         root.handlers[:] = saved
         root.setLevel(level)
+
+
+def test_verbose_logs_debug_but_never_the_kubernetes_clients_response_bodies() -> None:
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    try:
+        logs.configure("text", verbose=True)
+        assert root.level == logging.DEBUG
+        rest = logging.getLogger("kubernetes_asyncio.client.rest")
+        assert not rest.isEnabledFor(logging.DEBUG)  # it logs "response body: <Secret>"
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)

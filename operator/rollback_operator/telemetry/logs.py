@@ -30,6 +30,10 @@ FIELDS = ("rollback", "step", "target", "policy")
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@")
 _KINDS = {"Rollback": "rollback", "RollbackPolicy": "policy"}
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+BODY_LOGGERS = ("kubernetes_asyncio.client.rest",)
+"""Loggers that write whole HTTP response bodies at DEBUG: the Kubernetes client's would put
+every Secret the operator reads (its `data`, base64) in a `--verbose` log, so they stay at
+INFO whatever the verbosity."""
 
 
 def bind_rollback(namespace: str, name: str) -> None:
@@ -123,4 +127,6 @@ def configure(log_format: Literal["text", "json"], *, verbose: bool = False) -> 
     # may carry a token, so its lines never reach the log, verbose or not (the provider layer
     # logs each call itself at DEBUG, its URL scrubbed).
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    for name in BODY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
     return handler
