@@ -30,7 +30,7 @@ from rollback_operator.providers.errors import ProviderError, RetryableError
 from rollback_operator.reconcile import outcome, transitions
 from rollback_operator.reconcile.planner import PlanError, make_plan
 from rollback_operator.reconcile.ports import Clock, Controls, Recorder, ReportStore, Stopping
-from rollback_operator.reconcile.runner import RetryPolicy, StepRunner
+from rollback_operator.reconcile.runner import RetryPolicy, StepRunner, run_together
 from rollback_operator.reconcile.steplist import REPORT, TRAITS, VERIFY, groups, steps_for
 from rollback_operator.reconcile.steps import StepContext
 
@@ -209,7 +209,7 @@ class Engine:
             judged = outcome.judge(status.steps)
             status.message = outcome.summary(status.steps, judged)
             ctx = replace(ctx, outcome=judged)
-        await asyncio.gather(*(runner.run(step, ctx) for step in todo))
+        await run_together([runner.run(step, ctx) for step in todo])
         if first.name == VERIFY:
             self._record_verification(status)
         return ctx

@@ -7,8 +7,9 @@ retries a whole step with a growing delay (honouring Retry-After) and gives up a
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
@@ -51,7 +52,7 @@ class StepRunner:
 
     async def run(self, step: StepStatus, ctx: StepContext) -> None:
         """Run `step` until it succeeds, fails for good, or the operator stops."""
-        # Each step runs in its own task (asyncio.gather), so this names it on every log line
+        # Each step runs in its own task (`run_together`), so this names it on every log line
         # of this task only, parallel steps included.
         logs.bind_step(step.name, step.target.value if step.target else None)
         resumed = step.state == StepState.RUNNING
@@ -127,3 +128,18 @@ class StepRunner:
                     raise
                 if await controls.pause(retry.delay(attempt, error.retry_after)):
                     raise Stopping from error
+
+
+async def run_together(calls: list[Coroutine[None, None, None]]) -> None:
+    """Run the steps of one parallel group as a unit: when one ends the run (the operator
+    stops, or anything raises) or the run is cancelled, the others are cancelled and waited
+    for before the error goes on. A sibling left running detached would still act while a
+    restarted daemon runs it again; cancelled, it stays Running in the record and is redone."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
