@@ -121,7 +121,9 @@ class KubeApi:
         return [str(item["metadata"]["name"]) for item in found.get("items", [])]
 
     async def read(self, namespace: str, name: str, key: str) -> str:
-        """One decoded key of a Secret (the SecretReader Protocol)."""
+        """One decoded key of a Secret (the SecretReader Protocol), without surrounding
+        whitespace: a token saved with `echo token > file; kubectl create secret --from-file`
+        ends in a newline, which no token, key, password or URL means to hold."""
         what = f"Secret {namespace}/{name}"
         try:
             secret = await self._core.read_namespaced_secret(name, namespace)
@@ -130,7 +132,7 @@ class KubeApi:
         data = secret.data or {}
         if key not in data:
             raise PermanentError(f"{what} has no key {key!r}", provider="kubernetes")
-        return base64.b64decode(data[key]).decode()
+        return base64.b64decode(data[key]).decode().strip()
 
     async def upsert_config_map(
         self, namespace: str, name: str, data: dict[str, str], owner: Body
