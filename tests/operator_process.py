@@ -15,6 +15,7 @@ from rollback_operator import app
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers import registry
 from rollback_operator.providers.base import Notifier, Providers, SecretReader
+from rollback_operator.providers.endpoints import Endpoints
 from rollback_operator.settings import Settings
 from rollback_operator.telemetry import logs
 from sandbox.fakes.memory import FakeProviderFactory, FakeWorld
@@ -25,13 +26,14 @@ class HybridFactory:
     """Real adapters for the targets named in `real`, in-memory fakes for everything else;
     `notifiers` in `real` means the notifiers the policy configures, not the fake one."""
 
-    def __init__(self, world: FakeWorld, real: set[str]) -> None:
+    def __init__(self, world: FakeWorld, real: set[str], endpoints: Endpoints) -> None:
         self.world, self.real = world, real - {"notifiers"}
         self.real_notifiers = "notifiers" in real
+        self.endpoints = endpoints  # where the real adapters may send credentials
 
     async def notifiers(self, policy: RollbackPolicy, secrets: SecretReader) -> list[Notifier]:
         if self.real_notifiers:
-            return await registry.RealProviderFactory().notifiers(policy, secrets)
+            return await registry.RealProviderFactory(self.endpoints).notifiers(policy, secrets)
         return await FakeProviderFactory(self.world).notifiers(policy, secrets)
 
     async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
@@ -45,7 +47,7 @@ class HybridFactory:
             update={t: kept.get(t) for t in ("frontend", "backend", "database", "storage")}
         )
         spec = policy.spec.model_copy(update={"targets": only_real})
-        real = await registry.RealProviderFactory().build(
+        real = await registry.RealProviderFactory(self.endpoints).build(
             policy.model_copy(update={"spec": spec}), secrets
         )
         for target in self.real:
@@ -70,6 +72,9 @@ def main() -> None:
     )
     parser.add_argument("--peering", default=None, help="peer through this kopf peering object")
     parser.add_argument("--priority", type=int, default=None, help="peering priority")
+    parser.add_argument(
+        "--allow-endpoint", action="append", default=[], help="as `rollback-operator run`"
+    )
     parser.add_argument("--peering-lifetime", type=int, default=60, help="keep-alive, seconds")
     args = parser.parse_args()
     logs.configure(args.log_format, verbose=args.verbose)
@@ -91,9 +96,11 @@ def main() -> None:
         poll_interval=args.poll,
         step_base_delay=0.05,
         step_max_delay=0.2,
+        allowed_endpoints=args.allow_endpoint,
     )
     real = {t for t in args.real.split(",") if t}
-    asyncio.run(app.run(settings, HybridFactory(world, real)))
+    endpoints = Endpoints(tuple(settings.allowed_endpoints))
+    asyncio.run(app.run(settings, HybridFactory(world, real, endpoints)))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from rollback_operator.handlers.deps import Deps
 from rollback_operator.kube import KubeApi, credentials
 from rollback_operator.providers import registry
 from rollback_operator.providers.base import ProviderFactory
+from rollback_operator.providers.endpoints import Endpoints
 from rollback_operator.providers.errors import PermanentError
 from rollback_operator.settings import Settings
 from rollback_operator.telemetry import metrics as operator_metrics
@@ -88,12 +89,13 @@ async def run(
         kube = await KubeApi.connect(settings.kubeconfig)
     except PermanentError as error:
         raise preflight.StartupError(error.message) from None
-    metrics = registry.metrics_factory()
+    endpoints = Endpoints(tuple(settings.allowed_endpoints))
+    metrics = registry.metrics_factory(endpoints)
     server: operator_metrics.MetricsServer | None = None
     try:
         settings = with_priority(await preflight.decide_peering(settings, kube))
         telemetry = operator_metrics.Telemetry()
-        factory = providers or registry.RealProviderFactory()
+        factory = providers or registry.RealProviderFactory(endpoints)
         deps = Deps(
             settings=settings, kube=kube, providers=factory, metrics=metrics, telemetry=telemetry
         )

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from rollback_operator import app, preflight
 from rollback_operator.api.crd import all_crds
+from rollback_operator.api.validation import describe
 from rollback_operator.settings import Settings
 from rollback_operator.telemetry import logs
 
@@ -38,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness", dest="liveness_endpoint", default=None)
     run.add_argument("--log-format", choices=["text", "json"], default=None)
     run.add_argument("--metrics-port", type=int, default=None, help="/metrics port; 0: none")
+    run.add_argument(
+        "--allow-endpoint", action="append", dest="allowed_endpoints", default=None,
+        metavar="PREFIX",
+        help="a URL prefix that may receive a policy's credentials besides the providers' "
+        "official APIs (repeatable; plain http only to loopback)",
+    )  # fmt: skip
     run.add_argument("-v", "--verbose", action="store_true", default=None)
     crds = sub.add_parser("crds", help="print the CustomResourceDefinitions as YAML")
     crds.add_argument("--output-dir", default=None, help="write one file per CRD here instead")
@@ -75,7 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, text in crd_files().items():
             (Path(args.output_dir) / name).write_text(text)
         return 0
-    settings = settings_from(args)
+    try:
+        settings = settings_from(args)
+    except ValidationError as error:
+        sys.stderr.write(f"rollback-operator: error: {describe(error)}\n")
+        return 2
     logs.configure(settings.log_format, verbose=settings.verbose)
     try:
         asyncio.run(app.run(settings))

@@ -50,10 +50,12 @@ class Operator:
         self.process: subprocess.Popen[bytes] | None = None
 
     def launch(self) -> None:
-        """Start the process (it takes a few seconds to import and connect)."""
+        """Start the process (it takes a few seconds to import and connect); the fakes listen
+        on loopback, so it may send them credentials (`--allow-endpoint`)."""
         argv = [sys.executable, "-m", "rollback_operator", "run", "--standalone",
                 "--namespace", self.namespace, "--kubeconfig", str(self.cluster.kubeconfig),
-                "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]  # fmt: skip
+                "--liveness", f"http://127.0.0.1:{free_port()}/healthz",
+                "--allow-endpoint", "http://127.0.0.1"]  # fmt: skip
         env = {**os.environ, "ROLLBACK_OPERATOR_POLL_INTERVAL": "0.2",
                "ROLLBACK_OPERATOR_METRICS_PORT": str(free_port())}  # fmt: skip
         with self.log.open("wb") as out:

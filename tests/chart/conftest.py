@@ -14,7 +14,10 @@ from tests.chart import helm
 # The value sets every render test runs over; the keys name them in test ids.
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
-    "namespaced": {"watchNamespaces": ["apps", "web"]},
+    "namespaced": {
+        "watchNamespaces": ["apps", "web"],
+        "allowedEndpoints": ["https://prometheus.corp", "https://minio.storage.svc:9000/"],
+    },
     "two-replicas": {"replicas": 2},
     "service-monitor": {
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}

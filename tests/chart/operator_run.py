@@ -16,6 +16,7 @@ import asyncio
 from pathlib import Path
 
 from rollback_operator import app
+from rollback_operator.providers.endpoints import Endpoints
 from rollback_operator.settings import Settings
 from rollback_operator.telemetry import logs
 from sandbox.fakes.memory import FakeWorld
@@ -31,7 +32,8 @@ def main() -> None:
     logs.configure(settings.log_format, verbose=settings.verbose)  # as `rollback-operator run`
     if not settings.namespaces and not settings.all_namespaces:
         raise SystemExit("the chart sets either ROLLBACK_OPERATOR_NAMESPACES or _ALL_NAMESPACES")
-    factory = HybridFactory(FakeWorld.load(args.world), {"frontend", "backend"})
+    endpoints = Endpoints(tuple(settings.allowed_endpoints))
+    factory = HybridFactory(FakeWorld.load(args.world), {"frontend", "backend"}, endpoints)
     asyncio.run(app.run(settings, factory))
 
 

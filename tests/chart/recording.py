@@ -88,7 +88,8 @@ def operator_env(rendered: helm.Rendered, kubeconfig: Path, health_port: int) ->
     """The container's env from the rendered Deployment, fit for a local process.
 
     Only what cannot hold outside a pod changes: the ports (free ones here), POD_ID (the pod's
-    name from the downward API) and the kubeconfig (a pod uses its ServiceAccount's token).
+    name from the downward API), the kubeconfig (a pod uses its ServiceAccount's token) and the
+    allowed endpoints (the fakes listen on loopback).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLBACK_OPERATOR_")}
     for name, value in rendered.env().items():
@@ -101,6 +102,7 @@ def operator_env(rendered: helm.Rendered, kubeconfig: Path, health_port: int) ->
         ROLLBACK_OPERATOR_LIVENESS_ENDPOINT=f"http://127.0.0.1:{health_port}/healthz",
         ROLLBACK_OPERATOR_METRICS_PORT=str(free_port()),
         ROLLBACK_OPERATOR_POLL_INTERVAL="0.05",
+        ROLLBACK_OPERATOR_ALLOWED_ENDPOINTS="http://127.0.0.1",  # the fakes
         ROLLBACK_OPERATOR_STEP_BASE_DELAY="0.05",
         ROLLBACK_OPERATOR_STEP_MAX_DELAY="0.2",
     )

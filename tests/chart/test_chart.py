@@ -117,6 +117,7 @@ def test_the_container_env_is_read_by_the_operators_settings(
     assert settings.namespaces == watched
     assert settings.all_namespaces is (not watched)
     assert settings.log_format == values.get("logFormat", "text")
+    assert settings.allowed_endpoints == values.get("allowedEndpoints", [])
     assert settings.standalone is (not values.get("peering", {}).get("enabled", True))
     assert settings.liveness_endpoint == "http://0.0.0.0:8080/healthz"
     metrics_on = values.get("metrics", {}).get("enabled", True)
@@ -277,6 +278,8 @@ BAD_VALUES: dict[str, dict[str, Any]] = {
     "log-format-not-text-or-json": {"logFormat": "xml"},
     "namespace-not-a-dns-label": {"watchNamespaces": ["Apps_1"]},
     "namespaces-as-string": {"watchNamespaces": "apps"},
+    "allowed-endpoint-without-scheme": {"allowedEndpoints": ["prometheus.corp"]},
+    "allowed-endpoint-with-user-info": {"allowedEndpoints": ["https://u@evil.example"]},
     "metrics-port-out-of-range": {"metrics": {"port": 70000}},
     "latest-tag": {"image": {"tag": "latest"}},
     "bad-pull-policy": {"image": {"pullPolicy": "Sometimes"}},

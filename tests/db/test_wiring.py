@@ -13,6 +13,7 @@ from sandbox import manifests
 from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 from tests.db import world
 from tests.db.world import PREFIX, Db
+from tests.providers.conftest import FAKES
 
 
 class Secrets:
@@ -47,7 +48,7 @@ async def test_the_factory_builds_working_database_and_storage_adapters(
         ("prod", "aws", "secret-access-key"): SECRET_ACCESS_KEY,
     })  # fmt: skip
 
-    built = await RealProviderFactory().build(RollbackPolicy.model_validate(manifest), secrets)
+    built = await RealProviderFactory(FAKES).build(RollbackPolicy.model_validate(manifest), secrets)
 
     assert isinstance(built.database, PostgresDatabase)
     assert isinstance(built.storage, S3Storage)

@@ -29,6 +29,8 @@ from tests.apiserver.namespace import KubeNamespace
 from tests.apiserver.server import REPO_ROOT, KubeApiServer
 
 Manifest = dict[str, Any]
+LOOPBACK_FAKES = ["--allow-endpoint", "http://127.0.0.1"]
+"""The fakes listen on loopback: the operator may send them credentials (over plain http)."""
 WATCHED = "rollback.mindmate.app/v1alpha1/rollbacks"
 QUALIFIED = {
     "rollback": "rollbacks.rollback.mindmate.app",
@@ -81,7 +83,7 @@ class Bed:
         log = (self.workdir / f"operator-{self.starts}.log").open("wb")
         argv = [sys.executable, "-m", "tests.operator_process", "--real", ",".join(real)]
         argv += ["--kubeconfig", str(self.cluster.kubeconfig), "--world", str(self.world_path)]
-        argv += ["--namespace", self.namespace, *self.flags()]
+        argv += ["--namespace", self.namespace, *LOOPBACK_FAKES, *self.flags()]
         self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
         if wait:
             self.wait_for_watch(WATCHED)
@@ -109,7 +111,7 @@ class Bed:
         """
         argv = [sys.executable, "-m", "tests.operator_process", "--world", str(self.world_path)]
         argv += ["--kubeconfig", str(self.cluster.kubeconfig), "--peering", peering]
-        argv += ["--namespace", self.namespace]
+        argv += ["--namespace", self.namespace, *LOOPBACK_FAKES]
         argv += ["--peering-lifetime", str(lifetime)]
         argv += ["--priority", str(priority)] if priority is not None else []
         env = {**os.environ, "POD_ID": identity}

@@ -25,7 +25,7 @@ from sandbox import manifests
 from sandbox.fakes.fault_proxy import FaultProxy, Reply
 from tests.faults.matrix import PERSISTENT, Outcome, Recorder, error_class
 from tests.faults.saas import FAULTS, closed_url
-from tests.providers.conftest import DictSecrets, VirtualTime, fast_options
+from tests.providers.conftest import FAKES, DictSecrets, VirtualTime, fast_options
 
 AUTH = "Bearer prom-fault-secret-81f2"
 OPERATIONS = ("query", "query all rules", "history")
@@ -39,7 +39,7 @@ async def run(url: str, operation: str, time: VirtualTime) -> Any:
         namespace="prod",
         metrics={"prometheus": {"url": url, "authSecretRef": {"name": "prom", "key": "auth"}}},
     )
-    factory = prometheus.PrometheusFactory(fast_options(time))
+    factory = prometheus.PrometheusFactory(fast_options(time), endpoints=FAKES)
     secrets = DictSecrets({("prod", "prom", "auth"): AUTH})
     now = datetime.now(UTC)
     try:

@@ -13,12 +13,14 @@ import pytest_asyncio
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers import http
 from rollback_operator.providers.base import MetricsSource, Sample
+from rollback_operator.providers.endpoints import Endpoints
 from rollback_operator.providers.errors import PermanentError, RetryableError
 from rollback_operator.providers.metrics.prometheus import PrometheusFactory, steps
 from sandbox.services import free_port
 from sandbox.services.prometheus import PrometheusServer
 from tests.metrics.world import Series, minutes, origin, policy, rule
 
+ALLOWED = Endpoints(("https://prometheus.test:9090",))  # may receive the Authorization header
 FAST = http.Options(
     retry=http.RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02, budget=2.0),
     timeouts=http.Timeouts(connect=0.5, read=2.0, write=1.0, pool=1.0),
@@ -165,11 +167,11 @@ async def test_the_auth_header_comes_from_the_secret_and_never_shows_in_errors()
                                          "error": "token Bearer s3cret-token refused"})  # fmt: skip
 
     options = http.Options(retry=FAST.retry, transport=httpx.MockTransport(answer))
-    factory, secrets = PrometheusFactory(options), Secrets("Bearer s3cret-token")
-    source = await factory.build(_policy("http://prometheus.test:9090", auth=True), secrets)
+    factory, secrets = PrometheusFactory(options, endpoints=ALLOWED), Secrets("Bearer s3cret-token")
+    source = await factory.build(_policy("https://prometheus.test:9090", auth=True), secrets)
     with pytest.raises(PermanentError) as raised:
         await source.query("up", T0)
-    await factory.build(_policy("http://prometheus.test:9090", auth=True), secrets)
+    await factory.build(_policy("https://prometheus.test:9090", auth=True), secrets)
     await factory.close()
     assert seen == ["Bearer s3cret-token"]
     assert "s3cret" not in str(raised.value)

@@ -19,7 +19,7 @@ from tests.notify.conftest import (
     serve_slack,
     serve_statuspage,
 )
-from tests.providers.conftest import DictSecrets, only_target
+from tests.providers.conftest import FAKES, DictSecrets, only_target
 
 VERCEL = {"projectId": "prj_1", "tokenSecretRef": {"name": "vercel", "key": "token"}}
 
@@ -50,7 +50,7 @@ async def test_the_real_factory_builds_every_configured_notifier() -> None:
                     ("prod", "pagerduty", "rk"): pager.secret,
                 })  # fmt: skip
 
-                providers = await registry.RealProviderFactory().build(policy, secrets)
+                providers = await registry.RealProviderFactory(FAKES).build(policy, secrets)
                 for notifier in providers.notifiers:
                     await send(notifier, "started", "policy")
 
@@ -62,6 +62,6 @@ async def test_the_real_factory_builds_every_configured_notifier() -> None:
 async def test_a_policy_without_notifications_gets_no_notifier() -> None:
     secrets = DictSecrets({("prod", "vercel", "token"): "vercel-token"})
 
-    providers = await registry.RealProviderFactory().build(manifest(), secrets)
+    providers = await registry.RealProviderFactory(FAKES).build(manifest(), secrets)
 
     assert providers.notifiers == []

@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 
 from rollback_operator.providers import errors, http
+from rollback_operator.providers.endpoints import Endpoints
 from sandbox.fakes.http_server import Dropped, Fault, RateLimited, ServerError, Slow
 
+FAKES = Endpoints(("http://127.0.0.1",))
+"""Where the real adapters may send credentials in tests: the fakes, on loopback."""
 READ_TIMEOUT = 0.15
 
 

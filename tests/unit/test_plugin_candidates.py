@@ -15,7 +15,7 @@ from rollback_operator.providers.base import Candidate, Providers
 from rollback_operator.providers.errors import NotFoundError, PermanentError
 from sandbox import manifests
 from sandbox.fakes.memory import FakeDatabase, FakeDeploymentTarget, FakeWorld
-from tests.providers.conftest import DictSecrets
+from tests.providers.conftest import FAKES, DictSecrets
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -97,7 +97,7 @@ async def test_only_the_secrets_of_deployment_and_database_targets_are_read() ->
         ("default", "aws", "access-key-id"): "a", ("default", "aws", "secret-access-key"): "s",
     })  # fmt: skip
 
-    built = await registry.RealProviderFactory().build(plugin.lookup_only(full), secrets)
+    built = await registry.RealProviderFactory(FAKES).build(plugin.lookup_only(full), secrets)
 
     assert {name for _, name, _ in secrets.reads} == {"vercel", "railway", "db", "aws"}
     assert built.storage is None

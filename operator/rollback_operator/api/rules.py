@@ -26,9 +26,14 @@ from rollback_operator.api.common import (
 class Prometheus(Model):
     """A Prometheus-compatible query API."""
 
-    url: HttpUrl = Field(description="Base URL, such as http://prometheus.monitoring:9090.")
+    url: HttpUrl = Field(
+        description="Base URL, such as http://prometheus.monitoring:9090. Any URL without "
+        "authSecretRef; with it, https (or loopback) under an operator --allow-endpoint prefix."
+    )
     auth_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Secret key holding an Authorization header value."
+        default=None,
+        description="Secret key holding an Authorization header value; sent only to a url "
+        "under an operator --allow-endpoint prefix.",
     )
 
 

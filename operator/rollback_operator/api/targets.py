@@ -31,7 +31,11 @@ class VercelTarget(ProviderBlock):
     project_id: NonEmpty = Field(description="Vercel project id (prj_...) or name.")
     team_id: NonEmpty | None = Field(default=None, description="Team id for team-owned projects.")
     token_secret_ref: SecretKeyRef = Field(description="Secret key holding a Vercel API token.")
-    api_url: HttpUrl = Field(default="https://api.vercel.com", description="Vercel API base URL.")
+    api_url: HttpUrl = Field(
+        default="https://api.vercel.com",
+        description="Vercel API base URL; the token goes only to https://api.vercel.com or "
+        "under an operator --allow-endpoint prefix.",
+    )
 
     def summary(self) -> str:
         team = f" (team {self.team_id})" if self.team_id else ""
@@ -50,7 +54,9 @@ class RailwayTarget(ProviderBlock):
         description="account: Authorization Bearer; project: Project-Access-Token header.",
     )
     api_url: HttpUrl = Field(
-        default="https://backboard.railway.com/graphql/v2", description="Railway GraphQL URL."
+        default="https://backboard.railway.com/graphql/v2",
+        description="Railway GraphQL URL; the token goes only to Railway's (backboard.railway"
+        ".com or .app /graphql/v2) or under an operator --allow-endpoint prefix.",
     )
 
     def summary(self) -> str:
@@ -161,7 +167,9 @@ class ObjectStore(Model):
 
     region: NonEmpty = Field(default="us-east-1", description="S3 region.")
     endpoint_url: HttpUrl | None = Field(
-        default=None, description="S3 API endpoint for MinIO, R2 or Supabase storage."
+        default=None,
+        description="S3 API endpoint for MinIO, R2 or Supabase storage; must be under an "
+        "operator --allow-endpoint prefix (requests carry credentials), https or loopback.",
     )
     credentials_secret_ref: CredentialsRef | None = Field(
         default=None, description="Credentials; else the pod's ambient AWS credentials."

@@ -1,6 +1,7 @@
 """RollbackPolicy handlers: validation on every spec change, and evaluation of its rules.
 
-Validation gives a policy `Ready` or `Stalled` with reason `InvalidSpec`, an Event, and its
+Validation (the models, and `providers.endpoints`: credentials go only to official or allowed
+endpoints) gives a policy `Ready` or `Stalled` with reason `InvalidSpec`, an Event, and its
 `observedGeneration`. Evaluation is one daemon per policy that runs a round
 (`reconcile.evaluation`) every `evaluationInterval`, with the metrics source built by the
 factory on the memo. The daemon remembers the status it last saved and judges the next round
@@ -25,6 +26,7 @@ from rollback_operator.api.validation import describe
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.policy_live import LivePolicy
 from rollback_operator.providers.base import MetricsSource
+from rollback_operator.providers.endpoints import Endpoints
 from rollback_operator.providers.errors import ProviderError
 from rollback_operator.reconcile import evaluation, monitoring
 
@@ -55,10 +57,11 @@ def validate_policy(*, body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) 
     """Check the spec with the models; record Ready or Stalled(InvalidSpec) and an Event."""
     deps: Deps = memo
     try:
-        RollbackPolicy.model_validate(dict(body))
-        problem = None
+        policy = RollbackPolicy.model_validate(dict(body))
+        problem = Endpoints(tuple(deps.settings.allowed_endpoints)).policy_problem(policy)
     except ValidationError as error:
         problem = describe(error)
+    if problem is not None:
         kopf.warn(body, reason="InvalidSpec", message=problem)
     patch.status["conditions"] = _conditions(body, problem, deps)
     patch.status["observedGeneration"] = int(body.metadata.get("generation") or 1)

@@ -2,7 +2,8 @@
 
 Every factory in `registry` gets the same `BuildContext`, so a provider reads its own block's
 credentials through `secret` and, when it keeps data in the object store, shares the one S3
-client of the policy's `objectStore` (made on first use) with the other adapters.
+client of the policy's `objectStore` (made on first use) with the other adapters. `endpoints`
+says where credentials may go (`providers.endpoints`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, NoReturn
 from rollback_operator.api.common import SecretKeyRef
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers.base import SecretReader
+from rollback_operator.providers.endpoints import OFFICIAL_ONLY, Endpoints
 from rollback_operator.providers.errors import PermanentError
 from rollback_operator.providers.objectstore import s3api
 
@@ -22,8 +24,10 @@ if TYPE_CHECKING:
 class BuildContext:
     """The inputs of one policy's adapters, read once per build."""
 
-    def __init__(self, policy: RollbackPolicy, secrets: SecretReader) -> None:
-        self.policy, self.secrets = policy, secrets
+    def __init__(
+        self, policy: RollbackPolicy, secrets: SecretReader, endpoints: Endpoints = OFFICIAL_ONLY
+    ) -> None:
+        self.policy, self.secrets, self.endpoints = policy, secrets, endpoints
         self.namespace = policy.metadata.namespace
         self._s3: S3Client | None = None
 

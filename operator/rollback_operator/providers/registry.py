@@ -26,6 +26,7 @@ from rollback_operator.providers.base import (
 )
 from rollback_operator.providers.context import BuildContext
 from rollback_operator.providers.deployments import railway, vercel
+from rollback_operator.providers.endpoints import OFFICIAL_ONLY, Endpoints
 from rollback_operator.providers.errors import PermanentError
 from rollback_operator.providers.metrics import prometheus
 from rollback_operator.providers.notifiers import pagerduty, slack, statuspage
@@ -82,10 +83,15 @@ def _entry(table: Mapping[str, Any], kind: str, layer: OneOf | None) -> tuple[An
 
 
 class RealProviderFactory:
-    """Adapters for every target, notifier and check a policy defines."""
+    """Adapters for every target, notifier and check a policy defines; a policy that names an
+    endpoint `endpoints` refuses gets a PermanentError before any of its Secrets is read."""
+
+    def __init__(self, endpoints: Endpoints = OFFICIAL_ONLY) -> None:
+        self.endpoints = endpoints
 
     async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
-        context, targets = BuildContext(policy, secrets), policy.spec.targets
+        self.endpoints.check_policy(policy)
+        context, targets = BuildContext(policy, secrets, self.endpoints), policy.spec.targets
         frontend = _entry(FRONTENDS, "frontend", targets.frontend)
         backend = _entry(BACKENDS, "backend", targets.backend)
         database = _entry(DATABASES, "database", targets.database)
@@ -106,7 +112,8 @@ class RealProviderFactory:
         )
 
     async def notifiers(self, policy: RollbackPolicy, secrets: SecretReader) -> list[Notifier]:
-        return await _notifiers(BuildContext(policy, secrets))
+        self.endpoints.check_policy(policy)
+        return await _notifiers(BuildContext(policy, secrets, self.endpoints))
 
 
 async def _sql_url(context: BuildContext, database: tuple[Any, Any] | None) -> str | None:
@@ -139,6 +146,6 @@ async def _archive(context: BuildContext) -> ReportArchive | None:
     return reports.S3ReportArchive(await context.object_store("the report archive"), bucket)
 
 
-def metrics_factory() -> prometheus.PrometheusFactory:
+def metrics_factory(endpoints: Endpoints = OFFICIAL_ONLY) -> prometheus.PrometheusFactory:
     """The source of every policy's rule values (Prometheus, one client per URL); close it."""
-    return prometheus.PrometheusFactory()
+    return prometheus.PrometheusFactory(endpoints=endpoints)

@@ -38,6 +38,7 @@ from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rules import Prometheus
 from rollback_operator.providers import errors, http
 from rollback_operator.providers.base import MetricsSource, Sample, SecretReader
+from rollback_operator.providers.endpoints import OFFICIAL_ONLY, Endpoints
 from rollback_operator.providers.errors import ProviderError
 
 PROVIDER = "prometheus"
@@ -186,8 +187,10 @@ class PrometheusFactory:
         *,
         secret_ttl: float = SECRET_TTL,
         clock: Callable[[], float] = time.monotonic,
+        endpoints: Endpoints = OFFICIAL_ONLY,
     ) -> None:
         self.options, self.secret_ttl, self.clock = options, secret_ttl, clock
+        self.endpoints = endpoints
         self._sources: dict[tuple[str, str], tuple[PrometheusSource, httpx.AsyncClient]] = {}
         self._secrets: dict[tuple[str, str, str], tuple[float, str]] = {}
 
@@ -195,6 +198,8 @@ class PrometheusFactory:
         if policy.spec.metrics is None:
             raise errors.PermanentError("spec.metrics.prometheus is not set", provider=PROVIDER)
         config = policy.spec.metrics.prometheus
+        if config.auth_secret_ref is not None:  # no Secret goes to a URL that is not allowed
+            self.endpoints.check("spec.metrics.prometheus.url", str(config.url))
         header = await self._auth(config, policy.metadata.namespace, secrets)
         key = (config.url, header)
         if key not in self._sources:

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from rollback_operator.api import policy
-from rollback_operator.providers import errors, http
+from rollback_operator.providers import endpoints, errors, http
 from rollback_operator.providers.base import Journal, Notice, StepResult
 from rollback_operator.providers.context import BuildContext
 
@@ -247,4 +247,8 @@ def _with(options: http.Options, transport: httpx.AsyncBaseTransport) -> http.Op
 
 async def build(config: policy.Slack, context: BuildContext) -> SlackNotifier:
     """The notifier of a policy's `notifications.slack` block."""
-    return SlackNotifier(await context.secret(config.webhook_secret_ref))
+    url = await context.secret(config.webhook_secret_ref)
+    context.endpoints.check_secret_url(
+        "spec.notifications.slack.webhookSecretRef", url, endpoints.OFFICIAL["slack"]
+    )
+    return SlackNotifier(url)
