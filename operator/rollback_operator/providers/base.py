@@ -201,7 +201,8 @@ class SecretReader(Protocol):
     """Reads one key of a Secret in a namespace."""
 
     async def read(self, namespace: str, name: str, key: str) -> str:
-        """The decoded value; raises PermanentError when the Secret or key is missing."""
+        """The decoded value without surrounding whitespace; raises PermanentError when the
+        Secret or key is missing."""
         ...
 
 
