@@ -56,4 +56,5 @@ class Deps:
             max_attempts=s.step_max_attempts,
             base_delay=s.step_base_delay,
             max_delay=s.step_max_delay,
+            deadline=s.step_deadline,
         )

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 from rollback_operator.api.rollback import RollbackStatus, StepState, StepStatus
+from rollback_operator.providers.base import StepResult
 from rollback_operator.providers.errors import PermanentError, ProviderError, RetryableError
 from rollback_operator.reconcile.ports import Clock, Controls, Recorder, Stopping
+from rollback_operator.reconcile.steplist import VERIFY
 from rollback_operator.reconcile.steps import STEPS, StepContext, StepFailed, target_label
 from rollback_operator.telemetry import logs
 
@@ -33,6 +35,8 @@ class RetryPolicy:
     max_attempts: int = 5
     base_delay: float = 2.0
     max_delay: float = 60.0
+    deadline: float | None = None
+    """Seconds one attempt may take (verify: plus its window); None: no limit."""
 
     def delay(self, attempt: int, hint: float | None) -> float:
         """Seconds to wait before attempt `attempt + 1`."""
@@ -64,7 +68,7 @@ class StepRunner:
             resumed = False
             await self.save(ctx.status)
             try:
-                result = await STEPS[step.name](step, ctx)
+                result = await self._attempt(step, ctx)
             except RetryableError as error:
                 if step.attempts >= self.retry.max_attempts:
                     await self._fail(step, ctx, f"gave up after {step.attempts} attempts: {error}")
@@ -87,6 +91,17 @@ class StepRunner:
                 message=f"{step.name}{target_label(step.target)}: {result.message}",
             )
             return
+
+    async def _attempt(self, step: StepStatus, ctx: StepContext) -> StepResult:
+        """One attempt of the step, cancelled at its deadline (a transient failure then)."""
+        limit = self.retry.deadline
+        if limit is not None and step.name == VERIFY:
+            limit += ctx.verify_window.total_seconds()
+        try:
+            async with asyncio.timeout(limit):
+                return await STEPS[step.name](step, ctx)
+        except TimeoutError:
+            raise RetryableError(f"no result within the step deadline ({limit:.0f}s)") from None
 
     async def _wait(self, step: StepStatus, ctx: StepContext, error: RetryableError) -> None:
         delay = self.retry.delay(step.attempts, error.retry_after)
