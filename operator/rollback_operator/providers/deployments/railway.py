@@ -212,16 +212,13 @@ class RailwayService:
         raise self._api.error(message, errors.RetryableError)
 
     async def _await_stopped(self, s: http.Session, operation: str, deployment_id: str) -> str:
-        opts, pacing = self._api.http.options, self._pacing
-        deadline = opts.clock() + pacing.deadline
+        wait = self._pacing.wait(self._api.http)
         while not gone(await self._api.deployment(s, operation, deployment_id)):
-            if opts.clock() >= deadline:
-                message = (
-                    f"{operation}: deployment {deployment_id} still has running instances "
-                    f"{pacing.deadline:g}s after it was stopped"
-                )
-                raise self._api.error(message, errors.RetryableError)
-            await opts.sleep(pacing.poll_interval)
+            message = (
+                f"{operation}: deployment {deployment_id} still has running instances "
+                f"{wait.seconds:g}s after it was stopped"
+            )
+            await wait.next(message)
         return deployment_id
 
     async def _keep_stopped(self) -> StepResult:
@@ -280,23 +277,19 @@ class RailwayService:
         self, s: http.Session, operation: str, newest_before: str, *, wait: bool
     ) -> str | None:
         """The deployment listed above `newest_before` (waiting for it to appear if asked)."""
-        opts = self._api.http.options
-        deadline = opts.clock() + self._pacing.appear_deadline
+        appearing = self._pacing.wait(self._api.http, self._pacing.appear_deadline)
+        message = f"{operation}: Railway took the rollback but no new deployment appeared"
         while True:
             edges = (await self._api.page(s, operation, None))["edges"]
             newest = str(edges[0]["node"]["id"]) if edges else ""
             new = newest if newest and newest != newest_before else None
             if new is not None or not wait:
                 return new
-            if opts.clock() >= deadline:
-                message = f"{operation}: Railway took the rollback but no new deployment appeared"
-                raise self._api.error(message, errors.RetryableError)
-            await opts.sleep(self._pacing.poll_interval)
+            await appearing.next(message)
 
     async def _await_success(self, s: http.Session, operation: str, new: str, to: str) -> str:
         """`new` once it is active; it was made by a rollback to `to`."""
-        opts, pacing = self._api.http.options, self._pacing
-        deadline = opts.clock() + pacing.deadline
+        wait = self._pacing.wait(self._api.http)
         while True:
             status = (await self._api.deployment(s, operation, new))["status"]
             if status in ACTIVE:
@@ -304,13 +297,11 @@ class RailwayService:
             if status in ENDED_BADLY:
                 message = f"{operation}: deployment {new} (rollback to {to}) ended {status}"
                 raise self._api.error(message, errors.PermanentError)
-            if opts.clock() >= deadline:
-                message = (
-                    f"{operation}: deployment {new} (rollback to {to}) still {status} "
-                    f"after {pacing.deadline:g}s"
-                )
-                raise self._api.error(message, errors.RetryableError)
-            await opts.sleep(pacing.poll_interval)
+            message = (
+                f"{operation}: deployment {new} (rollback to {to}) still {status} "
+                f"after {wait.seconds:g}s"
+            )
+            await wait.next(message)
 
 
 def _candidate(dep: Json, live: Json | None, default: Json | None) -> Candidate:

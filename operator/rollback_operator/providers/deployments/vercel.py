@@ -230,8 +230,7 @@ class VercelProject:
 
         A job requested at `earlier` is the one seen before ours was asked for: not ours.
         """
-        opts, pacing = self._http.options, self._pacing
-        deadline = opts.clock() + pacing.deadline
+        wait = self._pacing.wait(self._http)
         while True:
             project = await self._read_project(s, "rollback")
             job = _job(project, to, running=False)
@@ -240,13 +239,9 @@ class VercelProject:
                 return project, job
             if job is None and _production_id(project) == to:
                 return project, {}
-            if opts.clock() >= deadline:
-                state = job.get("jobStatus") if job else "not visible"
-                raise self._http.error(
-                    f"rollback: Vercel's job to {to} is still {state} after {pacing.deadline:g}s",
-                    errors.RetryableError,
-                )
-            await opts.sleep(pacing.poll_interval)
+            state = job.get("jobStatus") if job else "not visible"
+            message = f"rollback: Vercel's job to {to} is still {state} after {wait.seconds:g}s"
+            await wait.next(message)
 
     def _check_outcome(self, project: Json, job: Json, to: str, failed: list[str]) -> None:
         """Raise unless the job ended well and `to` now serves production."""
