@@ -66,13 +66,15 @@ test: lint typecheck imports pytest ## Everything CI checks: lint, types, layers
 demo: install system-deps ## An error spike trips the runbook's policy; the automatic rollback, live (ARGS=--full: full)
 	$(PY) -m sandbox.demo $(ARGS)
 
-bench: install system-deps ## Every benchmark (minutes); each writes its figures into docs/benchmarks.md
-	$(PY) -m bench.record quick_overhead
-	$(PY) -m bench.record quick_rollback
+bench: install system-deps kube-env ## Every benchmark (minutes); each writes its figures into docs/benchmarks.md
+	$(PY) -m bench.record quick_overhead -- --bed apiserver
+	$(PY) -m bench.record quick_overhead -- --bed emulator
+	$(PY) -m bench.record quick_rollback -- --bed apiserver
 	$(PY) -m bench.record db_restore
 	$(PY) -m bench.record storage_restore -- --latency-ms 20
-	$(PY) -m bench.record policy_eval
-	$(PY) -m bench.record load
+	$(PY) -m bench.record policy_eval -- --bed apiserver
+	$(PY) -m bench.record load -- --bed apiserver
+	$(PY) -m bench.record load -- --bed emulator
 
 clean: ## Remove caches (keeps .venv)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

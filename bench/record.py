@@ -5,9 +5,10 @@ Why this module exists: the analysis in docs/benchmarks.md is written by people,
 must come from a run, not from memory. Each benchmark's section ends with a block between
 `<!-- latest:NAME -->` markers that this script replaces with the benchmark's own output, the
 command and the date; the block is added at the end of the section (the one whose heading names
-`bench.NAME`) the first time.
+`bench.NAME`) the first time. A run on a named test bed (`-- --bed apiserver|emulator`) has a
+block of its own, `latest:NAME-BED`, so a section shows both beds' figures side by side.
 
-    python -m bench.record quick_overhead [-- --runs 20]
+    python -m bench.record quick_overhead [-- --runs 20] [--bed emulator]
 """
 
 from __future__ import annotations
@@ -32,9 +33,17 @@ def block(name: str, command: str, output: str) -> str:
     )
 
 
-def place(doc: str, name: str, new: str) -> str:
-    """`doc` with the block of `name` replaced, or added at the end of its section."""
-    marked = re.compile(rf"<!-- latest:{name} -->.*?<!-- /latest:{name} -->", re.S)
+def key_of(name: str, args: list[str]) -> str:
+    """The block's name: the benchmark's, with the bed it ran on when the arguments name one."""
+    bed = args[args.index("--bed") + 1] if "--bed" in args[:-1] else None
+    return f"{name}-{bed}" if bed else name
+
+
+def place(doc: str, name: str, new: str, key: str | None = None) -> str:
+    """`doc` with the block `key` (default: `name`) replaced, or added at the end of the section
+    of benchmark `name`."""
+    key = key or name
+    marked = re.compile(rf"<!-- latest:{key} -->.*?<!-- /latest:{key} -->", re.S)
     if marked.search(doc):
         return marked.sub(lambda _: new, doc, count=1)
     heading = re.search(rf"^## .*`python -m bench\.{name}\b.*$", doc, re.M)
@@ -58,7 +67,8 @@ def main(argv: list[str]) -> int:
     if done.returncode != 0:
         print(f"bench.{name} failed (exit {done.returncode}); docs/benchmarks.md unchanged")
         return done.returncode
-    DOC.write_text(place(DOC.read_text(), name, block(name, shown, done.stdout)))
+    key = key_of(name, args)
+    DOC.write_text(place(DOC.read_text(), name, block(key, shown, done.stdout), key))
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.record import block, place
+from bench.record import block, key_of, place
 
 DOC = """# Benchmarks
 
@@ -38,3 +38,15 @@ def test_a_later_run_replaces_only_its_own_block() -> None:
 def test_a_benchmark_without_a_section_is_refused() -> None:
     with pytest.raises(SystemExit, match=r"no section for bench\.db_restore"):
         place(DOC, "db_restore", block("db_restore", "x", "y"))
+
+
+def test_each_bed_keeps_a_block_of_its_own_in_the_same_section() -> None:
+    key = key_of("load", ["--rollbacks", "10", "--bed", "emulator"])
+    out = place(DOC, "load", block(key, "python -m bench.load", "emulated: 60 s"), key)
+    real = key_of("load", ["--bed", "apiserver"])
+    both = place(out, "load", block(real, "python -m bench.load", "real: 20 s"), real)
+    _, load = both.split("## Load")
+    assert "emulated: 60 s" in load
+    assert "real: 20 s" in load
+    assert load.index("latest:load-emulator") < load.index("latest:load-apiserver")
+    assert key_of("db_restore", ["--rounds", "5"]) == "db_restore"
