@@ -175,17 +175,19 @@ class S3Storage:
         """Apply every action with at most `concurrency` writes in flight."""
         done = Tally()
         slots = asyncio.Semaphore(self.options.concurrency)
-        with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="s3-restore") as pool:
-            try:
-                async with asyncio.TaskGroup() as group:
-                    async for action in actions:
-                        if action.kind is Kind.UNCHANGED:
-                            done.add(action)
-                            continue
-                        await slots.acquire()
-                        group.create_task(self._apply(action, pool, slots, done))
-            except BaseExceptionGroup as errors:
-                raise _first_provider_error(errors) from None
+        pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="s3-restore")
+        try:
+            async with asyncio.TaskGroup() as group:
+                async for action in actions:
+                    if action.kind is Kind.UNCHANGED:
+                        done.add(action)
+                        continue
+                    await slots.acquire()
+                    group.create_task(self._apply(action, pool, slots, done))
+        except BaseExceptionGroup as errors:
+            raise _first_provider_error(errors) from None
+        finally:
+            await _close(pool)
         return done
 
     async def _apply(
@@ -198,6 +200,14 @@ class S3Storage:
             done.add(await asyncio.get_running_loop().run_in_executor(pool, work))
         finally:
             slots.release()
+
+
+async def _close(pool: ThreadPoolExecutor) -> None:
+    """Drop the queued copies and wait for those in flight in a thread, never on the event loop
+    (`with ThreadPoolExecutor` would block it, and with it /healthz and peering, until a stuck
+    S3 call gave up); if the wait itself is cancelled, the copies end on their own."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    await asyncio.to_thread(pool.shutdown, wait=True)
 
 
 def _first_provider_error(errors: BaseExceptionGroup[BaseException]) -> BaseException:
