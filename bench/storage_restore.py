@@ -23,15 +23,15 @@ from datetime import datetime
 from mypy_boto3_s3 import S3Client
 
 from rollback_operator.api.policy import ObjectStore, S3Target
-from rollback_operator.providers import objectstore
-from rollback_operator.providers import s3 as storage
+from rollback_operator.providers.objectstore import s3api
+from rollback_operator.providers.storage import s3 as storage
 from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 from tests.db import world
 
 
 def _client(endpoint: str, latency: float) -> S3Client:
     store = ObjectStore(region="us-east-1", endpoint_url=endpoint)
-    s3 = objectstore.client(store, objectstore.Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY))
+    s3 = s3api.client(store, s3api.Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY))
     if latency:  # a network round trip, as to a real S3 region: each request waits this long
         s3.meta.events.register("before-send.s3", lambda **_: time.sleep(latency))
     return s3
