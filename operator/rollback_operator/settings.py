@@ -61,13 +61,6 @@ class Settings(BaseSettings):
         "is cancelled and counts as a transient failure, so a stalled S3 or database cannot "
         "hold a step (traffic stopped) for longer than attempts x (deadline + retry delay).",
     )
-    step_deadline: float = Field(
-        default=1800.0,
-        gt=0,
-        description="Seconds one attempt of a step may take (verify: plus its window); then it "
-        "is cancelled and counts as a transient failure, so a stalled S3 or database cannot "
-        "hold a step (traffic stopped) for longer than attempts x (deadline + retry delay).",
-    )
     poll_interval: float = Field(
         default=0.5, gt=0, description="How often a waiting rollback looks again."
     )
