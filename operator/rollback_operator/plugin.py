@@ -30,6 +30,7 @@ from rollback_operator.kube import KubeApi, ObjectApi, current_namespace
 from rollback_operator.plugin_view import plan, rollback_list, status, steps
 from rollback_operator.providers import registry
 from rollback_operator.providers.base import Candidate, Providers, SecretReader
+from rollback_operator.providers.endpoints import Endpoints
 from rollback_operator.providers.errors import NotFoundError, PermanentError, ProviderError
 
 FINAL = {"Planned", "Succeeded", "PartiallyFailed", "Failed", "Aborted"}
@@ -53,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     candidates.add_argument("policy")
     candidates.add_argument("--limit", type=_positive, default=10, help="per target (10)")
+    candidates.add_argument(
+        "--allow-endpoint", action="append", dest="allowed_endpoints", default=[],
+        metavar="PREFIX", help="as `rollback-operator run`: a URL prefix that may receive the "
+        "policy's tokens besides the providers' official APIs (repeatable)",
+    )  # fmt: skip
     for name, text in (("plan", "dry-run rollback: print the plan"), ("start", "start one")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("policy")
@@ -128,7 +134,8 @@ class Plugin:
 
     async def candidates(self, args: argparse.Namespace) -> int:
         policy = await self._policy(args.policy)
-        providers = await registry.RealProviderFactory().build(
+        endpoints = Endpoints(tuple(args.allowed_endpoints))
+        providers = await registry.RealProviderFactory(endpoints).build(
             lookup_only(policy), UserSecrets(self.kube)
         )
         found = await candidates_of(providers, args.limit)

@@ -18,6 +18,7 @@ from tests.e2e.bed import Bed
 from tests.e2e.test_plugin_e2e import kubectl_rollback
 
 pytestmark = pytest.mark.e2e
+FAKES = ("--allow-endpoint", "http://127.0.0.1")  # the fakes listen on loopback
 BACKUPS = ("backup_20240101.sql", "backup_20240103.sql", "safety/uid-20240104T000000Z.dump")
 SQL = b"-- PostgreSQL database dump\nSELECT 1;\n-- PostgreSQL database dump complete\n"
 
@@ -49,7 +50,7 @@ def test_candidates_marks_live_and_default_for_every_target(
     with serving(history=3) as saas:
         _prepare(bed, saas, s3_server.url, bucket)
 
-        run = kubectl_rollback(bed.cluster.kubeconfig, "candidates", "mindmate")
+        run = kubectl_rollback(bed.cluster.kubeconfig, "candidates", "mindmate", *FAKES)
 
     assert run.returncode == 0, run.stderr + run.stdout
     out = run.stdout
@@ -71,7 +72,9 @@ def test_candidates_explains_a_missing_secret(bed: Bed) -> None:
         policy["spec"]["objectStore"] = None
         bed.apply(policy)
 
-        run = kubectl_rollback(bed.cluster.kubeconfig, "candidates", "mindmate", "--limit", "1")
+        run = kubectl_rollback(
+            bed.cluster.kubeconfig, "candidates", "mindmate", "--limit", "1", *FAKES
+        )
 
     assert run.returncode == 1
     missing = f"the policy names Secret {bed.namespace}/vercel, which is not found"
