@@ -135,6 +135,16 @@ class RailwayWorld:
         """The live state object (mutate only under `fake.lock`)."""
         return self._deployments[deployment_id]
 
+    def deployments_of(self, service_id: str, environment_id: str) -> list[str]:
+        """Every deployment of the service in the environment, newest first."""
+        with self.lock:
+            mine = [
+                d
+                for d in self._deployments.values()
+                if (d.service_id, d.environment_id) == (service_id, environment_id)
+            ]
+            return [d.id for d in sorted(mine, key=lambda d: (d.created_at, d.seq), reverse=True)]
+
     def service_instance(self, service_id: str, environment_id: str) -> RailwayServiceInstance:
         return self._instances[(service_id, environment_id)]
 

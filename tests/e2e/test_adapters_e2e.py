@@ -66,6 +66,27 @@ def test_full_rollback_stops_both_layers_until_deploy_previous_then_serves_the_o
         assert body["status"]["plan"]["backend"]["serving"] is True
 
 
+def test_a_deploy_landing_mid_rollback_fails_the_backend_step_naming_it_never_as_its_own(
+    bed: Bed,
+) -> None:
+    with serving() as saas:
+        landed: list[str] = []
+        deploy = saas.railway.deploy_source
+        saas.railway.after(
+            "deploymentRollback", lambda: landed.append(deploy(saas.service, saas.env))
+        )
+        bed.start(real=REAL)
+        _prepare(bed, saas)
+        bed.apply(manifests.rollback("raced"))
+        body = bed.wait_for("raced", {"Succeeded", "Failed", "PartiallyFailed"})
+        steps = {s.get("target"): s for s in body["status"]["steps"]}
+        assert body["status"]["phase"] == "PartiallyFailed", body["status"]
+        assert steps["backend"]["state"] == "Failed"
+        assert landed[0] in steps["backend"]["message"]
+        assert "concurrent deploy" in steps["backend"]["message"]
+        assert steps["backend"]["externalIds"]["deploymentId"] != landed[0]
+
+
 def test_dry_run_with_real_adapters_makes_no_mutating_call(bed: Bed) -> None:
     with serving() as saas:
         bed.start(real=REAL)

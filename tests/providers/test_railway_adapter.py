@@ -171,6 +171,69 @@ async def test_a_refused_rollback_carries_railways_message(world: World) -> None
         await world.target().rollback(expired, KEY, world.journal)
 
 
+# ----- a deploy by someone else while the rollback runs -----
+
+
+async def test_a_deploy_landing_right_after_the_rollback_was_asked_for_fails_it_naming_the_deploy(
+    world: World,
+) -> None:
+    landed: list[str] = []
+    world.fake.after(
+        "deploymentRollback",
+        lambda: landed.append(world.fake.deploy_source(world.service, world.env)),
+    )
+
+    with pytest.raises(errors.PermanentError, match="concurrent deploy") as raised:
+        await world.target().rollback(world.old, KEY, world.journal)
+
+    assert landed[0] in str(raised.value)
+    ours = world.journal.recorded["deploymentId"]
+    assert ours != landed[0]
+    assert world.fake.deployment(ours).meta == world.fake.deployment(world.old).meta
+
+
+async def test_a_concurrent_deploy_that_failed_is_named_as_a_warning(world: World) -> None:
+    failed: list[str] = []
+    world.fake.after("deploymentRollback", lambda: failed.append(world.deploy("FAILED")))
+
+    result = await world.target().rollback(world.old, KEY, world.journal)
+
+    assert world.serves_build_of(world.old)
+    assert result.external_ids["concurrentDeployments"] == f"{failed[0]} (FAILED)"
+    assert f"warning: deployment {failed[0]} (FAILED) also appeared" in result.message
+
+
+async def test_newcomers_none_of_which_carries_the_target_build_are_not_taken_for_the_rollback(
+    world: World,
+) -> None:
+    landed: list[str] = []
+
+    def rollback_meta_differs_and_a_deploy_lands() -> None:
+        ours = world.fake.deployment(world.fake.deployments_of(world.service, world.env)[0])
+        ours.meta = {**ours.meta, "reason": "rollback"}  # docs/providers.md#R21, harsh reading
+        landed.append(world.fake.deploy_source(world.service, world.env))
+
+    world.fake.after("deploymentRollback", rollback_meta_differs_and_a_deploy_lands)
+
+    with pytest.raises(errors.PermanentError, match="cannot be told") as raised:
+        await world.target().rollback(world.old, KEY, world.journal)
+
+    assert landed[0] in str(raised.value)
+    assert "deploymentId" not in world.journal.recorded
+
+
+async def test_after_a_restart_a_deploy_not_carrying_the_target_build_is_not_taken_for_it(
+    world: World,
+) -> None:
+    await world.journal.record(newestBefore=world.live)  # then the operator died, unsent
+    landed = world.fake.deploy_source(world.service, world.env)
+
+    with pytest.raises(errors.PermanentError, match=landed):
+        await world.target().rollback(world.old, KEY, world.journal)
+
+    assert world.mutations("deploymentRollback") == 0
+
+
 # ----- candidates -----
 
 

@@ -202,6 +202,36 @@ async def test_a_job_running_to_another_target_makes_the_rollback_retryable(
     assert world.fake.production_deployment(world.project) == world.live
 
 
+async def test_a_production_deploy_made_while_the_job_ran_is_named_as_a_warning(
+    world: World,
+) -> None:
+    landed: list[str] = []
+    world.fake.after("POST /v1/projects/*/rollback/*", lambda: landed.append(world.deploy()))
+
+    result = await world.target().rollback(world.old, KEY, world.journal)
+
+    assert world.fake.production_deployment(world.project) == world.old
+    assert result.external_ids["concurrentDeployments"] == landed[0]
+    assert f"warning: deployment {landed[0]} was made while the rollback ran" in result.message
+
+
+async def test_a_production_deploy_that_took_over_fails_the_rollback_naming_it(
+    world: World,
+) -> None:
+    landed: list[str] = []
+
+    def job_done_then_a_deploy_goes_live() -> None:
+        world.fake.complete_job(world.project)
+        landed.append(world.deploy())
+
+    world.fake.after("POST /v1/projects/*/rollback/*", job_done_then_a_deploy_goes_live)
+
+    with pytest.raises(errors.PermanentError, match="concurrent deploy") as raised:
+        await world.target().rollback(world.old, KEY, world.journal)
+
+    assert f"production is {landed[0]}" in str(raised.value)
+
+
 # ----- candidates -----
 
 

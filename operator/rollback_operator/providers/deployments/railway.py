@@ -8,7 +8,8 @@ Railway facts this module relies on (docs/providers.md, R1-R23): deployments lis
 (R8, R9: implied, not documented); a deployment superseded by a newer one reads REMOVED but
 keeps `canRollback`, so REMOVED counts as "was good" when looking for the last good deployment
 (R11); `deploymentRollback` returns a bare Boolean, so the deployment it creates is found by
-listing again, then polled to SUCCESS (R12). Traffic is stopped with `deploymentStop` on every
+listing again, then polled to SUCCESS (R12), and told apart from a deployment someone else
+made meanwhile (`railway_moves`). Traffic is stopped with `deploymentStop` on every
 deployment that serves, and the stop is verified (`deploymentStopped`, no instance running),
 because a replica change is only staged and applying it deploys the service's latest source
 (R16-R18, R22). Traffic comes back by a rollback to the stopped deployment: its image and
@@ -23,7 +24,6 @@ as already rolled back (R21).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from rollback_operator.api import targets
@@ -34,8 +34,6 @@ from rollback_operator.providers.context import BuildContext
 from rollback_operator.providers.deployments.pacing import Pacing
 from rollback_operator.providers.deployments.railway_api import (
     ACTIVE,
-    ENDED_BADLY,
-    ROLLBACK,
     STOP,
     WAS_GOOD,
     Json,
@@ -43,23 +41,19 @@ from rollback_operator.providers.deployments.railway_api import (
     gone,
     serves,
 )
+from rollback_operator.providers.deployments.railway_moves import (
+    RESUME_KEYS,
+    ROLLBACK_KEYS,
+    Made,
+    Moves,
+)
 
 PACING = Pacing(poll_interval=2.0, deadline=600.0, appear_deadline=30.0, page_size=50, max_pages=20)
 """A Railway rollback is a new deployment: a build that may take minutes to go live."""
+RESUMED_FROM = "resumedFrom"
+"""Journal key: the stopped deployment resume-traffic brings back."""
 STOP_ROUNDS = 3
 """Times stop-traffic looks again for a deployment that began serving while it stopped others."""
-
-
-@dataclass(frozen=True)
-class Keys:
-    """The journal keys of one kind of request for a new deployment."""
-
-    newest_before: str
-    made: str
-
-
-ROLLBACK_KEYS = Keys("newestBefore", "deploymentId")
-RESUME_KEYS = Keys("resumeNewestBefore", "resumedDeploymentId")
 
 
 class RailwayService:
@@ -73,6 +67,7 @@ class RailwayService:
         pacing: Pacing = PACING,
     ) -> None:
         self._api = RailwayApi(config, token, options, pacing)
+        self._moves = Moves(self._api, pacing)
         self._instance = self._api.instance
         self._pacing = pacing
 
@@ -91,13 +86,14 @@ class RailwayService:
             target = await self._api.deployment(s, "rollback", to)
             made = journal.recorded.get(ROLLBACK_KEYS.made)
             if live and live["status"] != "CRASHED" and self._serves(live, target, made):
-                ids = {"deploymentId": live["id"], "rolledBackTo": to}
-                return StepResult(f"{live['id']} already serves {to}; nothing to do", ids)
-            made = made or await self._request(s, "rollback", to, journal, ROLLBACK_KEYS)
-            new = await self._await_success(s, "rollback", made, to)
-        return StepResult(
-            f"{new} (rollback to {to}) is live", {"deploymentId": new, "rolledBackTo": to}
-        )
+                done = Made(live["id"])
+                if made is not None and made == live["id"]:
+                    done = await self._moves.alone(s, "rollback", made, journal, ROLLBACK_KEYS)
+                ids = {"deploymentId": done.id, "rolledBackTo": to, **done.ids}
+                return StepResult(f"{done.id} already serves {to}; nothing to do{done.note}", ids)
+            done = await self._moves.rollback_to(s, "rollback", target, journal, ROLLBACK_KEYS)
+        ids = {"deploymentId": done.id, "rolledBackTo": to, **done.ids}
+        return StepResult(f"{done.id} (rollback to {to}) is live{done.note}", ids)
 
     async def stop_traffic(self, key: str, plan: DeploymentPlan) -> StepResult:
         async with self._api.session() as s:
@@ -118,13 +114,12 @@ class RailwayService:
             up = [d["id"] for d in active if serves(d)]
             if up and made is None:
                 return StepResult(f"{', '.join(up)} serves traffic; nothing to do")
-            if made is None:
-                stopped = await self._stopped(s, active)
-                made = await self._request(s, "resume traffic", stopped, journal, RESUME_KEYS)
-            await self._await_success(s, "resume traffic", made, "the stopped deployment")
+            stopped = await self._stopped(s, active, journal)
+            done = await self._moves.rollback_to(s, "resume traffic", stopped, journal, RESUME_KEYS)
         return StepResult(
-            f"{made} serves again: a rollback to the stopped deployment, not the latest source",
-            {RESUME_KEYS.made: made},
+            f"{done.id} serves again: a rollback to the stopped deployment {stopped['id']}, not "
+            f"the latest source{done.note}",
+            {RESUME_KEYS.made: done.id, **done.ids},
         )
 
     async def candidates(self, limit: int) -> list[Candidate]:
@@ -228,8 +223,12 @@ class RailwayService:
         also = f"; stopped {', '.join(stopped)}" if stopped else ""
         return StepResult(f"the service served no traffic when planned; left stopped{also}")
 
-    async def _stopped(self, s: http.Session, active: list[Json]) -> str:
-        """The stopped deployment the service runs, to bring back; an error when there is none."""
+    async def _stopped(self, s: http.Session, active: list[Json], journal: Journal) -> Json:
+        """The stopped deployment the service runs, to bring back (recorded in `journal`, so a
+        redone resume brings back the same one); an error when there is none."""
+        recorded = journal.recorded.get(RESUMED_FROM)
+        if recorded is not None:
+            return await self._api.deployment(s, "resume traffic", recorded)
         newest = max(active, key=lambda d: str(d["createdAt"]), default=None)
         if newest is None or not newest.get("deploymentStopped"):
             message = (
@@ -243,9 +242,10 @@ class RailwayService:
                 "to (canRollback false); redeploy it in Railway (never 'Deploy Latest Commit')"
             )
             raise self._api.error(message, errors.PermanentError)
-        return str(newest["id"])
+        await journal.record(**{RESUMED_FROM: str(newest["id"])})
+        return newest
 
-    # ----- new deployments -----
+    # ----- rollback -----
 
     def _serves(self, live: Json, target: Json, made: str | None) -> bool:
         """Whether the live deployment is `target`, its rollback copy, or the same build."""
@@ -253,55 +253,6 @@ class RailwayService:
             return True
         meta = target.get("meta")
         return bool(meta) and meta == live.get("meta") and live["createdAt"] > target["createdAt"]
-
-    async def _request(
-        self, s: http.Session, operation: str, to: str, journal: Journal, keys: Keys
-    ) -> str:
-        """A rollback to `to` (asked for once per journal); the deployment it made."""
-        before = journal.recorded.get(keys.newest_before)
-        if before is not None:
-            made = await self._new_since(s, operation, before, wait=False)
-            if made is not None:
-                await journal.record(**{keys.made: made})
-                return made
-        edges = (await self._api.page(s, operation, None))["edges"]
-        newest = str(edges[0]["node"]["id"]) if edges else ""
-        await journal.record(**{keys.newest_before: newest})
-        await self._api.gql(s, operation, ROLLBACK, {"id": to}, idempotent=False)
-        made = await self._new_since(s, operation, newest, wait=True)
-        assert made is not None
-        await journal.record(**{keys.made: made})
-        return made
-
-    async def _new_since(
-        self, s: http.Session, operation: str, newest_before: str, *, wait: bool
-    ) -> str | None:
-        """The deployment listed above `newest_before` (waiting for it to appear if asked)."""
-        appearing = self._pacing.wait(self._api.http, self._pacing.appear_deadline)
-        message = f"{operation}: Railway took the rollback but no new deployment appeared"
-        while True:
-            edges = (await self._api.page(s, operation, None))["edges"]
-            newest = str(edges[0]["node"]["id"]) if edges else ""
-            new = newest if newest and newest != newest_before else None
-            if new is not None or not wait:
-                return new
-            await appearing.next(message)
-
-    async def _await_success(self, s: http.Session, operation: str, new: str, to: str) -> str:
-        """`new` once it is active; it was made by a rollback to `to`."""
-        wait = self._pacing.wait(self._api.http)
-        while True:
-            status = (await self._api.deployment(s, operation, new))["status"]
-            if status in ACTIVE:
-                return new
-            if status in ENDED_BADLY:
-                message = f"{operation}: deployment {new} (rollback to {to}) ended {status}"
-                raise self._api.error(message, errors.PermanentError)
-            message = (
-                f"{operation}: deployment {new} (rollback to {to}) still {status} "
-                f"after {wait.seconds:g}s"
-            )
-            await wait.next(message)
 
 
 def _candidate(dep: Json, live: Json | None, default: Json | None) -> Candidate:

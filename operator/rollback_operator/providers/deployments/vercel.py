@@ -12,7 +12,9 @@ rollback answers 201 and the job is polled on the project (V6, V7); a refused ro
 (400/402/422: not a rollback candidate, plan limits) may still be done by promote, which needs
 only a READY production deployment (V7, V9); 409 means another job is running (V7, a guess).
 After an instant rollback Vercel no longer auto-assigns production domains to new deployments
-until someone promotes (V12, unconfirmed); the step says so.
+until someone promotes (V12, unconfirmed); the step says so. A production deployment made while
+the rollback ran (a CI deploy) is named: it fails the step when it is what serves production,
+and is a warning in the step's result when it is not (V4).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ logger = logging.getLogger(__name__)
 Json = dict[str, Any]
 ROLLBACK_REFUSED = frozenset({400, 402, 422})
 JOB_RUNNING = 409
+NEWEST_BEFORE = "newestBeforeMs"
+"""Journal key: when the newest production deployment was created before the rollback asked."""
 TERMINAL = frozenset({"succeeded", "failed", "skipped"})
 FOLLOW_UP = "promote a deployment to re-enable automatic production domain assignment"
 
@@ -78,15 +82,24 @@ class VercelProject:
             earlier = (
                 None if running else (project.get("lastAliasRequest") or {}).get("requestedAt")
             )
+            if not running and NEWEST_BEFORE not in journal.recorded:
+                await journal.record(**{NEWEST_BEFORE: await self._newest_created(s)})
             method = running["type"] if running else await self._start(s, project["id"], to, key)
             project, job = await self._wait(s, to, earlier)
-            self._check_outcome(project, job, to, await self._failed_aliases(s, project, job))
+            others = await self._made_since(s, journal.recorded.get(NEWEST_BEFORE))
+            failed = await self._failed_aliases(s, project, job)
+            self._check_outcome(project, job, to, failed, others)
         ids = {"deploymentId": to, "method": method}
         ids |= {"jobId": f"{job['type']}-{job['requestedAt']}"} if job.get("requestedAt") else {}
+        ids |= {"concurrentDeployments": ", ".join(others)} if others else {}
+        warning = (
+            f"; warning: deployment {', '.join(others)} was made while the rollback ran (a "
+            "concurrent deploy?): it is not live, and promoting it would undo the rollback"
+        ) if others else ""  # fmt: skip
         if method != "rollback":
-            return StepResult(f"production moved to {to} by promote", ids)
+            return StepResult(f"production moved to {to} by promote{warning}", ids)
         return StepResult(
-            f"production moved to {to} by instant rollback; follow-up: {FOLLOW_UP}",
+            f"production moved to {to} by instant rollback{warning}; follow-up: {FOLLOW_UP}",
             ids | {"followUp": FOLLOW_UP},
         )
 
@@ -146,9 +159,7 @@ class VercelProject:
         newest = live.get("createdAt") if live else None
 
         def good(item: Json) -> bool:
-            older = (
-                newest is None or int(item.get("createdAt") or item.get("created") or 0) < newest
-            )
+            older = newest is None or _created(item) < newest
             ready = (item.get("state") or item.get("readyState")) == "READY"
             return older and ready and item.get("isRollbackCandidate") is not False
 
@@ -243,9 +254,36 @@ class VercelProject:
             message = f"rollback: Vercel's job to {to} is still {state} after {wait.seconds:g}s"
             await wait.next(message)
 
-    def _check_outcome(self, project: Json, job: Json, to: str, failed: list[str]) -> None:
+    async def _newest_created(self, s: http.Session) -> str:
+        """When the newest production deployment was created (ms; "0" when there is none)."""
+        newest = await self._find_deployment(s, lambda _: True, "rollback")
+        return str(_created(newest) if newest else 0)
+
+    async def _made_since(self, s: http.Session, since: str | None) -> list[str]:
+        """Production deployments created after `since` (ms), newest first; [] without it."""
+        made: list[str] = []
+
+        def take(item: Json) -> bool:
+            newer = _created(item) > int(since or 0)
+            made.extend([str(item["uid"])] if newer else [])
+            return not newer
+
+        if since is not None:
+            await self._find_deployment(s, take, "rollback")
+        return made
+
+    def _check_outcome(
+        self, project: Json, job: Json, to: str, failed: list[str], others: list[str]
+    ) -> None:
         """Raise unless the job ended well and `to` now serves production."""
         status, live = job.get("jobStatus", "succeeded"), _production_id(project)
+        if live in others:
+            raise self._http.error(
+                f"rollback: production is {live}, a deployment made while the rollback to {to} "
+                "ran (a concurrent deploy?), not the rollback's target; promote or roll back "
+                f"to {to} again once that deploy is stopped",
+                errors.PermanentError,
+            )
         if status == "failed":
             aliases = f"; aliases not moved: {', '.join(failed)}" if failed else ""
             raise self._http.error(
@@ -306,6 +344,11 @@ def _pin_problem(dep: Json, project: Json) -> str | None:
     if state != "READY":
         return f"is {state}, not READY"
     return None if dep.get("target") == "production" else "is not a production deployment"
+
+
+def _created(item: Json) -> int:
+    """A list item's creation time in ms (`createdAt`, or the older `created`)."""
+    return int(item.get("createdAt") or item.get("created") or 0)
 
 
 def _path(project: Json) -> str:

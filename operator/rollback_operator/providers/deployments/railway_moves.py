@@ -1,0 +1,178 @@
+"""How the Railway adapter asks for a new deployment and tells its own from anyone else's.
+
+Why this module exists: `deploymentRollback` answers a bare Boolean (docs/providers.md#R12), so
+the deployment it makes has to be found by listing, and a deployment someone else makes
+meanwhile (a CI deploy landing mid-rollback) must never be taken for it: the step would succeed
+with new code live. Before asking, the newest deployment is recorded in the step's journal; the
+deployments created after it are newcomers. The rollback's own is the newcomer carrying the
+target's build `meta`, or, right after asking, the only newcomer (a rollback's `meta` is not
+documented, R21); anything else is ambiguous and fails the step naming every newcomer. Once its
+own deployment is live, any other newcomer still on its way or live fails the step too (it
+would replace the rollback, or has); one that ended badly is named in the result as a warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from rollback_operator.providers import errors, http
+from rollback_operator.providers.base import Journal
+from rollback_operator.providers.deployments.pacing import Pacing
+from rollback_operator.providers.deployments.railway_api import (
+    ACTIVE,
+    ENDED_BADLY,
+    ROLLBACK,
+    Json,
+    RailwayApi,
+)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The journal keys of one kind of request for a new deployment."""
+
+    newest_before: str
+    made: str
+
+
+ROLLBACK_KEYS = Keys("newestBefore", "deploymentId")
+RESUME_KEYS = Keys("resumeNewestBefore", "resumedDeploymentId")
+
+
+@dataclass(frozen=True)
+class Made:
+    """The rollback's own deployment, live, and the other newcomers that ended badly."""
+
+    id: str
+    others: tuple[str, ...] = ()  # "id (STATUS)"
+
+    @property
+    def note(self) -> str:
+        """A warning naming the other newcomers, for the step's message ("" when none)."""
+        if not self.others:
+            return ""
+        return (
+            f"; warning: deployment {', '.join(self.others)} also appeared while it ran "
+            "(a concurrent deploy?) and serves nothing"
+        )
+
+    @property
+    def ids(self) -> dict[str, str]:
+        """External ids naming the other newcomers, if any."""
+        return {"concurrentDeployments": ", ".join(self.others)} if self.others else {}
+
+
+class Moves:
+    """Requests for a deployment of a service, each once per journal, and their outcome."""
+
+    def __init__(self, api: RailwayApi, pacing: Pacing) -> None:
+        self._api, self._pacing = api, pacing
+
+    async def rollback_to(
+        self, s: http.Session, operation: str, target: Json, journal: Journal, keys: Keys
+    ) -> Made:
+        """A rollback to `target`, asked for once per journal; its deployment, live and alone."""
+        made = journal.recorded.get(keys.made)
+        if made is None:
+            made = await self._request(s, operation, target, journal, keys)
+        try:
+            await self._await_success(s, operation, made, target["id"])
+        except errors.PermanentError:
+            await self.alone(s, operation, made, journal, keys)  # names who took over, if any
+            raise
+        return await self.alone(s, operation, made, journal, keys)
+
+    async def alone(
+        self, s: http.Session, operation: str, made: str, journal: Journal, keys: Keys
+    ) -> Made:
+        """`made`, unless another deployment made since the request is on its way or live."""
+        before = journal.recorded.get(keys.newest_before)
+        if before is None:
+            return Made(made)
+        others = [d for d in await self._since(s, operation, before) if d["id"] != made]
+        threats = [d for d in others if d["status"] not in ENDED_BADLY]
+        if threats:
+            named = ", ".join(f"{d['id']} ({d['status']})" for d in threats)
+            message = (
+                f"{operation}: deployment {named}, not this rollback's {made}, was made while it "
+                "ran (a concurrent deploy?) and serves or will replace it when it succeeds; "
+                "cancel it or roll it back in Railway, then run the rollback again"
+            )
+            raise self._api.error(message, errors.PermanentError)
+        return Made(made, tuple(f"{d['id']} ({d['status']})" for d in others))
+
+    async def _request(
+        self, s: http.Session, operation: str, target: Json, journal: Journal, keys: Keys
+    ) -> str:
+        """The deployment of a rollback to `target`, asked for unless an earlier attempt did."""
+        before = journal.recorded.get(keys.newest_before)
+        if before is not None:
+            made = await self._claim(s, operation, target, before, asked=False)
+            if made is not None:
+                await journal.record(**{keys.made: made})
+                return made
+        else:
+            edges = (await self._api.page(s, operation, None))["edges"]
+            newest = max((e["node"] for e in edges), key=_at, default=None)
+            before = str(newest["id"]) if newest else ""
+            await journal.record(**{keys.newest_before: before})
+        await self._api.gql(s, operation, ROLLBACK, {"id": target["id"]}, idempotent=False)
+        appearing = self._pacing.wait(self._api.http, self._pacing.appear_deadline)
+        late = f"{operation}: Railway took the rollback but no new deployment appeared"
+        while (made := await self._claim(s, operation, target, before, asked=True)) is None:
+            await appearing.next(late)
+        await journal.record(**{keys.made: made})
+        return made
+
+    async def _claim(
+        self, s: http.Session, operation: str, target: Json, before: str, *, asked: bool
+    ) -> str | None:
+        """The rollback's deployment among those made after `before`; None when there is none.
+
+        `asked`: this attempt just asked for it, so a single newcomer is its own even when its
+        `meta` differs from the target's; after a restart that is not known.
+        """
+        new = await self._since(s, operation, before)
+        if not new:
+            return None
+        meta = target.get("meta")
+        same = [d for d in new if meta and d.get("meta") == meta]
+        if len(same) == 1:
+            return str(same[0]["id"])
+        if len(new) == 1 and asked:
+            return str(new[0]["id"])
+        named = ", ".join(f"{d['id']} ({d['status']})" for d in new)
+        message = (
+            f"{operation}: deployment {named} appeared after the rollback to {target['id']} was "
+            "asked for, and which is the rollback's cannot be told (a concurrent deploy?); none "
+            "is taken for it: look at the service's deployments in Railway"
+        )
+        raise self._api.error(message, errors.PermanentError)
+
+    async def _since(self, s: http.Session, operation: str, before: str) -> list[Json]:
+        """The service's deployments created after `before` (every one when `before` is "")."""
+        nodes = [e["node"] for e in (await self._api.page(s, operation, None))["edges"]]
+        if not before:
+            return nodes
+        marker = next((n for n in nodes if n["id"] == before), None)
+        marker = marker or await self._api.deployment(s, operation, before)
+        return [n for n in nodes if _at(n) > _at(marker)]
+
+    async def _await_success(self, s: http.Session, operation: str, new: str, to: str) -> None:
+        """Once `new` (a rollback to `to`) is active; an error when it ended badly."""
+        wait = self._pacing.wait(self._api.http)
+        while (status := (await self._api.deployment(s, operation, new))["status"]) not in ACTIVE:
+            if status in ENDED_BADLY:
+                message = f"{operation}: deployment {new} (rollback to {to}) ended {status}"
+                raise self._api.error(message, errors.PermanentError)
+            late = (
+                f"{operation}: deployment {new} (rollback to {to}) still {status} "
+                f"after {wait.seconds:g}s"
+            )
+            await wait.next(late)
+
+
+def _at(dep: Json) -> datetime:
+    """When a deployment was created (Railway's ISO 8601 with a Z)."""
+    return datetime.fromisoformat(str(dep["createdAt"]))
