@@ -25,7 +25,7 @@ from pathlib import Path
 
 from mypy_boto3_s3 import S3Client
 
-from rollback_operator.api.policy import ObjectStore
+from rollback_operator.api.targets import ObjectStore
 from rollback_operator.providers.objectstore import s3api
 from rollback_operator.providers.postgres import database as postgres
 from sandbox.services.postgres import PG_BIN, SUPERUSER, PostgresServer

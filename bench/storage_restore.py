@@ -22,7 +22,7 @@ from datetime import datetime
 
 from mypy_boto3_s3 import S3Client
 
-from rollback_operator.api.policy import ObjectStore, S3Target
+from rollback_operator.api.targets import ObjectStore, S3Target
 from rollback_operator.providers.objectstore import s3api
 from rollback_operator.providers.storage import s3 as storage
 from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server

@@ -30,13 +30,7 @@ from rollback_operator.api.common import (
 )
 from rollback_operator.api.conditions import Condition
 from rollback_operator.api.rules import Metrics, Rule, RuleStatus
-from rollback_operator.api.targets import ObjectStore as ObjectStore
-from rollback_operator.api.targets import S3Target as S3Target
-from rollback_operator.api.targets import Targets
-
-# `ObjectStore as ObjectStore` and `S3Target as S3Target` re-export two names that moved to
-# api.targets, for the two benchmarks still importing them from here; they go with the
-# benchmarks' next change.
+from rollback_operator.api.targets import ObjectStore, Targets
 
 
 class MaxRollbacks(Model):
@@ -181,6 +175,20 @@ class Notifications(Model):
     pagerduty: PagerDuty | None = None
 
 
+class FailurePolicy(Model):
+    """What happens when a rollback fails or is aborted after it changed something."""
+
+    traffic: Literal["keepStopped", "resume"] = Field(
+        default="keepStopped",
+        description=(
+            "Traffic a failed or aborted full rollback had stopped: keepStopped leaves it "
+            "stopped until the annotation rollback.mindmate.app/resume-traffic: \"true\" "
+            "(kubectl rollback resume-traffic NAME); resume brings it back at once, on the "
+            "version each layer runs."
+        ),
+    )
+
+
 class Contact(Model):
     """An emergency contact printed in reports and failure alerts."""
 
@@ -207,6 +215,9 @@ class RollbackPolicySpec(Model):
     verification: Verification = Field(default_factory=Verification)
     notifications: Notifications = Field(default_factory=Notifications)
     contacts: list[Contact] = Field(default_factory=list)
+    failure_policy: FailurePolicy = Field(
+        default_factory=FailurePolicy, description="What a failed or aborted rollback leaves."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
