@@ -112,7 +112,10 @@ class KubeNamespace:
             for path in paths:
                 answer = client.get(path)
                 if answer.status_code == 200:
-                    yield from answer.json().get("items", [])
+                    listed = answer.json()
+                    kind = str(listed.get("kind", "")).removesuffix("List")
+                    for item in listed.get("items", []):  # a list's items carry no kind
+                        yield {"kind": kind, **item}
 
 
 def _namespace(name: str) -> dict[str, object]:
