@@ -182,7 +182,7 @@ class FailurePolicy(Model):
         default="keepStopped",
         description=(
             "Traffic a failed or aborted full rollback had stopped: keepStopped leaves it "
-            "stopped until the annotation rollback.mindmate.app/resume-traffic: \"true\" "
+            'stopped until the annotation rollback.mindmate.app/resume-traffic: "true" '
             "(kubectl rollback resume-traffic NAME); resume brings it back at once, on the "
             "version each layer runs."
         ),
