@@ -1,9 +1,10 @@
 """`kubectl rollback ...`: the kubectl plugin (console script `kubectl-rollback`).
 
-Lists, plans, starts, approves, aborts and shows rollbacks with the current kubeconfig. It only
-creates Rollbacks and sets annotations under the API group; the operator does the rest. The one
-exception is `candidates`, which asks the providers directly (read-only), with the policy's
-Secrets read as the user, through the same adapters the operator builds.
+Lists, plans, starts, approves, aborts, resumes stopped traffic of, and shows rollbacks with
+the current kubeconfig. It only creates Rollbacks and sets annotations under the API group; the
+operator does the rest. The one exception is `candidates`, which asks the providers directly
+(read-only), with the policy's Secrets read as the user, through the same adapters the operator
+builds.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rollback_operator.api import (
     ABORT_ANNOTATION,
     API_VERSION,
     APPROVED_BY_ANNOTATION,
+    RESUME_TRAFFIC_ANNOTATION,
     TRIGGER_LABEL,
 )
 from rollback_operator.api.policy import Notifications, RollbackPolicy, Verification
@@ -80,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("approve", "abort", "status", "report"):
         cmd = sub.add_parser(name, help=f"{name} a rollback")
         cmd.add_argument("name")
+    resume = sub.add_parser(
+        "resume-traffic",
+        help="serve traffic again that a failed or aborted full rollback left stopped",
+    )
+    resume.add_argument("name")
     sub.choices["approve"].add_argument("--as", dest="who", default=None)
     return parser
 
@@ -192,6 +199,16 @@ class Plugin:
         print(f"rollback/{args.name}: abort requested (steps not started will be skipped)")
         return 0
 
+    async def resume_traffic(self, args: argparse.Namespace) -> int:
+        await self.objects.annotate("rollbacks", self.namespace, args.name,
+                                    {RESUME_TRAFFIC_ANNOTATION: "true"})  # fmt: skip
+        print(
+            f"rollback/{args.name}: resume of stopped traffic requested (each layer on the "
+            "version it runs now); watch the TrafficStopped condition with "
+            f"`kubectl rollback status {args.name}`"
+        )
+        return 0
+
     async def status(self, args: argparse.Namespace) -> int:
         print(status(await self.objects.get("rollbacks", self.namespace, args.name)))
         return 0
@@ -293,7 +310,7 @@ async def _run(args: argparse.Namespace) -> int:
     namespace = args.namespace or await current_namespace(args.kubeconfig)
     kube = await KubeApi.connect(args.kubeconfig)
     try:
-        command = getattr(Plugin(kube, namespace), args.command)
+        command = getattr(Plugin(kube, namespace), args.command.replace("-", "_"))
         code: int = await command(args)
         return code
     finally:

@@ -1,4 +1,5 @@
-"""An in-memory host for the engine: records statuses and Events, plays approval and abort.
+"""An in-memory host for the engine: records statuses and Events, plays approval, abort and
+resume-traffic.
 
 Stands in for the Kubernetes API in engine tests, so each claim about the engine is checked
 without a cluster and without real time passing.
@@ -42,13 +43,14 @@ class MemoryHost:
     generation_now: int = 1
     abort: bool = False
     approver: str | None = None
+    resume: bool = False  # the resume-traffic annotation
     queue: list[int] = field(default_factory=list)  # positions admit() returns, then 0
     stop_after_pauses: int | None = None
     statuses: list[RollbackStatus] = field(default_factory=list)
     events: list[tuple[bool, str, str]] = field(default_factory=list)
     pauses: int = 0
     released: bool = False
-    on_pause: list[str] = field(default_factory=list)  # actions: "approve", "abort"
+    on_pause: list[str] = field(default_factory=list)  # actions: "approve", "abort", "resume"
 
     async def save(self, status: RollbackStatus) -> None:
         self.statuses.append(status.model_copy(deep=True))
@@ -61,6 +63,9 @@ class MemoryHost:
 
     def approved_by(self) -> str | None:
         return self.approver
+
+    def resume_requested(self) -> bool:
+        return self.resume
 
     def generation(self) -> int:
         return self.generation_now
@@ -79,6 +84,8 @@ class MemoryHost:
                 self.approver = "alice"
             elif action == "abort":
                 self.abort = True
+            elif action == "resume":
+                self.resume = True
         return self.stop_after_pauses is not None and self.pauses >= self.stop_after_pauses
 
     @property

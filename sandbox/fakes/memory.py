@@ -321,6 +321,8 @@ class FakeNotifier:
                     "phase": notice.phase,
                     "thread": thread,
                     "contacts": list(notice.contacts) if notice.failed else [],
+                    "traffic_stopped": list(notice.traffic_stopped),
+                    "resume_hint": notice.resume_hint if notice.traffic_stopped else "",
                 }
             )
             return f"told {self.name}"

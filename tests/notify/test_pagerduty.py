@@ -99,6 +99,22 @@ async def test_the_event_carries_what_a_responder_needs(world: PagerDutyHarness)
     assert record.body["routing_key"] == "***REDACTED***"
 
 
+async def test_an_alert_for_a_rollback_that_left_traffic_stopped_leads_with_it(
+    world: PagerDutyHarness,
+) -> None:
+    hint = "kubectl rollback resume-traffic high-error-rates-0101 -n prod"
+
+    await send(world.notifier(), "finished", "failed", traffic_stopped=("frontend", "backend"),
+               resume_hint=hint)  # fmt: skip
+
+    [alert] = fake(world).alerts()
+    payload = alert.events[-1]["payload"]
+    assert payload["summary"].startswith("TRAFFIC STILL STOPPED (frontend, backend): Rollback")
+    assert payload["custom_details"]["traffic_stopped"] == ["frontend", "backend"]
+    assert payload["custom_details"]["resume"] == hint
+    assert alert.state == "triggered"
+
+
 @pytest.mark.parametrize(
     ("routing_key", "words"),
     [

@@ -2,6 +2,7 @@
 
 Claims: a failed, policy-made full rollback reads as what, why, how it ended, where the
 report is and whom to call; contacts appear only on failure; names and reasons are escaped;
+a rollback that left traffic stopped says which layers and the command that resumes them;
 Slack's plain-text errors become the right error class with Slack's own word in it; and a
 crash between Slack's 200 and the journal record repeats one message (documented).
 """
@@ -21,6 +22,7 @@ from sandbox.fakes.host import MemoryJournal
 from sandbox.fakes.slack_server import FakeSlack
 from tests.notify.conftest import UID, Harness, SlackHarness, key, notice, send, serve_slack
 
+HINT = "kubectl rollback resume-traffic high-error-rates-0101 -n prod"
 FAILED_POLICY_FULL = Notice(
     kind="finished",
     namespace="prod",
@@ -100,6 +102,19 @@ async def test_a_failed_automatic_full_rollback_reads_what_why_outcome_report_an
     assert "• provider: Vercel Support <support@vercel.com>" in text
     assert "Report: ConfigMap `prod/mindmate-auto-x7k2p-report`" in text
     assert f"Rollback uid `{UID}`" in text
+
+
+def test_a_rollback_that_left_traffic_stopped_says_which_layers_and_how_to_resume() -> None:
+    told = notice("finished", "failed", traffic_stopped=("frontend", "backend"), resume_hint=HINT)
+
+    payload = slack.message(told)
+
+    assert "traffic still stopped: frontend, backend" in payload["text"]
+    assert (
+        "*Traffic still stopped*\nfrontend, backend: production serves no traffic there until "
+        f"someone resumes it.\nResume: `{HINT}`"
+    ) in rendered(payload)
+    assert "Traffic still stopped" not in rendered(slack.message(notice("finished", "failed")))
 
 
 def test_contacts_are_shown_only_when_the_rollback_failed() -> None:

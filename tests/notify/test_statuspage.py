@@ -83,6 +83,22 @@ async def test_a_failure_leaves_the_incident_open_and_the_components_down(
     assert {fake(world).component_status(PAGE, c) for c in world.components} == {"major_outage"}
 
 
+@pytest.mark.parametrize("scenario", ["failed", "succeeded"])
+async def test_an_incident_is_never_resolved_while_traffic_is_stopped(
+    world: StatuspageHarness, scenario: str
+) -> None:
+    journal = MemoryJournal()
+    await send(world.notifier(), "started", scenario, journal)
+
+    await send(world.notifier(), "finished", scenario, journal,
+               traffic_stopped=("frontend", "backend"))  # fmt: skip
+
+    [incident] = fake(world).incidents(PAGE)
+    assert incident.status == "identified"
+    assert "The frontend and backend remain offline" in incident.updates[-1]["body"]
+    assert "kubectl" not in incident.updates[-1]["body"]
+
+
 # ----- crashes and lost answers -----
 
 

@@ -9,5 +9,6 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 APPROVED_BY_ANNOTATION = f"{GROUP}/approved-by"
 ABORT_ANNOTATION = f"{GROUP}/abort"
+RESUME_TRAFFIC_ANNOTATION = f"{GROUP}/resume-traffic"
 TRIGGER_LABEL = f"{GROUP}/trigger"
 POLICY_LABEL = f"{GROUP}/policy"

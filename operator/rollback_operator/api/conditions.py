@@ -26,6 +26,7 @@ class ConditionType(StrEnum):
     APPROVED = "Approved"
     VERIFIED = "Verified"
     SPEC_CHANGE_REFUSED = "SpecChangeRefused"
+    TRAFFIC_STOPPED = "TrafficStopped"
     BREACHING = "Breaching"
 
 
@@ -51,6 +52,10 @@ class Reason(StrEnum):
     CHECKS_FAILED = "ChecksFailed"
     NO_CHECKS = "NoChecks"
     SPEC_IMMUTABLE = "SpecImmutable"
+    STOPPED_FOR_ROLLBACK = "StoppedForRollback"
+    KEPT_STOPPED = "KeptStopped"
+    RESUME_FAILED = "ResumeFailed"
+    RESUMED = "Resumed"
     VALID = "Valid"
     RULES_BREACHING = "RulesBreaching"
     RULES_CLEAR = "RulesClear"

@@ -2,8 +2,8 @@
 
 Implements the engine's ports (Recorder, Controls, ReportStore) on top of kopf's live body and
 the Kubernetes gateway. The body of a kopf daemon is a live view, so annotations set by people
-(approve, abort) are seen here without another API call. `save` is also where finished steps and
-outcomes are counted and logged, once each (`telemetry.observe` says why there).
+(approve, abort, resume-traffic) are seen here without another API call. `save` is also where
+finished steps and outcomes are counted and logged, once each (`telemetry.observe` says why).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rollback_operator.api.rollback import RollbackStatus
 from rollback_operator.handlers import index
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.patching import StatusPatches
-from rollback_operator.reconcile import queue, transitions
+from rollback_operator.reconcile import queue, traffic, transitions
 from rollback_operator.telemetry import observe
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,10 @@ class LiveRollback:
         if await self._status.write(wire):
             self._count(ended, result, seconds, mode)
 
+    def recorded(self) -> RollbackStatus:
+        """The status as last written (the live body may not have caught up with it yet)."""
+        return RollbackStatus.model_validate(self._status.saved)
+
     def _count(
         self, ended: list[observe.StepEnd], result: str | None, seconds: float | None,
         mode: str | None,
@@ -75,6 +79,9 @@ class LiveRollback:
     def abort_requested(self) -> bool:
         value = self.body.metadata.annotations.get(ABORT_ANNOTATION, "")
         return value.strip().lower() in {"true", "yes", "1"}
+
+    def resume_requested(self) -> bool:
+        return traffic.requested(self.body.metadata.annotations)
 
     def approved_by(self) -> str | None:
         who = self.body.metadata.annotations.get(APPROVED_BY_ANNOTATION, "").strip()

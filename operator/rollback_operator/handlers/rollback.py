@@ -13,6 +13,7 @@ import kopf
 from pydantic import ValidationError
 
 from rollback_operator.api import GROUP, TRIGGER_LABEL, VERSION
+from rollback_operator.api.conditions import ConditionType
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import TERMINAL_PHASES, Rollback
 from rollback_operator.api.validation import describe
@@ -20,7 +21,7 @@ from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.live import LiveRollback
 from rollback_operator.providers.base import Providers
 from rollback_operator.providers.errors import ProviderError
-from rollback_operator.reconcile import monitoring
+from rollback_operator.reconcile import monitoring, traffic
 from rollback_operator.reconcile.engine import Engine
 from rollback_operator.reconcile.planner import check_against_policy
 from rollback_operator.telemetry import logs
@@ -32,6 +33,24 @@ RECHECK_SECONDS = 5.0
 
 def _terminal(body: kopf.Body) -> bool:
     return body.get("status", {}).get("phase") in {p.value for p in TERMINAL_PHASES}
+
+
+def _idle(body: kopf.Body) -> bool:
+    """Nothing to do: the rollback ended and left no traffic stopped. (A finished rollback that
+    did keeps its daemon, which waits for the resume-traffic annotation: kopf never starts
+    again a daemon that ended by itself.)"""
+    if not _terminal(body):
+        return False
+    conditions = body.get("status", {}).get("conditions") or []
+    return not any(
+        c.get("type") == ConditionType.TRAFFIC_STOPPED and c.get("status") == "True"
+        for c in conditions
+    )
+
+
+def _waiting_for_resume(body: kopf.Body) -> bool:
+    """A finished rollback that left traffic stopped, and nobody asked to resume it yet."""
+    return _terminal(body) and not traffic.requested(body.metadata.annotations)
 
 
 async def _prepare(body: kopf.Body, policies: Any, deps: Deps) -> Prepared | str:
@@ -71,10 +90,14 @@ async def run_rollback(
     rollback_index: Any = None,
     **_: Any,
 ) -> None:
-    """Drive one Rollback to its end, or wait while its input is bad."""
+    """Drive one Rollback to its end (or resume the traffic it left stopped, once asked), or
+    wait while its input is bad."""
     deps: Deps = memo
     logs.bind_rollback(body.metadata.namespace or "", body.metadata.name or "")
-    while not stopped and not _terminal(body):
+    while not stopped and not _idle(body):
+        if _waiting_for_resume(body):
+            await stopped.wait(RECHECK_SECONDS)
+            continue
         namespace = body.metadata.namespace or ""
         policy = (body.get("spec", {}).get("policyRef") or {}).get("name", "")
         live = LiveRollback(body, stopped, deps, _Peers(rollback_index, (namespace, policy)))
@@ -94,9 +117,13 @@ async def run_rollback(
             tick=deps.settings.poll_interval,
             trigger=rollback.metadata.labels.get(TRIGGER_LABEL, "manual"),
         )
+        ended_before = _terminal(body)
         phase = await engine.run(rollback, policy_obj.spec, providers)
         logger.info("Rollback %s/%s ended in %s", namespace, body.metadata.name, phase)
-        return
+        if phase is None or ended_before or not traffic.held(live.recorded()):
+            return  # a resume that failed is tried again when the operator restarts
+        while not stopped and not _terminal(body):  # the live body catches up with the record
+            await stopped.wait(0.2)
 
 
 class _Peers:
@@ -123,5 +150,5 @@ def register(registry: kopf.OperatorRegistry, settle: float = 0.0) -> None:
         registry=registry,
         cancellation_timeout=10.0,
         initial_delay=settle or None,
-        when=lambda body, **_: not _terminal(body),
+        when=lambda body, **_: not _idle(body),
     )(run_rollback)

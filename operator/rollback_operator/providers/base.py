@@ -145,6 +145,8 @@ class Notice:
     report: str = ""  # where the incident report is (ConfigMap name or URL)
     contacts: tuple[str, ...] = ()  # "role: name <email>", shown when something failed
     failed: bool = False  # the rollback ended Failed, PartiallyFailed or Aborted
+    traffic_stopped: tuple[str, ...] = ()  # layers whose traffic the rollback left stopped
+    resume_hint: str = ""  # how a person resumes that traffic (a kubectl command)
 
 
 class Notifier(Protocol):

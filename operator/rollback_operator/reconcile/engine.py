@@ -27,12 +27,12 @@ from rollback_operator.api.rollback import (
 )
 from rollback_operator.providers.base import Providers
 from rollback_operator.providers.errors import ProviderError, RetryableError
-from rollback_operator.reconcile import outcome, transitions
+from rollback_operator.reconcile import outcome, traffic, transitions
 from rollback_operator.reconcile.planner import PlanError, make_plan
 from rollback_operator.reconcile.ports import Clock, Controls, Recorder, ReportStore, Stopping
 from rollback_operator.reconcile.runner import RetryPolicy, StepRunner, run_together
 from rollback_operator.reconcile.steplist import REPORT, TRAITS, VERIFY, groups, steps_for
-from rollback_operator.reconcile.steps import StepContext
+from rollback_operator.reconcile.steps import StepContext, refresh_report
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Engine:
         status = rollback.status.model_copy(deep=True)
 
         async def checkpoint() -> None:
-            await self._save(status)
+            await self._save_steps(rollback, status)
 
         return StepContext(
             rollback=rollback,
@@ -81,12 +81,13 @@ class Engine:
             contacts=tuple(_contact_line(c) for c in policy.contacts),
             rules=tuple(policy.rules),
             verify_window=parse_duration(policy.verification.window),
+            traffic_policy=policy.failure_policy.traffic,
         )
 
     async def _drive(self, ctx: StepContext) -> Phase | None:
         status = ctx.status
         if status.phase in TERMINAL_PHASES:
-            return status.phase
+            return await self._resume_after_end(ctx)
         if status.accepted_generation is None:
             planned = await self._plan(ctx)
             if planned is not None:
@@ -161,27 +162,78 @@ class Engine:
             await self._refuse_spec_change(status)
 
     async def _finish(self, ctx: StepContext, *, aborted: bool) -> Phase:
-        status = ctx.status
-        runner = StepRunner(
-            retry=self.retry,
-            controls=self.controls,
-            clock=self.clock,
-            recorder=self.recorder,
-            save=self._save,
-        )
-        for group in groups(status.steps):
-            todo = [status.steps[i] for i in group if status.steps[i].state in _OPEN]
-            if not todo:
-                continue
+        status, runner = ctx.status, self._runner(ctx)
+        while (todo := _next_open(status)) is not None:
             await self._refuse_spec_change(status)
             aborted = aborted or await self._abort_seen()
+            if todo[0].name == REPORT and self._give_traffic_back(ctx, aborted=aborted):
+                await self._save_steps(ctx.rollback, status)
+                continue  # the resume-traffic steps run first, so the report can say so
             ctx = await self._run_group(ctx, runner, todo, aborted=aborted)
         final = outcome.judge(status.steps)
         status.finished_at = self.clock.now()
         status.report_ref = _report_ref(status) or status.report_ref
         await self.controls.release()
+        self._mark_traffic(ctx.rollback, status, ended=True)  # it says how to resume now
         await self._enter(status, final, outcome.summary(status.steps, final))
         return final
+
+    def _give_traffic_back(self, ctx: StepContext, *, aborted: bool) -> bool:
+        """After a failure or an abort, add resume-traffic steps for the layers still stopped,
+        if the policy says `resume` or someone asked already; True if any were added."""
+        status = ctx.status
+        if not aborted and not outcome.failed_critical(status.steps):
+            return False
+        layers = traffic.stopped(status)
+        wanted = ctx.traffic_policy == "resume" or self.controls.resume_requested()
+        return bool(layers) and wanted and traffic.add_resume_steps(status, layers, retry=False)
+
+    async def _resume_after_end(self, ctx: StepContext) -> Phase:
+        """A finished rollback whose traffic is still stopped, once someone asks: resume-traffic
+        steps, then the condition and the report say so; the phase stays what it was."""
+        status = ctx.status
+        layers = traffic.stopped(status)
+        if not layers or not self.controls.resume_requested():
+            return status.phase
+        traffic.add_resume_steps(status, layers, retry=True)
+        await self._save(status)
+        runner = self._runner(ctx, mark=False)  # the condition turns last: the daemon may end then
+        while (todo := _next_open(status)) is not None:
+            await run_together([runner.run(step, ctx) for step in todo])
+        await refresh_report(ctx)
+        left = traffic.stopped(status)
+        reason = "TrafficStillStopped" if left else "TrafficResumed"
+        named = ", ".join(t.value for t in left)
+        message = f"Still stopped: {named}" if left else "Traffic serves again on every layer"
+        await self.recorder.event(warning=bool(left), reason=reason, message=message)
+        await self._save_steps(ctx.rollback, status)
+        return status.phase
+
+    def _runner(self, ctx: StepContext, *, mark: bool = True) -> StepRunner:
+        async def save(status: RollbackStatus) -> None:
+            if mark:
+                self._mark_traffic(ctx.rollback, status)
+            await self._save(status)
+
+        return StepRunner(
+            retry=self.retry,
+            controls=self.controls,
+            clock=self.clock,
+            recorder=self.recorder,
+            save=save,
+        )
+
+    async def _save_steps(self, rollback: Rollback, status: RollbackStatus) -> None:
+        """Save after steps changed, with the TrafficStopped condition they imply."""
+        self._mark_traffic(rollback, status)
+        await self._save(status)
+
+    def _mark_traffic(
+        self, rollback: Rollback, status: RollbackStatus, *, ended: bool | None = None
+    ) -> None:
+        meta, now, generation = rollback.metadata, self.clock.now(), self.controls.generation()
+        ended = status.phase in TERMINAL_PHASES if ended is None else ended
+        traffic.mark(status, meta.namespace, meta.name, ended=ended, now=now, generation=generation)
 
     async def _abort_seen(self) -> bool:
         """Whether someone asked to abort; said once, in an Event."""
@@ -284,6 +336,15 @@ class Engine:
 
 
 _OPEN = (StepState.PENDING, StepState.RUNNING)
+
+
+def _next_open(status: RollbackStatus) -> list[StepStatus] | None:
+    """The steps still to run of the first group that has any (the list may grow as it runs)."""
+    for group in groups(status.steps):
+        todo = [status.steps[i] for i in group if status.steps[i].state in _OPEN]
+        if todo:
+            return todo
+    return None
 
 
 def _contact_line(contact: Contact) -> str:

@@ -46,6 +46,10 @@ class Controls(Protocol):
         """Who approved it, from the approval annotation."""
         ...
 
+    def resume_requested(self) -> bool:
+        """Whether the resume-traffic annotation is set."""
+        ...
+
     def generation(self) -> int:
         """metadata.generation now."""
         ...

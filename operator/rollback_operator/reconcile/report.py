@@ -19,6 +19,7 @@ from rollback_operator.api.rollback import (
     StepState,
     StepStatus,
 )
+from rollback_operator.reconcile import traffic
 from rollback_operator.reconcile.steplist import REPORT, TRAITS
 
 
@@ -157,8 +158,27 @@ def _value(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _traffic(data: ReportInput) -> list[str]:
+    """Traffic the rollback stopped and has not given back, said plainly, and how to resume."""
+    layers = traffic.stopped(data.status)
+    if not layers:
+        return []
+    meta = data.rollback.metadata
+    return [
+        "",
+        "## Traffic still stopped",
+        "",
+        f"- Still stopped: **{', '.join(t.value for t in layers)}** (production serves no "
+        "traffic there)",
+        f"- To serve again, each on the version it runs now: "
+        f"`{traffic.resume_hint(meta.namespace, meta.name)}`",
+    ]
+
+
 def _follow_ups(data: ReportInput) -> list[str]:
     items = [s.external_ids["followUp"] for s in data.status.steps if "followUp" in s.external_ids]
+    if traffic.stopped(data.status):
+        items.append("Traffic is still stopped: see above for how to resume it.")
     if (data.outcome or data.status.phase) in FAILED_PHASES:
         items.append("The rollback did not finish cleanly: check the steps above before retrying.")
     if not items:
@@ -168,7 +188,7 @@ def _follow_ups(data: ReportInput) -> list[str]:
 
 def render(data: ReportInput) -> str:
     """The report as Markdown."""
-    lines = [*_summary(data), *_plan(data.status.plan), *_steps(data.status)]
+    lines = [*_summary(data), *_traffic(data), *_plan(data.status.plan), *_steps(data.status)]
     lines += _monitoring(data.status)
     if data.status.verification:
         lines += ["", "## Verification", ""]

@@ -2,7 +2,8 @@
 
 `full`: notify -> stop traffic -> safety backup -> restore database -> restore storage ->
 deploy previous -> verify -> report -> notify. `quick`: notify -> frontend and backend instant
-rollback in parallel -> verify -> report -> notify.
+rollback in parallel -> verify -> report -> notify. `resume-traffic` is not planned: it is added
+when a failed or aborted rollback gives traffic back (`reconcile.traffic`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ RESTORE_DATABASE = "restore-database"
 RESTORE_STORAGE = "restore-storage"
 DEPLOY_PREVIOUS = "deploy-previous"
 INSTANT_ROLLBACK = "instant-rollback"
+RESUME_TRAFFIC = "resume-traffic"
 VERIFY = "verify"
 REPORT = "report"
 NOTIFY_FINISHED = "notify-finished"
@@ -42,6 +44,7 @@ TRAITS: dict[str, Trait] = {
     RESTORE_STORAGE: Trait(destructive=True),
     DEPLOY_PREVIOUS: Trait(destructive=True),
     INSTANT_ROLLBACK: Trait(destructive=True, parallel=True),
+    RESUME_TRAFFIC: Trait(critical=False, always=True, parallel=True),
     VERIFY: Trait(),
     REPORT: Trait(critical=False, always=True),
     NOTIFY_FINISHED: Trait(critical=False, always=True),

@@ -25,7 +25,7 @@ from rollback_operator.api.rollback import (
 from rollback_operator.api.rules import Rule
 from rollback_operator.providers.base import DeploymentTarget, Notice, Providers, StepResult
 from rollback_operator.providers.errors import PermanentError, ProviderError
-from rollback_operator.reconcile import monitoring, steplist
+from rollback_operator.reconcile import monitoring, steplist, traffic
 from rollback_operator.reconcile.ports import ReportStore
 from rollback_operator.reconcile.report import (
     ReportInput,
@@ -57,6 +57,7 @@ class StepContext:
     contacts: tuple[str, ...]  # as the report and notices print them
     rules: tuple[Rule, ...]  # the policy's rules: watched in verification and the report
     verify_window: timedelta
+    traffic_policy: str = "keepStopped"  # the policy's failurePolicy.traffic
     outcome: Phase | None = None  # judged before the report and the last notice
 
     def key(self, step: StepStatus) -> str:
@@ -111,6 +112,13 @@ async def _deploy_previous(step: StepStatus, ctx: StepContext) -> StepResult:
         message=f"{moved.message}; {resumed.message}",
         external_ids={**moved.external_ids, **resumed.external_ids},
     )
+
+
+async def _resume_traffic(step: StepStatus, ctx: StepContext) -> StepResult:
+    """Undo stop-traffic on whatever version the layer runs now (a failed or aborted rollback)."""
+    provider, move = _target(ctx, step)
+    journal = StepJournal(step, ctx.checkpoint)
+    return await provider.resume_traffic(ctx.key(step), move, journal)
 
 
 async def _safety_backup(step: StepStatus, ctx: StepContext) -> StepResult:
@@ -172,16 +180,30 @@ async def _sample_rules(ctx: StepContext) -> None:
 async def _report(step: StepStatus, ctx: StepContext) -> StepResult:
     await _sample_rules(ctx)
     data = ReportInput(ctx.rollback, ctx.status, ctx.outcome, ctx.now(), ctx.trigger, ctx.contacts)
-    markdown = render(data)
-    name = await ctx.reports.store(markdown)
+    name, key = await _store_report(ctx, render(data))
     archive, meta = ctx.providers.archive, ctx.rollback.metadata
-    if archive is None:
+    if archive is None or key is None:
         return StepResult(f"report stored in ConfigMap {name}", {"configMap": name})
-    key = await archive.store(meta.namespace, meta.name, markdown)
     await archive.log(deployment_line(data), f" - {meta.namespace}/{meta.name}")
     return StepResult(
         f"report stored in ConfigMap {name} and {key}", {"configMap": name, "s3Key": key}
     )
+
+
+async def refresh_report(ctx: StepContext) -> None:
+    """The report again after the rollback's end (traffic given back later), in the same
+    ConfigMap and S3 object; the deployment log already has the rollback's line."""
+    data = ReportInput(ctx.rollback, ctx.status, None, ctx.now(), ctx.trigger, ctx.contacts)
+    await _store_report(ctx, render(data))
+
+
+async def _store_report(ctx: StepContext, markdown: str) -> tuple[str, str | None]:
+    """The ConfigMap's name and the archive's key (None without an archive)."""
+    name = await ctx.reports.store(markdown)
+    archive, meta = ctx.providers.archive, ctx.rollback.metadata
+    if archive is None:
+        return name, None
+    return name, await archive.store(meta.namespace, meta.name, markdown)
 
 
 def _notice(ctx: StepContext, kind: str) -> Notice:
@@ -204,6 +226,8 @@ def _notice(ctx: StepContext, kind: str) -> Notice:
         report=report or "",
         contacts=ctx.contacts,
         failed=phase in FAILED_PHASES,
+        traffic_stopped=tuple(t.value for t in traffic.stopped(status)),
+        resume_hint=traffic.resume_hint(meta.namespace, meta.name),
     )
 
 
@@ -279,6 +303,7 @@ STEPS: dict[str, StepFn] = {
     steplist.RESTORE_STORAGE: _restore_storage,
     steplist.DEPLOY_PREVIOUS: _deploy_previous,
     steplist.INSTANT_ROLLBACK: _instant_rollback,
+    steplist.RESUME_TRAFFIC: _resume_traffic,
     steplist.VERIFY: _verify,
     steplist.REPORT: _report,
     steplist.NOTIFY_FINISHED: _notify_finished,

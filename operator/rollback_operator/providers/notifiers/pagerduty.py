@@ -4,7 +4,8 @@ Why this module exists: it is the optional pager of the runbook's communication 
 (docs/providers.md, PD1-PD7). A person who starts a rollback already knows about it, so only an
 automatic (policy-triggered) start is paged, with severity `error`; any rollback that ends
 Failed, PartiallyFailed or Aborted is paged with severity `critical`; a rollback that succeeds
-resolves the alert, and only when something was triggered for it.
+resolves the alert, and only when something was triggered for it. A rollback that left traffic
+stopped says so first in the alert's summary, with the command that resumes it in its details.
 
 Every event of a rollback carries the same `dedup_key`, derived from its uid, so PagerDuty
 itself folds repeats into one alert and drops a `resolve` with nothing open (PD3): sending an
@@ -116,6 +117,8 @@ def _payload(notice: Notice) -> dict[str, Any]:
         summary = f"Automatic rollback started: {where} {what} - {notice.reason}"
     else:
         summary = f"Rollback {notice.phase}: {where} {what} - {notice.summary or notice.reason}"
+    if notice.traffic_stopped:
+        summary = f"TRAFFIC STILL STOPPED ({', '.join(notice.traffic_stopped)}): {summary}"
     return {
         "summary": summary[:SUMMARY_LIMIT],
         "source": where,
@@ -140,6 +143,8 @@ def _details(notice: Notice) -> dict[str, Any]:
         "moves": dict(notice.moves),
         "report": f"ConfigMap {notice.namespace}/{notice.report}" if notice.report else "",
         "contacts": list(notice.contacts) if notice.failed else [],
+        "traffic_stopped": list(notice.traffic_stopped),
+        "resume": notice.resume_hint if notice.traffic_stopped else "",
     }
     return {k: v for k, v in details.items() if v}
 

@@ -3,7 +3,8 @@
 Why this module exists: it is the `Notifier` the runbook's communication plan starts with, a
 Block Kit message (with a plain `text` fallback for notifications) that says what is rolled
 back (namespace/name, mode, targets with from -> to), why, how it went, where the report is
-and, when it failed, whom to call (docs/providers.md, S1-S5).
+and, when it failed, whom to call and which layers it left without traffic, with the command
+that resumes them (docs/providers.md, S1-S5).
 
 The webhook URL is the credential. It never reaches the httpx client: the client talks to a
 placeholder path and `_Webhook`, the transport, swaps in the real URL at the last moment, so
@@ -103,7 +104,10 @@ class SlackNotifier:
 
 def message(notice: Notice) -> dict[str, Any]:
     """The webhook payload: Block Kit blocks and the `text` fallback notifications show."""
-    return {"text": _escape(f"{title(notice)} — {_reason_line(notice)}"), "blocks": _blocks(notice)}
+    stopped = notice.traffic_stopped
+    dark = f" — traffic still stopped: {', '.join(stopped)}" if stopped else ""
+    text = f"{title(notice)} — {_reason_line(notice)}{dark}"
+    return {"text": _escape(text), "blocks": _blocks(notice)}
 
 
 def title(notice: Notice) -> str:
@@ -151,8 +155,17 @@ def _sections(notice: Notice) -> Iterator[tuple[str, str]]:
     yield "Why", _escape(_reason_line(notice))
     if notice.summary:
         yield "Progress" if notice.kind == "started" else "Outcome", _escape(notice.summary)
+    if notice.traffic_stopped:
+        yield "Traffic still stopped", _stopped(notice)
     if notice.failed and notice.contacts:
         yield "Contacts", "\n".join(f"• {_escape(c)}" for c in notice.contacts)
+
+
+def _stopped(notice: Notice) -> str:
+    """Which layers serve no traffic, plainly, and the command that brings them back."""
+    layers = ", ".join(notice.traffic_stopped)
+    lead = f"{_escape(layers)}: production serves no traffic there until someone resumes it."
+    return f"{lead}\nResume: `{_escape(notice.resume_hint)}`" if notice.resume_hint else lead
 
 
 def _what(notice: Notice) -> str:

@@ -7,8 +7,9 @@ a full one stops traffic, a major outage). `finished` updates the same incident:
 rollback resolves it and sets the components back to `operational` in one PATCH (the finished
 notice of a Succeeded rollback comes after verification passed, so a `monitoring` stop would
 only leave an incident open that nothing would ever close); a failed, partly failed or aborted
-one moves it to `identified` with an update saying so, and leaves components and closing to
-people.
+one moves it to `identified` with an update saying so (and which layers stay offline when it
+left traffic stopped: such an incident is never resolved here), and leaves components and
+closing to people.
 
 Statuspage pages are public, so incidents carry no namespace, reason, contact or report: only
 the targets, the outcome, and the rollback uid as a reference (in the body and `metadata`).
@@ -121,7 +122,7 @@ class StatuspageNotifier:
         return StepResult(f"incident {number} {fields['status']}", _ids(updated))
 
     def _closing(self, notice: Notice) -> Json:
-        if notice.failed:
+        if notice.failed or notice.traffic_stopped:  # never resolved while traffic is stopped
             return {"status": "identified", "body": _failure(notice, ref=False)}
         components = dict.fromkeys(self._config.component_ids, "operational")
         return {"status": "resolved", "body": _resolved(notice), "components": components}
@@ -214,7 +215,10 @@ def _resolved(notice: Notice) -> str:
 
 def _failure(notice: Notice, *, ref: bool) -> str:
     verb = FAILED_WORDS.get(notice.phase, "did not complete")
-    text = f"The rollback of the {_and(notice.targets)} {verb}. Our engineers are working on it."
+    text = f"The rollback of the {_and(notice.targets)} {verb}."
+    if notice.traffic_stopped:
+        text += f" The {_and(notice.traffic_stopped)} remain offline until we bring them back."
+    text += " Our engineers are working on it."
     return text + (_reference(notice) if ref else "")
 
 
