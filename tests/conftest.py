@@ -7,7 +7,7 @@ from tests.apiserver.fixtures import (
     fresh_apiserver,
 )
 from tests.e2e.bed import bed
-from tests.kube.fixtures import kube_emulator, session_cluster
+from tests.kube.fixtures import cluster, kube_emulator, session_cluster
 from tests.services.fixtures import pg_server, prometheus, s3, s3_server
 
 pytest_plugins = ["tests.leakscan"]  # fails the run if a test secret leaks anywhere readable
@@ -17,6 +17,7 @@ __all__ = [
     "apiserver_namespace",
     "apiserver_with_crds",
     "bed",
+    "cluster",
     "fresh_apiserver",
     "kube_emulator",
     "pg_server",

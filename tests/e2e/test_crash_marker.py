@@ -92,7 +92,10 @@ def _wait_gone_or_zombie(pid: int, timeout: float = 60) -> None:
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:
+            continue  # a thread that ended between the listing and the read
         found += [int(c) for c in children]
     return found
 

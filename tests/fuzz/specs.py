@@ -156,8 +156,10 @@ NOTIFICATIONS = _optional(
                               "apiUrl": urls}),
      "pagerduty": _optional({"routingKeySecretRef": secret_refs()}, {"apiUrl": urls})},
 )  # fmt: skip
-CONTACTS = st.lists(
-    _optional({"role": words, "name": words}, {"email": words, "phone": words}), max_size=2
+CONTACTS = st.lists(  # the CRD keys contacts by name
+    _optional({"role": words, "name": words}, {"email": words, "phone": words}),
+    max_size=2,
+    unique_by=lambda contact: str(contact["name"]),
 )
 
 

@@ -8,12 +8,20 @@ requests.
 """
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from sandbox.kube.cluster import EmulatedCluster
 from sandbox.kube.emulator import RealisticEmulator, running_emulator
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[EmulatedCluster]:
+    """A fresh emulator process for one test; its files live in ``tmp_path / "cluster"``."""
+    with EmulatedCluster(tmp_path / "cluster") as emulated:
+        yield emulated
 
 
 @pytest.fixture(scope="session")
