@@ -134,7 +134,6 @@ def _saas_scenarios(stack: ExitStack) -> list[Scenario]:
 
 
 def _notifier_scenarios(stack: ExitStack) -> list[Scenario]:
-    s = stack.enter_context(serving())
     slack, status, pager = (stack.enter_context(served(n)) for n in ("slack", "statuspage",
                                                                       "pagerduty"))  # fmt: skip
     slack.fake.inject(ServerError(500), times=None)
@@ -151,6 +150,7 @@ def _notifier_scenarios(stack: ExitStack) -> list[Scenario]:
     }  # fmt: skip
     out = []
     for name, (notifications, data, fault, words) in channels.items():
+        s = stack.enter_context(serving())  # an app of its own: the three roll back at once
         config: dict[str, Any] = next(iter(notifications.values()))
         ref = next(v for k, v in config.items() if k.endswith("SecretRef"))
         out.append(Scenario(
