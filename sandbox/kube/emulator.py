@@ -1,11 +1,12 @@
-"""A Kubernetes API emulator realistic enough for kopf, kubectl and our e2e tests.
+"""A Kubernetes API emulator realistic enough for kopf and kubectl: what `make demo` runs on.
 
 It was written for machines where no kube-apiserver, envtest, kind or k3s could run (none is
-packaged there, and kind and k3s need Docker); the demo and the suites that run on it need no
-real API server. kmock's ``KubernetesEmulator`` keeps objects in memory and serves them over
-HTTP, but it stores bodies verbatim: no uid, resourceVersion or namespace, no status
-subresource, no selectors, watches that replay everything, PUT not routed, lists without
-``kind``. kopf then runs handlers twice or never, and kubectl fails.
+packaged there, and kind and k3s need Docker). The suites now run on a real kube-apiserver
+(`tests/apiserver`); the demo keeps the emulator, so it needs no cluster and no Go toolchain.
+kmock's ``KubernetesEmulator`` keeps objects in memory and serves them over HTTP, but it
+stores bodies verbatim: no uid, resourceVersion or namespace, no status subresource, no
+selectors, watches that replay everything, PUT not routed, lists without ``kind``. kopf then
+runs handlers twice or never, and kubectl fails.
 
 ``RealisticEmulator`` keeps kmock's storage (``emulator.objects[...]`` assertions work) and
 replaces the write, read and watch paths with the API server's rules: server-set metadata,
@@ -32,7 +33,7 @@ import attrs
 import kmock
 from kmock._internal.rendering import Response  # documented, but missing from kmock.__all__
 
-from sandbox.kube import audit, crds, patches, protocol, watching
+from sandbox.kube import crds, patches, protocol, watching
 from sandbox.kube.protocol import error
 from sandbox.kube.selectors import Selector
 from sandbox.kube.watching import Key, Obj
@@ -80,7 +81,6 @@ class RealisticEmulator(kmock.KubernetesEmulator):
     # skip that layer: the _serve_* methods below do the writes themselves.
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         del self._requests[: -self.request_log_size]
-        audit.record(request)  # only with KUBE_EMULATOR_AUDIT_LOG set (sandbox/kube/audit.py)
         return await super(kmock.KubernetesEmulator, self)._handle(request)
 
     def _get_resources(self) -> list[kmock.resource]:
