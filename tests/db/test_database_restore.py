@@ -4,7 +4,11 @@ completed restore is never run again, and an interrupted one is redone from the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from mypy_boto3_s3 import S3Client
@@ -208,3 +212,48 @@ async def test_a_restore_cut_off_mid_stream_changes_nothing_and_is_redone(
     assert database.markers() == []
     await world.pg_adapter(database, s3, backups).restore("b", KEY)
     assert len(database.notes()) == 3000
+
+
+@pytest.mark.parametrize("fmt", ["custom", "plain"])
+def test_an_operator_killed_mid_restore_leaves_psql_nothing_to_commit(
+    database: Db, tmp_path: Path, fmt: str
+) -> None:
+    """SIGKILL the operator while psql copies rows: psql lives on, reads the end of its input,
+    and must roll back (it committed what it had read when it ran the script as
+    `--single-transaction`, since that wraps whatever arrives in BEGIN ... COMMIT)."""
+    database.seed(["old"])
+    database.sql("INSERT INTO items (note) SELECT 'old-' || n FROM generate_series(1, 200000) n")
+    dump = tmp_path / "b"
+    dump.write_bytes(database.dump(fmt))
+    database.seed(["new"])
+    command = [sys.executable, "-m", "tests.db.dying_restore", database.url, str(dump), KEY]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait(lambda: _copying(database), child, "psql never started copying rows")
+    finally:
+        child.kill()  # the operator alone, as the kernel's OOM killer would: psql lives on
+        child.wait()
+    _wait(lambda: not _connected(database), None, "the orphaned psql never ended")
+
+    assert database.notes() == ["new"]
+    assert database.markers() == []
+
+
+def _copying(database: Db) -> bool:
+    active = f"datname = '{database.name}' AND state = 'active' AND query LIKE 'COPY %'"
+    return database.sql(f"SELECT count(*) FROM pg_stat_activity WHERE {active}").strip() != "0"
+
+
+def _connected(database: Db) -> bool:
+    mine = f"datname = '{database.name}' AND pid <> pg_backend_pid()"
+    return database.sql(f"SELECT count(*) FROM pg_stat_activity WHERE {mine}").strip() != "0"
+
+
+def _wait(ready: Callable[[], bool], child: subprocess.Popen[bytes] | None, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not ready():
+        if child is not None and child.poll() is not None:
+            _, errors = child.communicate()
+            raise AssertionError(f"the restore ended early: {errors.decode()[-2000:]}")
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)

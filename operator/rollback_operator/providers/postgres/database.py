@@ -258,7 +258,7 @@ class PostgresDatabase:
             dbname,
         ):
             psql = tools.psql_command(tools.tool("psql", self.options.bin_dir), dbname, variables)
-            script = self._script(archive, chunks, env, backup.name)
+            script = tools.transaction(self._script(archive, chunks, env, backup.name))
             async with locks.watching(watch):
                 outcome = await tools.feed(psql, env, script)
         if watch.blockers is not None:
@@ -272,8 +272,8 @@ class PostgresDatabase:
     def _script(
         self, archive: bool, chunks: AsyncIterator[bytes], env: dict[str, str], name: str
     ) -> AsyncIterator[bytes]:
-        """The SQL psql runs: the marker, then the archive's script (which excludes the
-        marker's schema and ends in its own COMMIT); or a plain dump, then the marker (after
+        """The SQL psql runs inside the restore's transaction: the marker, then the archive's
+        script (which excludes the marker's schema); or a plain dump, then the marker (after
         it, so a dump that recreates the marker's table cannot drop the new row)."""
         if archive:
             pg_restore = tools.tool("pg_restore", self.options.bin_dir)

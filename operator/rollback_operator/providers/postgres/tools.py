@@ -1,9 +1,13 @@
 """Running pg_dump, pg_restore and psql: command lines, streaming, and reading their failures.
 
 A restore feeds the tool's stdin chunk by chunk from S3, so memory stays flat whatever the dump's
-size. If the stream fails half-way the tool is killed, never handed an end of input: psql would
-commit a half-read script, while a killed session rolls its transaction back. Any error the tool
-reports fails the step; a clean exit code alone is not trusted when the output says ERROR.
+size. The script psql runs opens its transaction itself and commits only in its last line, which
+the operator sends after everything else arrived whole (`transaction`): when the operator dies
+half-way, psql reads an end of input with the transaction still open and the server rolls it
+back. (`psql --single-transaction` would not do: it wraps whatever arrives in BEGIN ... COMMIT,
+so it commits a script cut short.) If the stream fails while the operator lives, the tool is
+killed. Any error the tool reports fails the step; a clean exit code alone is not trusted when
+the output says ERROR.
 """
 
 from __future__ import annotations
@@ -52,9 +56,11 @@ def tool(name: str, bin_dir: str | None) -> str:
 def script_command(pg_restore: str, *, exclude_schema: str) -> list[str]:
     """pg_restore turning a custom archive on stdin into the SQL script that restores it.
 
-    The script is run by psql (`psql_command`), so the restore and its marker are one
-    transaction. `--single-transaction` makes the script one BEGIN ... COMMIT (and keeps it
-    from committing large objects on their own): a script cut short never reaches its COMMIT.
+    The script is run by psql (`psql_command`) inside the operator's own transaction
+    (`transaction`), so the restore and its marker are one. `--single-transaction` keeps
+    pg_restore from committing large objects on their own; its BEGIN inside that transaction
+    is a warning, and its COMMIT, the script's last line, only comes once the archive was read
+    whole.
     """
     return [
         pg_restore, "--file", "-", "--clean", "--if-exists", "--no-owner",
@@ -63,13 +69,29 @@ def script_command(pg_restore: str, *, exclude_schema: str) -> list[str]:
 
 
 def psql_command(psql: str, dbname: str, variables: Mapping[str, str]) -> list[str]:
-    """psql of a SQL script on stdin: one transaction, stop at the first error; `variables`
-    are set with `-v` for the script to use as `:'name'` (psql quotes them)."""
+    """psql of a SQL script on stdin, stopping at the first error; `variables` are set with
+    `-v` for the script to use as `:'name'` (psql quotes them). The script brings its own
+    transaction (`transaction`): never `--single-transaction`, which commits a cut script."""
     settings = [arg for name, value in variables.items() for arg in ("-v", f"{name}={value}")]
     return [
         psql, "--dbname", dbname, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
-        *settings, "--single-transaction", "--file", "-",
+        *settings, "--file", "-",
     ]  # fmt: skip
+
+
+async def transaction(script: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`script` as one transaction: BEGIN first, COMMIT only after its last chunk arrived.
+
+    Whatever cuts the stream short (an error here, or the operator killed) leaves psql at the
+    end of its input inside an open transaction, which the server rolls back when it exits.
+    """
+    try:
+        yield b"BEGIN;\n"
+        async for chunk in script:
+            yield chunk
+        yield b"\nCOMMIT;\n"
+    finally:
+        await dumps.close_stream(script)
 
 
 def list_command(pg_restore: str) -> list[str]:
