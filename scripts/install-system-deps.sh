@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install the system packages the tests and the demo need, if they are missing:
 # kubectl (must already be there: it comes with the base image), PostgreSQL 15 server and client
-# tools, Prometheus, Redis, and shellcheck (the scripts' test). Uses apt-get as root; prints
+# tools, PgBouncer (the pooler tests), Prometheus, Redis, and shellcheck (the scripts' test). Uses apt-get as root; prints
 # what to install otherwise.
 set -euo pipefail
 
 need=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 command -v pg_restore >/dev/null 2>&1 || need+=(postgresql-client-15)
+[ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
