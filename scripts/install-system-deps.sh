@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the system packages the tests and the demo need, if they are missing:
 # kubectl (must already be there: it comes with the base image), PostgreSQL 15 server and client
-# tools, PgBouncer (the pooler tests), Prometheus, Redis, and shellcheck (the scripts' test). Uses apt-get as root; prints
-# what to install otherwise.
+# tools, PgBouncer (the tests through a connection pooler), Prometheus, Redis, and shellcheck
+# (the scripts' test). Uses apt-get as root; prints what to install otherwise.
 set -euo pipefail
 
 need=()
