@@ -1,24 +1,37 @@
 """How the kubectl plugin shows rollbacks: tables, steps with durations, conditions, the plan,
-and the candidates a policy's targets can go back to.
+and the candidates a policy's targets can go back to; or the objects as JSON or YAML.
 
 Pure functions from API bodies (and adapters' answers) to text, so the output is tested without
-a cluster.
+a cluster. The models are imported for their types only: `list` and `status` must not pay for
+pydantic at start-up.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rollback_operator.api.policy import RollbackPolicy
-from rollback_operator.providers.base import Candidate
+if TYPE_CHECKING:
+    from rollback_operator.api.policy import RollbackPolicy
+    from rollback_operator.providers.base import Candidate
 
 Body = dict[str, Any]
 LEGEND = "* live    <- default: what `kubectl rollback plan` picks without --to"
 
 
-def _age(stamp: str | None, now: datetime) -> str:
+def document(value: object, output: str) -> str:
+    """`-o json` or `-o yaml`: the objects as the API holds them (kubectl's own layout)."""
+    if output == "json":
+        return json.dumps(value, indent=4, sort_keys=False)
+    import yaml  # only -o yaml pays for it
+
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False).rstrip()
+
+
+def age(stamp: str | None, now: datetime) -> str:
+    """How long ago an RFC 3339 time was, kubectl-style (`3d`, `5h`, `12m`, `40s`), or `-`."""
     return _since(datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None, now)
 
 
@@ -51,19 +64,23 @@ def table(rows: list[list[str]]) -> str:
     )
 
 
-def rollback_list(items: list[Body], now: datetime | None = None) -> str:
-    """`kubectl rollback list`."""
+def rollback_list(
+    items: list[Body], now: datetime | None = None, *, all_namespaces: bool = False
+) -> str:
+    """`kubectl rollback list` (with a NAMESPACE column for `-A`)."""
     now = now or datetime.now(UTC)
-    rows = [["NAME", "PHASE", "MODE", "TARGETS", "TRIGGER", "REASON", "AGE"]]
+    head = ["NAME", "PHASE", "MODE", "TARGETS", "TRIGGER", "REASON", "AGE"]
+    rows = [["NAMESPACE", *head] if all_namespaces else head]
     for item in sorted(items, key=lambda i: i["metadata"].get("creationTimestamp", "")):
         status, spec, meta = item.get("status", {}), item.get("spec", {}), item["metadata"]
         targets = status.get("targets") or spec.get("targets") or []
         trigger = meta.get("labels", {}).get("rollback.mindmate.app/trigger", "manual")
-        rows.append([
+        row = [
             meta["name"], status.get("phase", "Pending"), spec.get("mode", "quick"),
             ",".join(targets) or "-", trigger, (spec.get("reason") or "-")[:40],
-            _age(meta.get("creationTimestamp"), now),
-        ])  # fmt: skip
+            age(meta.get("creationTimestamp"), now),
+        ]  # fmt: skip
+        rows.append([meta.get("namespace", ""), *row] if all_namespaces else row)
     return table(rows) if len(rows) > 1 else "No rollbacks."
 
 
@@ -136,13 +153,14 @@ def monitoring(st: Body) -> list[str]:
         return []
     rows = [["RULE", "MIN", "MAX", "LAST", "WORST", "THRESHOLDS"]]
     for rule in rules:
-        numbers = [_number(rule.get(k)) for k in ("min", "max", "last")]
+        numbers = [number(rule.get(k)) for k in ("min", "max", "last")]
         worst = rule.get("message") or rule.get("worst", "Unknown")
         rows.append([rule["name"], *numbers, worst, rule.get("thresholds") or "-"])
     return ["Monitoring during the rollback:", table(rows)]
 
 
-def _number(value: object) -> str:
+def number(value: object) -> str:
+    """A measured value in four significant digits, or `-`."""
     return f"{value:.4g}" if isinstance(value, int | float) else "-"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rollback_operator import plugin, plugin_view
+from rollback_operator import plugin, plugin_candidates, plugin_view
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers import registry
 from rollback_operator.providers.base import Candidate, Providers
@@ -97,7 +97,7 @@ async def test_only_the_secrets_of_deployment_and_database_targets_are_read() ->
         ("default", "aws", "access-key-id"): "a", ("default", "aws", "secret-access-key"): "s",
     })  # fmt: skip
 
-    built = await registry.RealProviderFactory(FAKES).build(plugin.lookup_only(full), secrets)
+    built = await registry.RealProviderFactory(FAKES).build(plugin_candidates.lookup_only(full), secrets)
 
     assert {name for _, name, _ in secrets.reads} == {"vercel", "railway", "db", "aws"}
     assert built.storage is None
@@ -119,8 +119,8 @@ class Refusing:
 async def test_a_refused_secret_read_explains_why_and_what_to_do() -> None:
     denied = PermanentError("Secret prod/vercel: access denied (403)", provider="kubernetes")
 
-    with pytest.raises(plugin.PluginError) as raised:
-        await plugin.UserSecrets(Refusing(denied)).read("prod", "vercel", "token")
+    with pytest.raises(plugin_candidates.PluginError) as raised:
+        await plugin_candidates.UserSecrets(Refusing(denied)).read("prod", "vercel", "token")
 
     text = str(raised.value)
     assert "no permission to read Secret prod/vercel" in text
@@ -131,8 +131,8 @@ async def test_a_refused_secret_read_explains_why_and_what_to_do() -> None:
 async def test_a_missing_secret_says_the_policy_names_it() -> None:
     missing = NotFoundError("Secret prod/db not found", provider="kubernetes")
 
-    with pytest.raises(plugin.PluginError, match="the policy names Secret prod/db"):
-        await plugin.UserSecrets(Refusing(missing)).read("prod", "db", "url")
+    with pytest.raises(plugin_candidates.PluginError, match="the policy names Secret prod/db"):
+        await plugin_candidates.UserSecrets(Refusing(missing)).read("prod", "db", "url")
 
 
 async def test_one_targets_error_is_its_text_and_the_others_are_still_listed() -> None:
@@ -144,7 +144,7 @@ async def test_one_targets_error_is_its_text_and_the_others_are_still_listed() -
         database=FakeDatabase(world),
     )
 
-    found = await plugin.candidates_of(providers, 10)
+    found = await plugin_candidates.candidates_of(providers, 10)
 
     assert found["backend"] == "fake: injected permanent fault"
     frontend = found["frontend"]
