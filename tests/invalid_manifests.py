@@ -48,6 +48,20 @@ PROM = {"prometheus": {"url": "http://prometheus:9090"}}
 NULL_THRESHOLDS = {"name": "err", "query": "up", "warning": None, "critical": None}
 
 ROLLBACK_CASES = [
+    Case(
+        "restore-point-with-database-pin",
+        _rb(mode="full", to={"restorePoint": {"name": "p"}, "database": {"backup": "x.dump"}}),
+        "spec.to.restorePoint",
+        True,
+        cel=True,
+    ),
+    Case(
+        "restore-point-in-quick-mode",
+        _rb(to={"restorePoint": {"name": "p"}}),
+        "spec.to.restorePoint",
+        True,
+        cel=True,
+    ),
     Case("mode-unknown", _rb(mode="fast"), "spec.mode", True),
     Case("mode-wrong-type", _rb(mode=3), "spec.mode", True),
     Case("targets-unknown", _rb(targets=["frontend", "cdn"]), "spec.targets", True),
@@ -235,6 +249,35 @@ POLICY_CASES = [
         "api-url-not-a-url", _pol(metrics={"prometheus": {"url": "prometheus:9090"}}), "url", True
     ),
     Case("suspend-not-bool", _pol(suspend="no"), "spec.suspend", True),
+    Case(
+        "restore-points-schedule-not-cron",
+        _pol(restorePoints={"schedule": "every six hours"}),
+        "spec.restorePoints.schedule",
+        True,
+    ),
+    Case(
+        "restore-points-schedule-out-of-range",
+        _pol(restorePoints={"schedule": "61 * * * *"}),
+        "spec.restorePoints.schedule",
+        False,  # five fields of the right characters: only croniter knows minute 61 is none
+    ),
+    Case(
+        "restore-points-keep-zero",
+        _pol(restorePoints={"schedule": "0 * * * *", "keep": {"count": 0}}),
+        "spec.restorePoints.keep.count",
+        True,
+    ),
+    Case(
+        "restore-points-without-database-or-storage",
+        _pol(
+            targets={"database": None, "storage": None},
+            objectStore=None,
+            restorePoints={"schedule": "0 * * * *"},
+        ),
+        "spec.restorePoints",
+        True,
+        cel=True,
+    ),
     Case(
         "health-check-status-range",
         _pol(

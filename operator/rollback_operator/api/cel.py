@@ -111,6 +111,11 @@ POLICY_SPEC = [
         "database and storage targets need an objectStore",
         ".objectStore",
     ),
+    _rule(
+        "!has(self.restorePoints) || has(self.targets.database) || has(self.targets.storage)",
+        "needs a database or storage target to take",
+        ".restorePoints",
+    ),
 ]
 """`policy.RollbackPolicySpec._consistent` (rule names unique: the list is a map)."""
 
@@ -134,11 +139,26 @@ ROLLBACK_SPEC = [
             ("storage", "self.mode == 'full'"),
         )
     ),
+    _rule(
+        "!has(self.to) || !has(self.to.restorePoint) || "
+        "(!has(self.to.database) && !has(self.to.storage))",
+        "comes instead of to.database and to.storage",
+        ".to.restorePoint",
+    ),
+    _rule(
+        "!has(self.to) || !has(self.to.restorePoint) || (has(self.targets) ? "
+        "('database' in self.targets || 'storage' in self.targets) : self.mode == 'full')",
+        "needs database or storage among the targets (mode: full)",
+        ".to.restorePoint",
+    ),
 ]
 """`rollback.RollbackSpec._consistent` (repeats: the list is a set)."""
 
 POSITIVE_DURATION = [_rule("self.matches('[1-9]')", "must be greater than zero")]
 """`common.Duration`: its pattern admits `0s`; a zero cooldown or interval is refused."""
+
+RESTORE_POINT_SPEC = [_rule("self == oldSelf", "is immutable: take another RestorePoint")]
+"""A restore point is a record of what was taken: a changed spec would misdescribe it."""
 
 BY_MODEL: dict[str, list[Rule]] = {
     "Threshold": [exactly_one(["above", "below"])],
@@ -146,5 +166,6 @@ BY_MODEL: dict[str, list[Rule]] = {
     "AutomaticRollback": AUTOMATIC_ROLLBACK,
     "RollbackPolicySpec": POLICY_SPEC,
     "RollbackSpec": ROLLBACK_SPEC,
+    "RestorePointSpec": RESTORE_POINT_SPEC,
 }
 """Rules by the name of the model whose schema carries them."""

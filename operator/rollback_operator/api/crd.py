@@ -1,4 +1,4 @@
-"""Generate the two CustomResourceDefinitions from the pydantic models.
+"""Generate the CustomResourceDefinitions from the pydantic models.
 
 The models are the single source of truth: `make crds` writes `crds/` and the chart's copy from
 here, and a test fails when the committed YAML drifts. Pydantic's JSON Schema is turned into a
@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from rollback_operator.api import GROUP, VERSION
 from rollback_operator.api.cel import BY_MODEL
 from rollback_operator.api.policy import RollbackPolicySpec, RollbackPolicyStatus
+from rollback_operator.api.restorepoint import RestorePointSpec, RestorePointStatus
 from rollback_operator.api.rollback import RollbackSpec, RollbackStatus
 
 Schema = dict[str, Any]
@@ -163,6 +164,19 @@ def rollback_policy_crd() -> Schema:
     return _crd("RollbackPolicy", "rollbackpolicies", "rbp", root, columns)
 
 
+def restore_point_crd() -> Schema:
+    """The RestorePoint CRD."""
+    root = _root(schema_of(RestorePointSpec), schema_of(RestorePointStatus))
+    columns = [
+        _column("Phase", ".status.phase"),
+        _column("Policy", ".spec.policyRef.name"),
+        _column("Targets", ".status.targets"),
+        _column("Reason", ".spec.reason"),
+        _column("Age", ".metadata.creationTimestamp", "date"),
+    ]
+    return _crd("RestorePoint", "restorepoints", "rp", root, columns)
+
+
 def all_crds() -> list[Schema]:
-    """Both CRDs, policy first (a Rollback refers to a policy)."""
-    return [rollback_policy_crd(), rollback_crd()]
+    """Every CRD, policy first (Rollbacks and RestorePoints refer to a policy)."""
+    return [rollback_policy_crd(), rollback_crd(), restore_point_crd()]

@@ -29,6 +29,7 @@ from rollback_operator.api.common import (
     repeated,
 )
 from rollback_operator.api.conditions import Condition
+from rollback_operator.api.restorepoint import RestorePointSchedule
 from rollback_operator.api.rules import Metrics, Rule, RuleStatus
 from rollback_operator.api.targets import ObjectStore, Targets
 
@@ -218,6 +219,9 @@ class RollbackPolicySpec(Model):
     failure_policy: FailurePolicy = Field(
         default_factory=FailurePolicy, description="What a failed or aborted rollback leaves."
     )
+    restore_points: RestorePointSchedule | None = Field(
+        default=None, description="The operator takes its own RestorePoints on a schedule."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -237,6 +241,8 @@ class RollbackPolicySpec(Model):
         needs_store = self.targets.database is not None or self.targets.storage is not None
         if needs_store and self.object_store is None:
             raise ValueError("objectStore: database and storage targets need an objectStore")
+        if self.restore_points is not None and not needs_store:
+            raise ValueError("restorePoints: needs a database or storage target to take")
         return self
 
 

@@ -51,6 +51,11 @@ class Pins(Model):
     backend: DeploymentPin | None = None
     database: BackupPin | None = None
     storage: StoragePin | None = None
+    restore_point: LocalObjectRef | None = Field(
+        default=None,
+        description="A RestorePoint: database and storage as it holds them, one moment for "
+        "both; instead of the database and storage pins.",
+    )
 
     def pinned(self) -> list[Target]:
         """The targets with a pin."""
@@ -93,6 +98,8 @@ class RollbackSpec(Model):
         stray = [t.value for t in self.to.pinned() if t not in chosen]
         if stray:
             raise ValueError(f"to: pins for targets not selected: {', '.join(stray)}")
+        if self.to.restore_point is not None:
+            _restore_point_fits(self.to, chosen)
         return self
 
     def chosen_targets(self) -> list[Target]:
@@ -100,6 +107,16 @@ class RollbackSpec(Model):
         if self.targets is not None:
             return [t for t in ALL_TARGETS if t in self.targets]
         return default_targets(self.mode)
+
+
+def _restore_point_fits(to: Pins, chosen: list[Target]) -> None:
+    """A restore point replaces the database and storage pins, and needs one of the two."""
+    if to.database is not None or to.storage is not None:
+        raise ValueError("to.restorePoint: comes instead of to.database and to.storage")
+    if Target.DATABASE not in chosen and Target.STORAGE not in chosen:
+        raise ValueError(
+            "to.restorePoint: needs database or storage among the targets (mode: full)"
+        )
 
 
 class Phase(StrEnum):
@@ -176,6 +193,11 @@ class DatabasePlan(Model):
     size_bytes: int | None = Field(default=None, description="Size of the backup object.")
     format: str | None = Field(
         default=None, description="custom, custom-gzip, plain or plain-gzip, read from its bytes."
+    )
+    schemas: list[str] | None = Field(
+        default=None,
+        description="The schemas the restore replaces (the target's schemas, or every schema "
+        "the backup holds); the others are untouched.",
     )
 
 
