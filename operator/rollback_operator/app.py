@@ -17,9 +17,10 @@ from rollback_operator.api import GROUP
 from rollback_operator.handlers import index
 from rollback_operator.handlers import policy as policy_handlers
 from rollback_operator.handlers import rollback as rollback_handlers
+from rollback_operator.handlers import watch as watch_handlers
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.kube import KubeApi, credentials
-from rollback_operator.providers import registry
+from rollback_operator.providers import http, registry
 from rollback_operator.providers.base import ProviderFactory
 from rollback_operator.providers.endpoints import Endpoints
 from rollback_operator.providers.errors import PermanentError
@@ -70,6 +71,7 @@ def build_registry(own: Settings) -> kopf.OperatorRegistry:
 
     settle = 0.0 if own.standalone else PEER_SETTLE
     index.register(registry)
+    watch_handlers.register(registry)
     rollback_handlers.register(registry, settle)
     policy_handlers.register(registry, settle)
     return registry
@@ -95,6 +97,7 @@ async def run(
     try:
         settings = with_priority(await preflight.decide_peering(settings, kube))
         telemetry = operator_metrics.Telemetry()
+        http.OBSERVER.set(telemetry)
         factory = providers or registry.RealProviderFactory(endpoints)
         deps = Deps(
             settings=settings, kube=kube, providers=factory, metrics=metrics, telemetry=telemetry

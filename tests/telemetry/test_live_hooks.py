@@ -109,16 +109,22 @@ async def test_a_rollback_and_each_step_count_once_and_a_restart_counts_nothing(
     assert await _run(store, manifest, telemetry) == Phase.SUCCEEDED
     get = telemetry.registry.get_sample_value
     result = {"mode": "quick", "trigger": "manual", "result": "Succeeded"}
-    assert get("rollbacks_total", result) == 1
-    assert get("rollback_duration_seconds_count", {"mode": "quick", "result": "Succeeded"}) == 1
+    assert get("rollback_operator_rollbacks_total", result) == 1
+    assert (
+        get(
+            "rollback_operator_rollback_duration_seconds_count",
+            {"mode": "quick", "result": "Succeeded"},
+        )
+        == 1
+    )
     steps = store.status["steps"]
     for step in steps:
         labels = {"step": step["name"], "target": step.get("target", "")}
-        assert get("rollback_step_duration_seconds_count", labels) == 1, labels
+        assert get("rollback_operator_step_duration_seconds_count", labels) == 1, labels
     patches = store.patches
     assert await _run(store, manifest, telemetry) == Phase.SUCCEEDED  # resumed: terminal
     assert store.patches == patches
-    assert get("rollbacks_total", result) == 1
+    assert get("rollback_operator_rollbacks_total", result) == 1
 
 
 async def test_lines_from_a_step_task_name_that_step_even_when_steps_run_in_parallel(

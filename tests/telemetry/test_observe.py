@@ -74,7 +74,9 @@ def _policy(*rules: RuleStatus, **suppressed: int) -> RollbackPolicyStatus:
 
 
 def _count(t: Telemetry, name: str, **labels: str) -> float | None:
-    return t.registry.get_sample_value(name, {"namespace": "prod", "policy": "mindmate", **labels})
+    return t.registry.get_sample_value(
+        name, {"rollback_namespace": "prod", "policy": "mindmate", **labels}
+    )
 
 
 def _record(t: Telemetry, status: RollbackPolicyStatus) -> None:
@@ -86,9 +88,15 @@ def test_a_breach_already_announced_before_this_process_started_is_not_counted()
     stored = _policy(_rule(RuleState.WARNING, RuleState.WARNING), Cooldown=4)
     observe.start_policy(t, "uid-1", stored)
     _record(t, stored)
-    assert _count(t, "policy_breaches_total", rule="errors", severity="warning") is None
-    assert _count(t, "automatic_rollbacks_suppressed_total", reason="Cooldown") is None
-    assert _count(t, "policy_rule_value", rule="errors") == 0.08
+    assert (
+        _count(t, "rollback_operator_policy_breaches_total", rule="errors", severity="warning")
+        is None
+    )
+    assert (
+        _count(t, "rollback_operator_automatic_rollbacks_suppressed_total", reason="Cooldown")
+        is None
+    )
+    assert _count(t, "rollback_operator_policy_rule_value", rule="errors") == 0.08
 
 
 def test_each_episode_counts_once_per_severity_and_suppressions_by_their_increase() -> None:
@@ -99,9 +107,16 @@ def test_each_episode_counts_once_per_severity_and_suppressions_by_their_increas
     for status in (warning, warning, critical, critical, warning):  # the last: a replayed round
         _record(t, status)
     _record(t, _policy(_rule(RuleState.CRITICAL, RuleState.CRITICAL), Suspended=3))
-    assert _count(t, "policy_breaches_total", rule="errors", severity="warning") == 1
-    assert _count(t, "policy_breaches_total", rule="errors", severity="critical") == 1
-    assert _count(t, "automatic_rollbacks_suppressed_total", reason="Suspended") == 3
+    assert (
+        _count(t, "rollback_operator_policy_breaches_total", rule="errors", severity="warning") == 1
+    )
+    assert (
+        _count(t, "rollback_operator_policy_breaches_total", rule="errors", severity="critical")
+        == 1
+    )
+    assert (
+        _count(t, "rollback_operator_automatic_rollbacks_suppressed_total", reason="Suspended") == 3
+    )
 
 
 def test_a_new_episode_of_the_same_rule_counts_again() -> None:
@@ -113,7 +128,10 @@ def test_a_new_episode_of_the_same_rule_counts_again() -> None:
         episode=Episode(since=T0 + timedelta(hours=2), announced=RuleState.CRITICAL),
     )  # fmt: skip
     _record(t, _policy(later))
-    assert _count(t, "policy_breaches_total", rule="errors", severity="critical") == 2
+    assert (
+        _count(t, "rollback_operator_policy_breaches_total", rule="errors", severity="critical")
+        == 2
+    )
 
 
 def test_thresholds_are_set_per_generation() -> None:
@@ -125,8 +143,8 @@ def test_thresholds_are_set_per_generation() -> None:
     assert not observe.thresholds_stale(t, "uid-1", 1)
     assert observe.thresholds_stale(t, "uid-1", 2)
     line = {"rule": "errors", "direction": "above"}
-    assert _count(t, "policy_rule_threshold", severity="warning", **line) == 0.02
-    assert _count(t, "policy_rule_threshold", severity="critical", **line) == 0.05
+    assert _count(t, "rollback_operator_policy_rule_threshold", severity="warning", **line) == 0.02
+    assert _count(t, "rollback_operator_policy_rule_threshold", severity="critical", **line) == 0.05
     below = {"name": "hits", "query": "q", "critical": {"below": 0.8}}
     assert observe.threshold_lines([Rule.model_validate(below)]) == [
         ThresholdLine("hits", "critical", "below", 0.8)

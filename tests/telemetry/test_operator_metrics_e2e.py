@@ -40,22 +40,29 @@ def _quick(bed: MetricsBed) -> dict[str, Any]:
 
 
 SUCCEEDED = {"mode": "quick", "trigger": "manual", "result": "Succeeded"}
+ROLLBACKS = "rollback_operator_rollbacks_total"
 
 
 def test_a_quick_rollback_is_counted_once_with_one_duration_per_step(mbed: MetricsBed) -> None:
     mbed.start()
     body = _quick(mbed)
-    samples = _until(mbed, lambda s: s if sample(s, "rollbacks_total", **SUCCEEDED) else None,
-                     "rollbacks_total")  # fmt: skip
-    assert named(samples, "rollbacks_total") == {frozenset(SUCCEEDED.items()): 1.0}
+    samples = _until(mbed, lambda s: s if sample(s, ROLLBACKS, **SUCCEEDED) else None,
+                     ROLLBACKS)  # fmt: skip
+    assert named(samples, "rollback_operator_rollbacks_total") == {
+        frozenset(SUCCEEDED.items()): 1.0
+    }
     run = {"mode": "quick", "result": "Succeeded"}
-    assert sample(samples, "rollback_duration_seconds_count", **run) == 1
+    assert sample(samples, "rollback_operator_rollback_duration_seconds_count", **run) == 1
     steps = body["status"]["steps"]
     assert len(steps) >= 5
-    counts = named(samples, "rollback_step_duration_seconds_count")
+    counts = named(samples, "rollback_operator_step_duration_seconds_count")
     expected = {frozenset({"step": s["name"], "target": s.get("target", "")}.items()): 1.0
                 for s in steps}  # fmt: skip
     assert counts == expected
+    active = named(samples, "rollback_operator_active_rollbacks")
+    assert frozenset({"phase": "Running"}.items()) in active
+    assert set(active.values()) == {0.0}  # watched, and none left unfinished
+    assert named(samples, "rollback_operator_build_info")
 
 
 def test_a_restarted_operator_does_not_count_a_rollback_finished_before_it_started(
@@ -63,7 +70,11 @@ def test_a_restarted_operator_does_not_count_a_rollback_finished_before_it_start
 ) -> None:
     mbed.start()
     _quick(mbed)
-    _until(mbed, lambda s: sample(s, "rollbacks_total", **SUCCEEDED), "the first count")
+    _until(
+        mbed,
+        lambda s: sample(s, "rollback_operator_rollbacks_total", **SUCCEEDED),
+        "the first count",
+    )
     assert mbed.process is not None
     mbed.process.kill()  # SIGKILL
     mbed.process.wait()
@@ -71,11 +82,13 @@ def test_a_restarted_operator_does_not_count_a_rollback_finished_before_it_start
     mbed.apply(manifests.rollback("after-restart", dryRun=True))  # proof the new one is working
     body = mbed.wait_for("after-restart", {"Planned", "Failed"})  # Failed: nothing left to undo
     planned = {"mode": "quick", "trigger": "manual", "result": body["status"]["phase"]}
-    samples = _until(mbed, lambda s: s if sample(s, "rollbacks_total", **planned) else None,
+    samples = _until(mbed, lambda s: s if sample(s, ROLLBACKS, **planned) else None,
                      "the dry run's count")  # fmt: skip
-    assert named(samples, "rollbacks_total") == {frozenset(planned.items()): 1.0}
-    assert named(samples, "rollback_step_duration_seconds_count") == {}
-    assert named(samples, "rollback_duration_seconds_count") == {}  # a dry run runs no step
+    assert named(samples, "rollback_operator_rollbacks_total") == {frozenset(planned.items()): 1.0}
+    assert named(samples, "rollback_operator_step_duration_seconds_count") == {}
+    assert (
+        named(samples, "rollback_operator_rollback_duration_seconds_count") == {}
+    )  # a dry run runs no step
 
 
 def test_an_automatic_rollback_is_labelled_automatic(mbed: MetricsBed) -> None:
@@ -86,4 +99,8 @@ def test_an_automatic_rollback_is_labelled_automatic(mbed: MetricsBed) -> None:
     mbed.apply(manifest)
     mbed.wait_for("auto-1", ENDED)
     automatic = {"mode": "quick", "trigger": "automatic", "result": "Succeeded"}
-    _until(mbed, lambda s: sample(s, "rollbacks_total", **automatic), "the automatic count")
+    _until(
+        mbed,
+        lambda s: sample(s, "rollback_operator_rollbacks_total", **automatic),
+        "the automatic count",
+    )

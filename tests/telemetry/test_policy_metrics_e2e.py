@@ -20,6 +20,7 @@ from tests.telemetry.conftest import MetricsBed, Samples, named, sample
 pytestmark = pytest.mark.e2e
 POLICIES = "rollback.mindmate.app/v1alpha1/rollbackpolicies"
 HIGH = 0.08
+RULE_VALUE = "rollback_operator_policy_rule_value"
 T = TypeVar("T")
 
 
@@ -54,25 +55,34 @@ def test_a_suspended_policy_in_breach_shows_value_thresholds_one_breach_one_supp
     series.gauge("g", now - minutes(10), now + minutes(2), lambda t: HIGH)
     _start(mbed)
     mbed.apply(_policy(prometheus, series))
-    on = {"namespace": mbed.namespace, "policy": "mindmate"}
+    on = {"rollback_namespace": mbed.namespace, "policy": "mindmate"}
     suppressed = {**on, "reason": "Suspended"}
 
     def counted(s: Samples) -> Samples | None:
-        return s if sample(s, "automatic_rollbacks_suppressed_total", **suppressed) else None
+        return (
+            s
+            if sample(s, "rollback_operator_automatic_rollbacks_suppressed_total", **suppressed)
+            else None
+        )
 
     samples = _until(mbed, counted, "suppression")
     rule = {**on, "rule": "api-errors"}
-    assert sample(samples, "policy_rule_value", **rule) == HIGH
-    assert named(samples, "policy_rule_threshold") == {
+    assert sample(samples, "rollback_operator_policy_rule_value", **rule) == HIGH
+    assert named(samples, "rollback_operator_policy_rule_threshold") == {
         frozenset({**rule, "severity": "warning", "direction": "above"}.items()): 0.02,
         frozenset({**rule, "severity": "critical", "direction": "above"}.items()): 0.05,
     }
-    assert named(samples, "policy_breaches_total") == {
+    assert named(samples, "rollback_operator_policy_breaches_total") == {
         frozenset({**rule, "severity": "critical"}.items()): 1.0  # straight to Critical: once
     }
-    assert named(samples, "automatic_rollbacks_suppressed_total") == {
+    assert named(samples, "rollback_operator_automatic_rollbacks_suppressed_total") == {
         frozenset(suppressed.items()): 1.0
     }
+    assert sample(samples, "rollback_operator_policy_rule_state", **rule, state="Critical") == 1
+    assert sample(samples, "rollback_operator_policy_metrics_reachable", **on) == 1
+    assert sample(samples, "rollback_operator_policy_suspended", **on) == 1
+    queried = {"provider": "prometheus", "outcome": "ok"}
+    assert sample(samples, "rollback_operator_provider_request_duration_seconds_count", **queried)
     status = mbed.get("rollbackpolicy", "mindmate")["status"]
     assert status["suppressed"] == {"Suspended": 1}
     assert status["rules"][0]["episode"]["announced"] == "Critical"
@@ -81,8 +91,8 @@ def test_a_suspended_policy_in_breach_shows_value_thresholds_one_breach_one_supp
     mbed.process.kill()  # SIGKILL, then a new process with fresh counters
     mbed.process.wait()
     _start(mbed)
-    again = _until(mbed, lambda s: s if sample(s, "policy_rule_value", **rule) else None,
+    again = _until(mbed, lambda s: s if sample(s, RULE_VALUE, **rule) else None,
                    "a round of the restarted operator")  # fmt: skip
-    assert sample(again, "policy_rule_value", **rule) == HIGH
-    assert named(again, "policy_breaches_total") == {}
-    assert named(again, "automatic_rollbacks_suppressed_total") == {}
+    assert sample(again, "rollback_operator_policy_rule_value", **rule) == HIGH
+    assert named(again, "rollback_operator_policy_breaches_total") == {}
+    assert named(again, "rollback_operator_automatic_rollbacks_suppressed_total") == {}

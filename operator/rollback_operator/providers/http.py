@@ -7,6 +7,9 @@ mapping from the final outcome to the `providers.errors` hierarchy, so the step 
 decide between "try the step again later" and "fail it". Retries here are the short, inner
 layer; the engine's step retries are the outer one (docs/architecture.md, "Retries").
 
+Each attempt is reported to the `OBSERVER` of the running context (the composition root sets
+it to the operator's telemetry), so provider latency and errors are measured in one place.
+
 Credentials travel only in headers. Requests are described as `METHOD /path (label)` with no
 query string, and every text that reaches a log line or an exception is scrubbed of the
 secrets this layer was given.
@@ -23,9 +26,10 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -40,9 +44,20 @@ Clock = Callable[[], float]
 _REDACTED = "***"
 _MESSAGE_LIMIT = 300
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_STATUS_LABELS = {401: "unauthorized", 403: "unauthorized", 404: "not_found"}
 
 
 T = TypeVar("T")
+
+
+class RequestObserver(Protocol):
+    """Told about every attempt of every request (the operator's telemetry)."""
+
+    def provider_request(self, provider: str, seconds: float, error: str | None) -> None: ...
+
+
+OBSERVER: ContextVar[RequestObserver | None] = ContextVar("http_observer", default=None)
+"""Set once by the composition root; tasks started after inherit it, other runs do not."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +169,17 @@ class _Failure:
     def retryable(self) -> bool:
         return issubclass(self.kind, errors.RetryableError)
 
+    @property
+    def label(self) -> str:
+        """The kind of failure as a metric label."""
+        if self.status is None:
+            return "timeout" if self.detail.startswith("timed out") else "connection"
+        if self.status == 429:
+            return "rate_limited"
+        if self.status >= 500:
+            return "server_error"
+        return _STATUS_LABELS.get(self.status, "refused")
+
 
 class Http:
     """One provider's endpoint: its base URL, credential headers and wire options."""
@@ -223,6 +249,15 @@ class Session:
             await opts.sleep(delay)
 
     async def _attempt(self, call: Call) -> httpx.Response | _Failure:
+        clock, started = self.http.options.clock, self.http.options.clock()
+        outcome = await self._request(call)
+        observer = OBSERVER.get()
+        if observer is not None:
+            error = None if isinstance(outcome, httpx.Response) else outcome.label
+            observer.provider_request(self.http.provider, clock() - started, error)
+        return outcome
+
+    async def _request(self, call: Call) -> httpx.Response | _Failure:
         try:
             response = await self._client.request(
                 call.method, call.path, params=call.params, json=call.json

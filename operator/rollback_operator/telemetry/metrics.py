@@ -2,13 +2,19 @@
 
 Why a registry of our own rather than prometheus_client's global one: two operators in one
 process (as in tests) never share counts, and a test reads exact values from a fresh one. The
-record methods take plain values; `telemetry.observe` decides when something happened.
+record methods take plain values; `telemetry.observe` decides when something happened, and
+`telemetry.states` adds the gauges computed from the objects as they are now.
+
+Every name starts with `PREFIX`. Labels naming an object's namespace are `rollback_namespace`:
+Prometheus Operator gives every scraped series a `namespace` label (the operator's own), and a
+metric label of that name would be renamed `exported_namespace` on the way in.
 
 `app.run` makes one `Telemetry` per operator run and hands it to the handlers on `Deps`.
 """
 
 from __future__ import annotations
 
+import platform
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,9 +23,13 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from rollback_operator import __version__
+from rollback_operator.telemetry.states import PREFIX, States
+
 ROLLBACK_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 STEP_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
-POLICY = ("namespace", "policy")
+REQUEST_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
+POLICY = ("rollback_namespace", "policy")
 
 
 @dataclass(frozen=True)
@@ -46,9 +56,13 @@ class Telemetry:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        counter = partial(Counter, registry=self.registry)
-        gauge = partial(Gauge, registry=self.registry)
-        histogram = partial(Histogram, registry=self.registry)
+        counter = partial(Counter, registry=self.registry, namespace=PREFIX.rstrip("_"))
+        gauge = partial(Gauge, registry=self.registry, namespace=PREFIX.rstrip("_"))
+        histogram = partial(Histogram, registry=self.registry, namespace=PREFIX.rstrip("_"))
+        self.build_info = gauge(
+            "build_info", "Always 1: the operator's version and Python.", ["version", "python"]
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)
         self.rollbacks = counter(
             "rollbacks",
             "Rollbacks that reached a terminal phase (result), by mode and trigger.",
@@ -61,7 +75,7 @@ class Telemetry:
             buckets=ROLLBACK_BUCKETS,
         )
         self.step_duration = histogram(
-            "rollback_step_duration_seconds",
+            "step_duration_seconds",
             "From startedAt to finishedAt of each finished step (all its attempts).",
             ["step", "target"],
             buckets=STEP_BUCKETS,
@@ -84,6 +98,19 @@ class Telemetry:
             "Automatic rollbacks not created, by reason (one per episode and reason).",
             [*POLICY, "reason"],
         )
+        self.request_duration = histogram(
+            "provider_request_duration_seconds",
+            "Each HTTP request to a provider's API (each attempt), by provider and outcome.",
+            ["provider", "outcome"],
+            buckets=REQUEST_BUCKETS,
+        )
+        self.request_errors = counter(
+            "provider_errors",
+            "HTTP requests to a provider's API that failed (each attempt), by kind.",
+            ["provider", "kind"],
+        )
+        self.states = States()
+        self.registry.register(self.states)
         self.policies: dict[str, PolicyCounts] = {}
         self._rules: dict[tuple[str, str], set[str]] = {}
         self._thresholds: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
@@ -127,6 +154,13 @@ class Telemetry:
     def suppression(self, namespace: str, policy: str, reason: str, count: int = 1) -> None:
         """`count` automatic rollbacks were suppressed for `reason`."""
         self.suppressed.labels(namespace, policy, reason).inc(count)
+
+    def provider_request(self, provider: str, seconds: float, error: str | None) -> None:
+        """One attempt of an HTTP request to `provider`; `error` is its kind when it failed."""
+        outcome = "ok" if error is None else "error"
+        self.request_duration.labels(provider, outcome).observe(max(0.0, seconds))
+        if error is not None:
+            self.request_errors.labels(provider, error).inc()
 
     def serve(self, port: int, address: str = "0.0.0.0") -> MetricsServer:
         """Serve /metrics on `port` in a thread until `MetricsServer.close`."""
