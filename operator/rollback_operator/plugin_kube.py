@@ -13,6 +13,7 @@ import json
 import os
 import ssl
 import tempfile
+import time
 from base64 import b64encode
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from rollback_operator.plugin_kubeconfig import Connection
 Doc = dict[str, Any]
 INSTALL_HINT = "rollback-operator crds | kubectl apply -f -"
 MERGE_PATCH = "application/merge-patch+json"
+RETRIES, RETRY_WAIT_LIMIT = 5, 2.0
 
 
 class KubeError(Exception):
@@ -66,10 +68,25 @@ class Kube:
         self, method: str, path: str, body: Doc | None = None, *,
         query: dict[str, str] | None = None, content_type: str = "application/json",
     ) -> Doc:  # fmt: skip
-        """One request; its JSON answer, or KubeError with the server's explanation."""
+        """One request; its JSON answer, or KubeError with the server's explanation. A 429 or
+        503 (the server asks to come back: nothing was done) is retried a few times, as kubectl
+        does, after the Retry-After it names."""
         url = self._url(path, query)
         payload = json.dumps(body).encode() if body is not None else None
         headers = self._headers() | ({"Content-Type": content_type} if payload else {})
+        for attempt in range(RETRIES + 1):
+            status, data, retry_after = self._send(method, url, payload, headers)
+            if status not in (429, 503) or attempt == RETRIES:
+                break
+            time.sleep(min(retry_after, RETRY_WAIT_LIMIT))
+        if status >= 400:
+            raise _refusal(status, data, f"{method} {path}")
+        found: Doc = json.loads(data) if data else {}
+        return found
+
+    def _send(
+        self, method: str, url: str, payload: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes, float]:
         try:
             connection = self._http = self._http or self._connect(self.timeout)
             connection.request(method, url, body=payload, headers=headers)
@@ -78,10 +95,8 @@ class Kube:
         except (OSError, http.client.HTTPException) as error:
             self.close()
             raise KubeError(0, f"cannot reach {self.conn.server}: {error}") from None
-        if response.status >= 400:
-            raise _refusal(response.status, data, f"{method} {path}")
-        found: Doc = json.loads(data) if data else {}
-        return found
+        retry_after = response.getheader("Retry-After") or "1"
+        return response.status, data, float(retry_after) if retry_after.isdigit() else 1.0
 
     def watch(self, path: str, timeout: float, **query: str) -> Iterator[Doc]:
         """The watch events of `path` (a list) for at most `timeout` seconds."""

@@ -128,7 +128,7 @@ def plan_rollback(kube: Kube, args: argparse.Namespace) -> int:
         print(steps(body))
         print(f"(kept: rollback/{name})" if args.keep else "(dry-run Rollback deleted; --keep "
               "keeps it)")  # fmt: skip
-    return TIMED_OUT if timed_out else (outcome(body) or ERROR)
+    return _finish(body, timed_out)
 
 
 def start_rollback(kube: Kube, args: argparse.Namespace) -> int:
@@ -200,7 +200,8 @@ def _finish(body: Body, timed_out: bool) -> int:
     if timed_out:
         print(f"rollback/{name} still {phase} when --timeout passed", file=sys.stderr)
         return TIMED_OUT
-    return outcome(body) or ERROR
+    code = outcome(body)
+    return ERROR if code is None else code
 
 
 def follow(
