@@ -7,6 +7,8 @@ the user's kubeconfig. No operator runs: the command asks the providers itself.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from mypy_boto3_s3 import S3Client
 
@@ -63,6 +65,31 @@ def test_candidates_marks_live_and_default_for_every_target(
     assert out.count("<- default") == 3 + 1  # three targets, and the legend
     assert out.index(BACKUPS[2]) < out.index("backup_20240103.sql") < out.index("20240101")
     assert "storage: s3://mindmate-files/" in out
+
+
+def test_candidates_json_lists_each_target_with_live_and_default_flags(
+    bed: Bed, s3_server: S3Server, s3: S3Client
+) -> None:
+    bucket = world.make_bucket(s3, versioned=False)
+    for name in BACKUPS:
+        world.put(s3, bucket, world.PREFIX + name, SQL)
+    with serving(history=3) as saas:
+        _prepare(bed, saas, s3_server.url, bucket)
+
+        run = kubectl_rollback(bed.cluster.kubeconfig, "candidates", "mindmate", "-o", "json",
+                               *FAKES)  # fmt: skip
+
+    assert run.returncode == 0, run.stderr + run.stdout
+    shown = json.loads(run.stdout)
+    flags = {
+        target: {row["id"]: (row["live"], row["default"]) for row in found["candidates"]}
+        for target, found in shown["targets"].items()
+    }
+    assert shown["policy"] == {"namespace": bed.namespace, "name": "mindmate"}
+    assert flags["frontend"][saas.live] == (True, False)
+    assert flags["frontend"][saas.old] == (False, True)
+    assert flags["backend"][saas.railway_old] == (False, True)
+    assert flags["database"]["backup_20240103.sql"] == (False, True)
 
 
 def test_candidates_explains_a_missing_secret(bed: Bed) -> None:
