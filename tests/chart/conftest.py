@@ -11,6 +11,67 @@ import pytest
 from tests.apiserver.server import KubeApiServer
 from tests.chart import helm
 
+# Every value the chart offers beyond the defaults, at once (the network policy apart).
+KNOBS: dict[str, Any] = {
+    "fullnameOverride": "rollbacks",
+    "replicas": 2,
+    "podDisruptionBudget": {"enabled": True, "minAvailable": 1},
+    "topologySpreadConstraints": [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+        },
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"team": "ops"}},
+        },
+    ],
+    "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+    "extraEnvFrom": [{"configMapRef": {"name": "proxy-settings"}}],
+    "extraArgs": ["--verbose"],
+    "extraVolumes": [{"name": "ca", "configMap": {"name": "corporate-ca"}}],
+    "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corporate", "readOnly": True}],
+    "podSecurityContext": {"runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001},
+    "securityContext": {"readOnlyRootFilesystem": False},
+    "livenessProbe": {"periodSeconds": 30, "failureThreshold": 5},
+    "readinessProbe": None,
+    "startupProbe": {"httpGet": {"path": "/healthz", "port": "health"}, "failureThreshold": 30},
+    "metrics": {
+        "serviceMonitor": {
+            "enabled": True,
+            "relabelings": [
+                {"action": "replace", "targetLabel": "cluster", "replacement": "prod-eu"}
+            ],
+            "metricRelabelings": [{"action": "labeldrop", "regex": "pod"}],
+        }
+    },
+}
+# The pod fenced by the NetworkPolicy, with allowed endpoints whose ports it must open.
+FENCED: dict[str, Any] = {
+    "allowedEndpoints": [
+        "https://minio.storage.svc:9000/",
+        "https://prometheus.corp",
+        "http://127.0.0.1:9090",
+    ],
+    "networkPolicy": {
+        "enabled": True,
+        "apiServer": {"cidrs": ["10.96.0.1/32", "172.18.0.2/32"], "ports": [443, 6443]},
+        "endpoints": {"cidrs": ["0.0.0.0/0"], "ports": [5432]},
+        "extraEgress": [
+            {
+                "to": [{"podSelector": {"matchLabels": {"app": "postgres"}}}],
+                "ports": [{"port": 5432, "protocol": "TCP"}],
+            }
+        ],
+        "metricsFrom": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+        ],
+    },
+}
+
 # The value sets every render test runs over; the keys name them in test ids.
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -34,6 +95,9 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops"}],
     },
     "crds-elsewhere": {"crds": {"install": False, "keep": True}},
+    "renamed-elsewhere": {"nameOverride": "rbo", "namespaceOverride": "ops-tools"},
+    "every-knob": KNOBS,
+    "fenced": FENCED,
 }
 
 

@@ -93,6 +93,16 @@ class Rendered:
         assert len(found) == 1, f"{len(found)} {kind} objects rendered"
         return found[0]
 
+    def named(self, kind: str, name: str) -> Manifest:
+        found = [d for d in self.of_kind(kind) if d["metadata"]["name"] == name]
+        assert len(found) == 1, f"{len(found)} {kind} objects named {name}"
+        return found[0]
+
+    def operator_role(self) -> Manifest:
+        """The ClusterRole bound to the operator (the others are for people)."""
+        binding = self.one("ClusterRoleBinding")
+        return self.named("ClusterRole", binding["roleRef"]["name"])
+
     def container(self) -> Manifest:
         containers: list[Manifest] = self.one("Deployment")["spec"]["template"]["spec"][
             "containers"

@@ -133,7 +133,9 @@ def test_defaults_render_the_operator_for_every_namespace(
 ) -> None:
     rendered = renders["defaults"]
     expected = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"]
-    expected += ["ClusterKopfPeering", "CustomResourceDefinition", "CustomResourceDefinition"]
+    expected += ["ClusterKopfPeering"]
+    expected += ["CustomResourceDefinition"] * len(list((REPO_ROOT / "crds").glob("*.yaml")))
+    expected += ["ClusterRole"] * 3  # view, edit and approve, for people
     assert sorted(rendered.kinds()) == sorted(expected)
     assert rendered.one("ClusterKopfPeering")["metadata"]["name"] == "rollback-operator"
     binding = rendered.one("ClusterRoleBinding")
@@ -141,7 +143,7 @@ def test_defaults_render_the_operator_for_every_namespace(
         {"kind": "ServiceAccount", "name": "rollback-operator", "namespace": "operators"}
     ]
     assert rendered.env()["ROLLBACK_OPERATOR_ALL_NAMESPACES"] == "true"
-    assert "namespaces" not in json.dumps(rendered.one("ClusterRole")["rules"])
+    assert "namespaces" not in json.dumps(rendered.operator_role()["rules"])
 
 
 def test_the_deployment_runs_the_image_non_root_read_only_with_probes_on_kopf_health(
@@ -198,7 +200,7 @@ def test_a_namespace_list_gets_a_role_binding_and_peering_object_per_namespace(
             "apps", "web"
         ]  # fmt: skip
     assert not rendered.of_kind("ClusterKopfPeering")
-    cluster_rules = rendered.one("ClusterRole")["rules"]
+    cluster_rules = rendered.operator_role()["rules"]
     assert {r["resources"][0] for r in cluster_rules} == {"customresourcedefinitions", "namespaces"}
     for role in rendered.of_kind("Role"):
         resources = {res for rule in role["rules"] for res in rule["resources"]}
@@ -242,7 +244,7 @@ def test_standalone_without_metrics_drops_peering_and_the_metrics_port(
     rendered = renders["standalone-no-metrics"]
     assert "Service" not in rendered.kinds()
     assert not rendered.of_kind("ClusterKopfPeering")
-    assert "kopfpeerings" not in json.dumps(rendered.one("ClusterRole")["rules"])
+    assert "kopfpeerings" not in json.dumps(rendered.operator_role()["rules"])
     assert [p["name"] for p in rendered.container()["ports"]] == ["health"]
     assert rendered.env()["ROLLBACK_OPERATOR_STANDALONE"] == "true"
 
@@ -290,6 +292,21 @@ BAD_VALUES: dict[str, dict[str, Any]] = {
     "bad-memory-quantity": {"resources": {"limits": {"memory": "lots"}}},
     "crds-install-as-string": {"crds": {"install": "yes", "keep": True}},
     "unknown-crds-key": {"crds": {"install": True, "keep": True, "upgrade": True}},
+    "namespace-override-not-a-dns-label": {"namespaceOverride": "Ops_Tools"},
+    "standalone-through-extra-args": {"extraArgs": ["--standalone"]},
+    "namespaces-through-extra-args": {"extraArgs": ["-n", "apps"]},
+    "extra-volume-named-tmp": {"extraVolumes": [{"name": "tmp", "emptyDir": {}}]},
+    "extra-mount-over-tmp": {"extraVolumeMounts": [{"name": "x", "mountPath": "/tmp"}]},
+    "budget-as-words": {"podDisruptionBudget": {"enabled": True, "minAvailable": "one"}},
+    "spread-without-topology-key": {
+        "topologySpreadConstraints": [{"maxSkew": 1, "whenUnsatisfiable": "ScheduleAnyway"}]
+    },
+    "probe-period-zero": {"livenessProbe": {"periodSeconds": 0}},
+    "relabelings-as-map": {"metrics": {"serviceMonitor": {"enabled": True, "relabelings": {}}}},
+    "network-policy-bad-cidr": {
+        "networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["api.internal"]}}
+    },
+    "network-policy-unknown-key": {"networkPolicy": {"enabled": False, "egress": []}},
 }
 
 

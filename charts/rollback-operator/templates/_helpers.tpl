@@ -1,16 +1,29 @@
 {{/* Names, labels and the image reference shared by every template. */}}
 
+{{/* The chart's name, or nameOverride. */}}
 {{- define "rollback-operator.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* The release's full name: the release name, plus the chart name unless it contains it. */}}
+{{/* The release's full name: fullnameOverride, else the release name plus the chart's name
+(or nameOverride) unless the release name contains it. */}}
 {{- define "rollback-operator.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the operator's namespaced objects go: namespaceOverride, else the release's namespace
+(an umbrella chart installs this one elsewhere than itself with namespaceOverride). */}}
+{{- define "rollback-operator.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{- define "rollback-operator.selectorLabels" -}}
