@@ -47,6 +47,8 @@ def test_a_running_rollback_counts_as_active_since_it_started_and_not_once_it_en
     t.states.see("Rollback", "u1", _rollback(Phase.SUCCEEDED))
     assert _get(t, "active_rollbacks", phase="Running") == 0
     assert _get(t, "rollback_phase_since_timestamp_seconds", **since) is None
+    ended = {**since, "phase": "Succeeded"}
+    assert _get(t, "rollback_finished_timestamp_seconds", **ended) == NOW.timestamp()
 
 
 def test_a_rollback_waiting_for_approval_counts_from_its_creation() -> None:
@@ -62,8 +64,10 @@ def test_traffic_left_stopped_by_a_failed_rollback_shows_until_it_is_deleted() -
     t.states.see("Rollback", "u1", _rollback(Phase.FAILED, traffic_stopped=True))
     labels = {"rollback_namespace": "prod", "rollback": "rb", "phase": "Failed"}
     assert _get(t, "traffic_stopped", **labels) == 1
+    assert _get(t, "rollback_finished_timestamp_seconds", **labels, mode="full") is not None
     t.states.forget("Rollback", "u1")
     assert _get(t, "traffic_stopped", **labels) is None
+    assert _get(t, "rollback_finished_timestamp_seconds", **labels, mode="full") is None
 
 
 def _policy(ready_reason: str, rules: list[dict[str, Any]], suspend: bool = False) -> Any:

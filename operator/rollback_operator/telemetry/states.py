@@ -42,6 +42,7 @@ class RollbackNow:
     since: float
     mode: str
     traffic_stopped: bool
+    finished: float | None
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ def rollback_now(body: Mapping[str, Any]) -> RollbackNow | None:
     started = status.phase in STARTED_PHASES and status.started_at is not None
     since = status.started_at if started else meta.get("creationTimestamp")
     traffic = find(status.conditions, ConditionType.TRAFFIC_STOPPED)
+    ready = find(status.conditions, ConditionType.READY)
+    ended = status.finished_at or (ready.last_transition_time if ready else None)
     return RollbackNow(
         namespace=str(meta.get("namespace") or ""),
         name=str(meta.get("name") or ""),
@@ -101,6 +104,7 @@ def rollback_now(body: Mapping[str, Any]) -> RollbackNow | None:
         since=_stamp(since),
         mode=str(status.mode or _spec(body).get("mode") or "quick"),
         traffic_stopped=traffic is not None and traffic.status == "True",
+        finished=_stamp(ended) if status.phase in TERMINAL_PHASES and ended else None,
     )
 
 
@@ -202,6 +206,15 @@ def _rollback_families(rollbacks: list[RollbackNow]) -> Iterator[Metric]:
     for r in active:
         since.add_metric([r.namespace, r.name, r.phase, r.mode], r.since)
     yield since
+    finished = _family(
+        "rollback_finished_timestamp_seconds",
+        "Each finished Rollback still kept: when it ended (finishedAt), as Unix seconds.",
+        ["rollback_namespace", "rollback", "phase", "mode"],
+    )
+    for r in rollbacks:
+        if r.finished is not None:
+            finished.add_metric([r.namespace, r.name, r.phase, r.mode], r.finished)
+    yield finished
     stopped = _family(
         "traffic_stopped",
         "1 for each Rollback whose condition TrafficStopped is True: production traffic it "
