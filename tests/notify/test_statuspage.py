@@ -13,8 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 from aiohttp import web
+from pydantic import ValidationError
 
+from rollback_operator.api import policy
 from rollback_operator.providers import errors
+from rollback_operator.providers.notifiers import statuspage
 from sandbox.fakes.host import MemoryJournal
 from sandbox.fakes.http_server import ApiCall, ErrorReply, RateLimited
 from sandbox.fakes.statuspage_server import FakeStatuspage
@@ -56,9 +59,51 @@ async def test_the_incident_is_created_once_and_closed_by_one_patch(
     assert (calls(world, "POST"), calls(world, "PATCH")) == (1, 1)
     assert incident.status == "resolved"
     assert incident.resolved_at is not None
-    assert incident.impact_override == "minor"
+    assert incident.impact_override == "major"  # the runbook's "High"
     assert incident.metadata == {"rollback_operator": {"uid": UID}}
     assert {fake(world).component_status(PAGE, c) for c in world.components} == {"operational"}
+
+
+async def test_the_incident_opens_as_the_runbooks_status_page_update_by_default(
+    world: StatuspageHarness,
+) -> None:
+    await send(world.notifier(), "started", "succeeded", MemoryJournal())
+
+    [incident] = fake(world).incidents(PAGE)
+    assert incident.name == "Service Degradation"
+    assert (incident.status, incident.impact_override) == ("investigating", "major")
+    assert incident.updates[0]["body"].startswith(
+        "We're currently experiencing issues and have initiated a rollback to restore service."
+    )
+
+
+async def test_the_incident_says_what_the_policy_configures(world: StatuspageHarness) -> None:
+    wanted = {"title": "Checkout is slow", "status": "identified", "impact": "minor",
+              "message": "A release slowed checkout down; we are rolling it back."}  # fmt: skip
+    config = policy.Statuspage.model_validate(
+        {"pageId": PAGE, "componentIds": world.components, "apiUrl": f"{world.url}/v1",
+         "apiKeySecretRef": {"name": "statuspage", "key": "key"}, "incident": wanted}
+    )  # fmt: skip
+    notifier = statuspage.StatuspageNotifier(config, world.secret, world.options())
+
+    await send(notifier, "started", "succeeded", MemoryJournal())
+
+    [incident] = fake(world).incidents(PAGE)
+    assert incident.name == wanted["title"]
+    assert (incident.status, incident.impact_override) == ("identified", "minor")
+    assert incident.updates[0]["body"].startswith(wanted["message"])
+    assert f"Reference: rollback {UID}" in incident.updates[0]["body"]  # found again after a crash
+
+
+@pytest.mark.parametrize(
+    "incident",
+    [{"status": "resolved"}, {"impact": "high"}, {"title": ""}, {"message": "x" * 2001}],
+)
+def test_an_incident_the_page_cannot_show_is_refused(incident: dict[str, str]) -> None:
+    with pytest.raises(ValidationError, match="incident"):
+        policy.Statuspage.model_validate(
+            {"pageId": PAGE, "apiKeySecretRef": {"name": "s", "key": "k"}, "incident": incident}
+        )
 
 
 async def test_the_page_shows_nothing_internal(world: StatuspageHarness) -> None:
@@ -78,7 +123,7 @@ async def test_a_failure_leaves_the_incident_open_and_the_components_down(
 
     [incident] = fake(world).incidents(PAGE)
     assert incident.status == "identified"
-    assert incident.impact_override == "critical"
+    assert incident.impact_override == "major"
     assert incident.updates[-1]["body"].startswith("The rollback of the frontend, backend")
     assert {fake(world).component_status(PAGE, c) for c in world.components} == {"major_outage"}
 

@@ -146,6 +146,32 @@ class Slack(Model):
     webhook_secret_ref: SecretKeyRef
 
 
+RUNBOOK_INCIDENT_MESSAGE = (
+    "We're currently experiencing issues and have initiated a rollback to restore service."
+)
+
+
+class StatuspageIncident(Model):
+    """What the public incident a rollback opens says; by default the runbook's status page
+    update (its impact "High" is Statuspage's `major`)."""
+
+    title: str = Field(
+        default="Service Degradation", min_length=1, max_length=255, description="Its name."
+    )
+    status: Literal["investigating", "identified", "monitoring"] = Field(
+        default="investigating", description="Its status when the rollback starts."
+    )
+    impact: Literal["none", "minor", "major", "critical"] = Field(
+        default="major", description="Its impact (Statuspage's impact_override)."
+    )
+    message: str = Field(
+        default=RUNBOOK_INCIDENT_MESSAGE,
+        min_length=1,
+        max_length=2000,
+        description="The first update's text; the page is public, so name nothing internal.",
+    )
+
+
 class Statuspage(Model):
     """An Atlassian Statuspage page whose incidents follow each rollback."""
 
@@ -153,6 +179,10 @@ class Statuspage(Model):
     component_ids: list[NonEmpty] = Field(default_factory=list)
     api_key_secret_ref: SecretKeyRef
     api_url: HttpUrl = "https://api.statuspage.io/v1"
+    incident: StatuspageIncident = Field(
+        default_factory=StatuspageIncident,
+        description="The incident's title, status, impact and message when a rollback starts.",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> Self:

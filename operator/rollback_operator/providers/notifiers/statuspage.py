@@ -1,9 +1,11 @@
 """Atlassian Statuspage: one public incident per rollback, opened when it starts, closed at the end.
 
 Why this module exists: it is the runbook's "update the status page" as a `Notifier` over
-Statuspage's manage API (docs/providers.md, ST1-ST7). `started` opens an incident (status
-`investigating`, impact and component statuses by mode: a quick rollback degrades performance,
-a full one stops traffic, a major outage). `finished` updates the same incident: a succeeded
+Statuspage's manage API (docs/providers.md, ST1-ST7). `started` opens an incident with the
+policy's `incident` title, status, impact and message (by default the runbook's "Service
+Degradation", investigating, major, "We're currently experiencing issues..."), and component
+statuses by mode: a quick rollback degrades performance, a full one stops traffic, a major
+outage. `finished` updates the same incident: a succeeded
 rollback resolves it and sets the components back to `operational` in one PATCH (the finished
 notice of a Succeeded rollback comes after verification passed, so a `monitoring` stop would
 only leave an incident open that nothing would ever close); a failed, partly failed or aborted
@@ -37,7 +39,7 @@ from rollback_operator.providers.base import Journal, Notice, StepResult
 from rollback_operator.providers.context import BuildContext
 
 Json = dict[str, Any]
-IMPACT = {"quick": ("degraded_performance", "minor"), "full": ("major_outage", "critical")}
+COMPONENT_STATUS = {"quick": "degraded_performance", "full": "major_outage"}
 FAILED_WORDS = {
     "PartiallyFailed": "completed only in part",
     "Aborted": "was stopped before it completed",
@@ -85,11 +87,13 @@ class StatuspageNotifier:
         if found is not None:
             await journal.record(incident=found["id"])
             return StepResult(f"adopted incident {found['id']} opened earlier", _ids(found))
-        incident = await self._create(s, notice, "investigating", _opening(notice))
+        wanted = self._config.incident
+        body = wanted.message + _reference(notice)
+        incident = await self._create(s, notice, wanted.status, body)
         await journal.record(incident=incident["id"])
-        status, _ = IMPACT.get(notice.mode, IMPACT["quick"])
+        status = COMPONENT_STATUS.get(notice.mode, COMPONENT_STATUS["quick"])
         parts = f", components {status}" if self._config.component_ids else ""
-        message = f"opened incident {incident['id']} (investigating{parts})"
+        message = f"opened incident {incident['id']} ({wanted.status}{parts})"
         return StepResult(message, _ids(incident))
 
     # ----- finished -----
@@ -134,13 +138,13 @@ class StatuspageNotifier:
     # ----- calls -----
 
     async def _create(self, s: http.Session, notice: Notice, status: str, body: str) -> Json:
-        component, impact = IMPACT.get(notice.mode, IMPACT["quick"])
+        component = COMPONENT_STATUS.get(notice.mode, COMPONENT_STATUS["quick"])
         ids = self._config.component_ids
         fields = {
-            "name": _name(notice),
+            "name": self._config.incident.title,
             "status": status,
             "body": body,
-            "impact_override": impact,
+            "impact_override": self._config.incident.impact,
             "component_ids": ids,
             "components": dict.fromkeys(ids, component),
             "metadata": {"rollback_operator": {"uid": notice.uid}},
@@ -194,18 +198,6 @@ async def _json_list(s: http.Session, call: http.Call) -> list[Any]:
 
 
 # ----- what the page says -----
-
-
-def _name(notice: Notice) -> str:
-    return f"Rolling back a recent release ({', '.join(notice.targets)})"[:255]
-
-
-def _opening(notice: Notice) -> str:
-    lead = f"We are rolling back a recent release of the {_and(notice.targets)}"
-    lead += f" to {notice.version}" if notice.version else ""
-    full = notice.mode == "full"
-    extra = " Some features are unavailable while data is restored." if full else ""
-    return f"{lead} to restore normal service.{extra} Updates will follow.{_reference(notice)}"
 
 
 def _resolved(notice: Notice) -> str:
