@@ -18,6 +18,7 @@ from rollback_operator.api import GROUP, VERSION
 from rollback_operator.providers.errors import NotFoundError, PermanentError, RetryableError
 
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 _MESSAGE_LIMIT = 600
 Body = dict[str, Any]
 
@@ -101,6 +102,19 @@ class KubeApi:
             raise _translate(error, plural) from None
         return result
 
+    async def keep_config_map(
+        self, namespace: str, name: str, data: dict[str, str], meta: dict[str, Any]
+    ) -> None:
+        """Create a ConfigMap that no object owns (so no cascade deletes it), with `meta`'s
+        labels and annotations; one already there under that name is left as it is."""
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
+                "metadata": {**meta, "name": name, "namespace": namespace}}  # fmt: skip
+        try:
+            await self._core.create_namespaced_config_map(namespace, body)
+        except ApiException as error:
+            if error.status != 409:
+                raise _translate(error, f"ConfigMap {namespace}/{name}") from None
+
     async def names(
         self, group: str, version: str, plural: str, namespace: str | None
     ) -> list[str]:
@@ -137,24 +151,42 @@ class KubeApi:
     async def upsert_config_map(
         self, namespace: str, name: str, data: dict[str, str], owner: Body
     ) -> None:
-        """Create or replace a ConfigMap owned by `owner` (so it goes when the owner goes)."""
-        body = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": namespace, "ownerReferences": [owner]},
-            "data": data,
-        }
+        """Create a ConfigMap owned by `owner` (so it goes when the owner goes), or update the
+        one the operator created for `owner` before. Any other ConfigMap of that name is left
+        unchanged (PermanentError): the operator never writes a ConfigMap it did not create."""
+        what = f"ConfigMap {namespace}/{name}"
+        meta = {"name": name, "namespace": namespace, "ownerReferences": [owner]}
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
         try:
             await self._core.create_namespaced_config_map(namespace, body)
+            return
         except ApiException as error:
             if error.status != 409:
-                raise _translate(error, f"ConfigMap {name}") from None
-            try:
-                await self._core.patch_namespaced_config_map(
-                    name, namespace, {"data": data}, _content_type=MERGE_PATCH
-                )
-            except ApiException as again:
-                raise _translate(again, f"ConfigMap {name}") from None
+                raise _translate(error, what) from None
+        try:
+            await self._core.patch_namespaced_config_map(
+                name, namespace, _owned_data_patch(owner, data), _content_type=JSON_PATCH
+            )
+        except ApiException as error:
+            if error.status != 422:  # the body was valid: the create said so with its 409
+                raise _translate(error, what) from None
+            raise PermanentError(
+                f"{what} exists and was not created by the operator for {owner['kind']} "
+                f"{owner['name']} (it has no ownerReference to its uid); left unchanged: "
+                "rename or delete that ConfigMap to let the operator write its own",
+                provider="kubernetes",
+            ) from None
+
+
+def _owned_data_patch(owner: Body, data: dict[str, str]) -> list[Body]:
+    """A JSON patch replacing `data` that the API server applies only if the ConfigMap's first
+    ownerReference is `owner` (the one the operator sets at creation): checked and written in
+    one request, so nothing can swap the ConfigMap in between, and with no right to read
+    ConfigMaps. A failed `test` is a 422."""
+    return [
+        {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": owner["uid"]},
+        {"op": "add", "path": "/data", "value": data},
+    ]
 
 
 def credentials(api: KubeApi) -> dict[str, Any]:
