@@ -43,6 +43,7 @@ class MemoryHost:
     generation_now: int = 1
     abort: bool = False
     approver: str | None = None
+    requester: str | None = None  # the requested-by annotation
     resume: bool = False  # the resume-traffic annotation
     queue: list[int] = field(default_factory=list)  # positions admit() returns, then 0
     stop_after_pauses: int | None = None
@@ -50,7 +51,7 @@ class MemoryHost:
     events: list[tuple[bool, str, str]] = field(default_factory=list)
     pauses: int = 0
     released: bool = False
-    on_pause: list[str] = field(default_factory=list)  # actions: "approve", "abort", "resume"
+    on_pause: list[str] = field(default_factory=list)  # "approve[:NAME]", "abort", "resume"
 
     async def save(self, status: RollbackStatus) -> None:
         self.statuses.append(status.model_copy(deep=True))
@@ -63,6 +64,9 @@ class MemoryHost:
 
     def approved_by(self) -> str | None:
         return self.approver
+
+    def requested_by(self) -> str | None:
+        return self.requester
 
     def resume_requested(self) -> bool:
         return self.resume
@@ -80,8 +84,8 @@ class MemoryHost:
         self.pauses += 1
         if self.on_pause:
             action = self.on_pause.pop(0)
-            if action == "approve":
-                self.approver = "alice"
+            if action.startswith("approve"):  # "approve" (by alice) or "approve:NAME"
+                self.approver = action.partition(":")[2] or "alice"
             elif action == "abort":
                 self.abort = True
             elif action == "resume":

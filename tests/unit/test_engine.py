@@ -324,3 +324,29 @@ async def test_report_records_plan_impact_steps_follow_ups_and_contacts() -> Non
     assert "safetyBackup=safety/" in report
     assert "## Follow-ups" in report
     assert "- primary: Infra <infra@example.com>" in report
+
+
+async def test_an_approval_by_the_requester_does_not_count_and_says_so_once() -> None:
+    h = Harness(requireApproval=True)
+    h.host.requester = "alice"
+    h.host.on_pause = ["approve", "", "", "approve:bob"]
+    assert await h.run() == Phase.SUCCEEDED
+    approvals = [(s.phase, find(s.conditions, ConditionType.APPROVED)) for s in h.host.statuses]
+    waiting = [c for phase, c in approvals if phase == Phase.AWAITING_APPROVAL]
+    refused = [c for c in waiting if c is not None and c.reason == "SelfApproval"]
+    assert refused, "no status said the self-approval was refused"
+    condition = refused[-1]
+    assert condition.status == "False"
+    assert "alice requested this rollback" in condition.message
+    assert h.host.reasons().count("SelfApproval") == 1
+    assert h.host.last.approved_by == "bob"
+    assert h.condition(ConditionType.APPROVED) == "True"
+
+
+async def test_a_rollback_approved_only_by_its_requester_never_runs() -> None:
+    h = Harness(requireApproval=True)
+    h.host.requester = "alice"
+    h.host.on_pause = ["approve", "", "", "abort"]
+    assert await h.run() == Phase.ABORTED
+    assert h.world.state["calls"] == {}
+    assert h.host.last.approved_by is None

@@ -8,6 +8,7 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 APPROVED_BY_ANNOTATION = f"{GROUP}/approved-by"
+REQUESTED_BY_ANNOTATION = f"{GROUP}/requested-by"
 ABORT_ANNOTATION = f"{GROUP}/abort"
 RESUME_TRAFFIC_ANNOTATION = f"{GROUP}/resume-traffic"
 TRIGGER_LABEL = f"{GROUP}/trigger"

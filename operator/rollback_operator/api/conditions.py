@@ -40,6 +40,7 @@ class Reason(StrEnum):
     DRY_RUN = "DryRun"
     AWAITING_APPROVAL = "AwaitingApproval"
     APPROVED = "Approved"
+    SELF_APPROVAL = "SelfApproval"
     NOT_REQUIRED = "NotRequired"
     QUEUED = "Queued"
     RUNNING = "Running"

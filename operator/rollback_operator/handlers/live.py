@@ -8,12 +8,18 @@ finished steps and outcomes are counted and logged, once each (`telemetry.observ
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import kopf
 
-from rollback_operator.api import ABORT_ANNOTATION, API_VERSION, APPROVED_BY_ANNOTATION
+from rollback_operator.api import (
+    ABORT_ANNOTATION,
+    API_VERSION,
+    APPROVED_BY_ANNOTATION,
+    REQUESTED_BY_ANNOTATION,
+)
 from rollback_operator.api.rollback import RollbackStatus
 from rollback_operator.handlers import index
 from rollback_operator.handlers.deps import Deps
@@ -29,7 +35,7 @@ class LiveRollback:
     """The engine's Recorder, Controls and ReportStore for one Rollback object."""
 
     def __init__(
-        self, body: kopf.Body, stopped: kopf.DaemonStopped, deps: Deps, peers: Any
+        self, body: kopf.Body, stopped: kopf.DaemonStopped | None, deps: Deps, peers: Any
     ) -> None:
         self.body, self.stopped, self.deps, self.peers = body, stopped, deps, peers
         self._namespace = body.metadata.namespace or ""
@@ -87,6 +93,10 @@ class LiveRollback:
         who = self.body.metadata.annotations.get(APPROVED_BY_ANNOTATION, "").strip()
         return who or None
 
+    def requested_by(self) -> str | None:
+        asker = self.body.metadata.annotations.get(REQUESTED_BY_ANNOTATION, "").strip()
+        return asker or None
+
     def generation(self) -> int:
         return int(self.body.metadata.get("generation") or 1)
 
@@ -104,6 +114,9 @@ class LiveRollback:
         self.deps.admission.running.discard(self.body.metadata.uid or "")
 
     async def pause(self, seconds: float) -> bool:
+        if self.stopped is None:  # a deletion handler: kopf cancels it if the operator stops
+            await asyncio.sleep(seconds)
+            return False
         await self.stopped.wait(seconds)
         return bool(self.stopped)
 

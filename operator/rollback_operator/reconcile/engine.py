@@ -27,7 +27,7 @@ from rollback_operator.api.rollback import (
 )
 from rollback_operator.providers.base import Providers
 from rollback_operator.providers.errors import ProviderError, RetryableError
-from rollback_operator.reconcile import outcome, traffic, transitions
+from rollback_operator.reconcile import approval, outcome, traffic, transitions
 from rollback_operator.reconcile.planner import PlanError, make_plan
 from rollback_operator.reconcile.ports import Clock, Controls, Recorder, ReportStore, Stopping
 from rollback_operator.reconcile.runner import RetryPolicy, StepRunner, run_together
@@ -139,13 +139,25 @@ class Engine:
             if self.controls.abort_requested():
                 return False
             who = self.controls.approved_by()
-            if who:
+            refused = approval.refusal(who, self.controls.requested_by())
+            if refused:
+                await self._refuse_approval(status, refused)
+            elif who:
                 status.approved_by = who
                 self._mark(status, ConditionType.APPROVED, True, Reason.APPROVED, f"By {who}")
                 await self._enter(status, Phase.QUEUED, f"Approved by {who}")
                 return True
             await self._pause()
             await self._refuse_spec_change(status)
+
+    async def _refuse_approval(self, status: RollbackStatus, message: str) -> None:
+        """Keep waiting for approval, saying once (condition and Event) why this one fails."""
+        seen = find(status.conditions, ConditionType.APPROVED)
+        if seen is not None and seen.reason == Reason.SELF_APPROVAL and seen.message == message:
+            return
+        self._mark(status, ConditionType.APPROVED, False, Reason.SELF_APPROVAL, message)
+        await self._save(status)
+        await self.recorder.event(warning=True, reason=Reason.SELF_APPROVAL.value, message=message)
 
     async def _await_turn(self, status: RollbackStatus) -> bool:
         while True:

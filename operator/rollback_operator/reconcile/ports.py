@@ -46,6 +46,10 @@ class Controls(Protocol):
         """Who approved it, from the approval annotation."""
         ...
 
+    def requested_by(self) -> str | None:
+        """Who asked for it, from the requested-by annotation (None: nobody said)."""
+        ...
+
     def resume_requested(self) -> bool:
         """Whether the resume-traffic annotation is set."""
         ...
