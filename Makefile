@@ -75,6 +75,7 @@ bench: install system-deps kube-env ## Every benchmark (minutes); each writes it
 	$(PY) -m bench.record policy_eval -- --bed apiserver
 	$(PY) -m bench.record load -- --bed apiserver
 	$(PY) -m bench.record load -- --bed emulator
+	$(PY) -m bench.record plugin_start
 
 clean: ## Remove caches (keeps .venv)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

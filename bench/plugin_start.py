@@ -84,7 +84,7 @@ def report(measured: list[tuple[str, float, float, bool]], args: argparse.Namesp
     """The table: median, p90, ratio to `kubectl get`, and the target where one applies."""
     kubectl_get = measured[1][1]
     print(f"{args.runs} runs each, {args.rollbacks} Rollbacks in the namespace; "
-          f"{os.cpu_count()} CPUs")  # fmt: skip
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")  # fmt: skip
     print(f"{'command':<48} {'median':>8} {'p90':>8} {'x kubectl get':>14}  target")
     for name, median, p90, goal in measured:
         verdict = ("met" if median < TARGET else "MISSED") if goal else ""
