@@ -1,0 +1,1 @@
+"""The chart's alerts (promtool) and Grafana dashboard."""
