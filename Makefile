@@ -77,8 +77,11 @@ bench: install system-deps kube-env ## Every benchmark (minutes); each writes it
 	$(PY) -m bench.record load -- --bed emulator
 	$(PY) -m bench.record plugin_start
 
+krew: install ## The kubectl plugin alone (needs only python3): dist/kubectl-rollback.pyz, its krew archive, plugins/krew/rollback.yaml
+	$(PY) -m rollback_operator.plugin_build
+
 clean: ## Remove caches (keeps .venv)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
 
 .PHONY: help install system-deps fmt lint typecheck imports crds pytest test demo bench clean \
-	kube-env chart-test e2e-kind test-slow test-faults
+	kube-env chart-test e2e-kind test-slow test-faults krew

@@ -95,9 +95,7 @@ def _command_module(name: str) -> object:
 
     try:
         return importlib.import_module(f"rollback_operator.{name}")
-    except ModuleNotFoundError as error:
-        if (error.name or "").startswith("rollback_operator"):
-            raise
+    except ModuleNotFoundError as error:  # the plugin alone (plugins/krew/): no server libraries
         raise PluginError(
             f"this command needs the operator's libraries ({error.name} is missing): {FULL_INSTALL}"
         ) from None
