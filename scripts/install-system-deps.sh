@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the system packages the tests and the demo need, if they are missing:
 # kubectl (must already be there: it comes with the base image), PostgreSQL 15 server and client
-# tools, PgBouncer (the tests through a connection pooler), Prometheus, Redis, and shellcheck
-# (the scripts' test). Uses apt-get as root; prints what to install otherwise.
+# tools, PgBouncer (the tests through a connection pooler), Prometheus, Redis, shellcheck
+# (the scripts' test) and zsh (the kubectl plugin's zsh completion test). Uses apt-get as
+# root; prints what to install otherwise.
 set -euo pipefail
 
 need=()
@@ -12,6 +13,7 @@ command -v pg_restore >/dev/null 2>&1 || need+=(postgresql-client-15)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
 
 if ! command -v kubectl >/dev/null 2>&1; then
   echo "kubectl is missing; the end-to-end tests drive the emulated cluster with it" >&2

@@ -132,3 +132,20 @@ def test_the_bash_script_completes_rollback_names(
     done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, env=env)
 
     assert done.stdout.split() == ["quick-1"], done.stderr
+
+
+def test_the_zsh_script_completes_policy_names(
+    apiserver_with_crds: KubeApiServer, policy: str
+) -> None:
+    script = run(apiserver_with_crds, policy, "completion", "zsh").stdout
+    probe = (  # compdef and compadd exist only inside zsh's completion system: stand-ins
+        "compdef() { :; }\ncompadd() { shift; print -l ${(P)1}; }\n"
+        f"{script}\nwords=(kubectl-rollback -n {policy} policy show m); CURRENT=6\n"
+        "_kubectl_rollback\n"
+    )
+    env = {**os.environ, "KUBECONFIG": str(apiserver_with_crds.admin_kubeconfig)}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+
+    done = subprocess.run(["zsh", "-f", "-c", probe], capture_output=True, text=True, env=env)
+
+    assert done.stdout.split() == ["mindmate"], done.stderr
