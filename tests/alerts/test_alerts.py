@@ -58,7 +58,7 @@ def groups(rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _exposed() -> set[str]:
     """Every sample name the operator's registry can expose."""
-    names = set()
+    names: set[str] = set()
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
     for family in Telemetry().registry.collect():
         names.update(family.name + s for s in suffixes.get(family.type, [""]))
