@@ -53,12 +53,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def render_crds() -> str:
-    """Both CRDs as one YAML stream."""
+    """Every CRD as one YAML stream."""
     return yaml.safe_dump_all(all_crds(), sort_keys=False)
 
 
 def crd_files() -> dict[str, str]:
-    """Both CRDs, one YAML document each, by file name (`<plural>.<group>.yaml`)."""
+    """Every CRD, one YAML document each, by file name (`<plural>.<group>.yaml`)."""
     return {f"{c['metadata']['name']}.yaml": yaml.safe_dump(c, sort_keys=False) for c in all_crds()}
 
 

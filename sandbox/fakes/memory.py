@@ -28,6 +28,8 @@ from rollback_operator.providers.base import (
     Journal,
     Notice,
     Notifier,
+    PointCopy,
+    PointDump,
     Providers,
     SecretReader,
     StepResult,
@@ -232,6 +234,9 @@ class FakeDatabase:
     async def plan(self, pin: str | None) -> DatabasePlan:
         self.world.read("database.plan")
         backups: dict[str, str] = self._state()["backups"]
+        points = {n: p["taken_at"] for n, p in self._state().get("points", {}).items()}
+        if pin in points:
+            return DatabasePlan(backup=pin, taken_at=datetime.fromisoformat(points[pin]))
         if not backups:
             raise NotFoundError("no backups found", provider="database")
         name = pin or max(backups, key=lambda b: backups[b])
@@ -278,6 +283,33 @@ class FakeDatabase:
 
         return await self.world.op("database.restore", act, f"{backup} already restored")
 
+    async def dump_point(self, point: str, key: str) -> PointDump:
+        points: State = self._state().setdefault("points", {})
+        name, now = f"restore-points/{point}.dump", datetime.now(UTC).isoformat()
+
+        def act() -> str | None:
+            if name in points and points[name]["key"] == key:
+                return None
+            if name in points:
+                raise PermanentError(f"{name} was written by another restore point")
+            points[name] = {"key": key, "contents": self._state()["contents"], "taken_at": now}
+            return f"dumped the database to {name}"
+
+        await self.world.op("database.dump_point", act, f"{name} already dumped")
+        return PointDump(name, 1, datetime.fromisoformat(points[name]["taken_at"]))
+
+    async def drop_point(self, backup: str, key: str) -> bool:
+        points: State = self._state().setdefault("points", {})
+
+        def act() -> str | None:
+            if points.get(backup, {}).get("key") != key:
+                return None
+            del points[backup]
+            return f"deleted {backup}"
+
+        result = await self.world.op("database.drop_point", act, "not ours or gone")
+        return result.message.startswith("deleted")
+
 
 class FakeStorage:
     """A bucket whose point in time is a timestamp."""
@@ -285,11 +317,20 @@ class FakeStorage:
     def __init__(self, world: FakeWorld) -> None:
         self.world = world
 
-    async def plan(self, as_of: datetime) -> StoragePlan:
+    async def plan(self, as_of: datetime, source: str | None = None) -> StoragePlan:
         self.world.read("storage.plan")
-        return StoragePlan(as_of=as_of, objects_to_restore=3, objects_to_hide=1)
+        return StoragePlan(as_of=as_of, objects_to_restore=3, objects_to_hide=1, source=source)
 
-    async def restore(self, as_of: datetime, key: str) -> StepResult:
+    async def snapshot(self, at: datetime, point: str, key: str) -> PointCopy:
+        """A versioned bucket: the moment is the point."""
+        self.world.read("storage.snapshot")
+        return PointCopy(as_of=at)
+
+    async def drop_snapshot(self, copy: str, key: str) -> int:
+        self.world.read("storage.drop_snapshot")
+        return 0
+
+    async def restore(self, as_of: datetime, key: str, source: str | None = None) -> StepResult:
         state: State = self.world.state["storage"]
 
         def act() -> str | None:

@@ -111,10 +111,10 @@ def test_an_invalid_policy_is_indexed_with_a_message_naming_its_field_once() -> 
     assert "spec.spec" not in message
 
 
-def test_crds_command_prints_both_crds(capsys: pytest.CaptureFixture[str]) -> None:
+def test_crds_command_prints_every_crd(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["crds"]) == 0
     kinds = [d["spec"]["names"]["kind"] for d in yaml.safe_load_all(capsys.readouterr().out)]
-    assert kinds == ["RollbackPolicy", "Rollback"]
+    assert kinds == ["RollbackPolicy", "Rollback", "RestorePoint"]
 
 
 def test_run_flags_override_settings_and_default_to_all_namespaces() -> None:

@@ -17,6 +17,7 @@ from rollback_operator.api.conditions import ConditionType
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import TERMINAL_PHASES, Rollback
 from rollback_operator.api.validation import describe
+from rollback_operator.handlers import restorepoint
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.live import LiveRollback
 from rollback_operator.providers.base import Providers
@@ -88,6 +89,7 @@ async def run_rollback(
     memo: Any,
     policy_index: Any = None,
     rollback_index: Any = None,
+    restorepoint_index: Any = None,
     **_: Any,
 ) -> None:
     """Drive one Rollback to its end (or resume the traffic it left stopped, once asked), or
@@ -102,6 +104,9 @@ async def run_rollback(
         policy = (body.get("spec", {}).get("policyRef") or {}).get("name", "")
         live = LiveRollback(body, stopped, deps, _Peers(rollback_index, (namespace, policy)))
         prepared = await _prepare(body, policy_index, deps)
+        if not isinstance(prepared, str):  # to.restorePoint: the point, once it succeeded
+            found = restorepoint.attach(prepared[0], prepared[2], restorepoint_index)
+            prepared = found or prepared
         if isinstance(prepared, str):
             await live.invalid(prepared)
             if await live.pause(RECHECK_SECONDS):

@@ -16,7 +16,11 @@ import kopf
 from rollback_operator.api import GROUP, VERSION
 from rollback_operator.handlers.deps import Deps
 
-KINDS = {"rollbacks": "Rollback", "rollbackpolicies": "RollbackPolicy"}
+KINDS = {
+    "rollbacks": "Rollback",
+    "rollbackpolicies": "RollbackPolicy",
+    "restorepoints": "RestorePoint",
+}
 """Plural -> kind of each watched resource."""
 
 

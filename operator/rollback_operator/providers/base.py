@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.api.restorepoint import RestorePoint
 from rollback_operator.api.rollback import CheckResult, DatabasePlan, DeploymentPlan, StoragePlan
 from rollback_operator.providers.errors import ProviderError
 
@@ -54,6 +55,29 @@ class Candidate:
     live: bool
     default: bool
     note: str = ""
+
+
+VERSIONS_SOURCE = "versions"
+"""A storage plan's source when the bucket's own object versions hold the past."""
+
+
+@dataclass(frozen=True)
+class PointDump:
+    """A restore point's database dump: its backup name (pinnable), size and start time."""
+
+    backup: str
+    size: int
+    taken_at: datetime
+
+
+@dataclass(frozen=True)
+class PointCopy:
+    """A restore point's storage moment: `as_of`, and the dated folder holding a copy of the
+    files when the bucket keeps no versions (`copy`, with `objects` in it), else None."""
+
+    as_of: datetime
+    copy: str | None = None
+    objects: int = 0
 
 
 class DeploymentTarget(Protocol):
@@ -108,6 +132,17 @@ class Database(Protocol):
         """Replace the database's contents with `backup`."""
         ...
 
+    async def dump_point(self, point: str, key: str) -> PointDump:
+        """Dump the current database beside the backups as restore point `point`'s dump,
+        streamed (never held in memory), once per key; a dump of that name that another key
+        wrote is refused (PermanentError), never overwritten."""
+        ...
+
+    async def drop_point(self, backup: str, key: str) -> bool:
+        """Delete the restore point dump `backup` if `key` wrote it; False when it is gone or
+        not ours (then nothing is deleted)."""
+        ...
+
     async def candidates(self, limit: int) -> list[Candidate]:
         """The newest `limit` backups, newest first (`state` their format or "backup", `note`
         their size), the default marked (appended when it is older). Read-only."""
@@ -117,12 +152,22 @@ class Database(Protocol):
 class Storage(Protocol):
     """Files restored to a point in time (S3)."""
 
-    async def plan(self, as_of: datetime) -> StoragePlan:
-        """What a restore to `as_of` would change."""
+    async def plan(self, as_of: datetime, source: str | None = None) -> StoragePlan:
+        """What a restore to `as_of` would change; `source` (as `StoragePlan.source` names
+        it: `versions` or a dated folder) fixes where the past is read, else it is chosen."""
         ...
 
-    async def restore(self, as_of: datetime, key: str) -> StepResult:
+    async def restore(self, as_of: datetime, key: str, source: str | None = None) -> StepResult:
         """Make every object as it was at `as_of`, never deleting a version."""
+        ...
+
+    async def snapshot(self, at: datetime, point: str, key: str) -> PointCopy:
+        """Take restore point `point`'s storage moment `at`: the time itself on a versioned
+        bucket; else a server-side copy of the files to a dated folder the restore reads."""
+        ...
+
+    async def drop_snapshot(self, copy: str, key: str) -> int:
+        """Delete a restore point's copy folder `copy` (nothing outside it); objects deleted."""
         ...
 
 
@@ -197,6 +242,8 @@ class Providers:
     verifier: Verifier | None = None
     archive: ReportArchive | None = None
     metrics: MetricsSource | None = None  # the policy's rules: watched in verification, reported
+    restore_points: Mapping[str, RestorePoint] = field(default_factory=dict)
+    """The RestorePoints a rollback's `to.restorePoint` may name, by name (read, not built)."""
 
 
 class SecretReader(Protocol):

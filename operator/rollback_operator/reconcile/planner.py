@@ -10,8 +10,9 @@ from datetime import datetime
 
 from rollback_operator.api.common import Target, format_duration
 from rollback_operator.api.policy import RollbackPolicySpec
+from rollback_operator.api.restorepoint import PointPhase, RestorePoint
 from rollback_operator.api.rollback import DatabasePlan, RollbackPlan, RollbackSpec
-from rollback_operator.providers.base import Providers
+from rollback_operator.providers.base import VERSIONS_SOURCE, Providers
 
 
 class PlanError(Exception):
@@ -40,18 +41,58 @@ async def make_plan(spec: RollbackSpec, providers: Providers, now: datetime) -> 
     if Target.BACKEND in chosen and providers.backend:
         pin = spec.to.backend.deployment_id if spec.to.backend else None
         plan.backend = await providers.backend.plan(pin)
+    point = restore_point(spec, providers)
     if Target.DATABASE in chosen:
-        plan.database = await _database(spec, providers, now)
-    if Target.STORAGE in chosen and providers.storage:
+        pin = _point_dump(point) if point else _database_pin(spec)
+        plan.database = await _database(pin, providers, now)
+    if Target.STORAGE in chosen and providers.storage and point:
+        as_of, source = _point_moment(point)
+        plan.storage = await providers.storage.plan(as_of, source)
+    elif Target.STORAGE in chosen and providers.storage:
         as_of = await _storage_time(spec, plan.database, providers, now)
         plan.storage = await providers.storage.plan(as_of)
     return plan
 
 
-async def _database(spec: RollbackSpec, providers: Providers, now: datetime) -> DatabasePlan:
+def restore_point(spec: RollbackSpec, providers: Providers) -> RestorePoint | None:
+    """The RestorePoint `to.restorePoint` names, once it succeeded; None when none is named."""
+    ref = spec.to.restore_point
+    if ref is None:
+        return None
+    point = providers.restore_points.get(ref.name)
+    if point is None or point.status.phase is not PointPhase.SUCCEEDED:
+        phase = point.status.phase.value if point else "not found"
+        raise PlanError(f"spec.to.restorePoint.name: RestorePoint {ref.name!r} is {phase}")
+    return point
+
+
+def _point_dump(point: RestorePoint) -> str:
+    if point.status.database is None:
+        raise PlanError(
+            f"spec.to.restorePoint.name: RestorePoint {point.metadata.name!r} holds no database "
+            "dump; leave database out of spec.targets"
+        )
+    return point.status.database.backup
+
+
+def _point_moment(point: RestorePoint) -> tuple[datetime, str]:
+    """The time and source (versions, or the copy folder) of a point's storage."""
+    taken = point.status.storage
+    if taken is None:
+        raise PlanError(
+            f"spec.to.restorePoint.name: RestorePoint {point.metadata.name!r} holds no storage "
+            "point; leave storage out of spec.targets"
+        )
+    return taken.as_of, taken.copy_ or VERSIONS_SOURCE
+
+
+def _database_pin(spec: RollbackSpec) -> str | None:
+    return spec.to.database.backup if spec.to.database else None
+
+
+async def _database(pin: str | None, providers: Providers, now: datetime) -> DatabasePlan:
     if providers.database is None:
         raise PlanError("spec.targets: database is not defined in the policy")
-    pin = spec.to.database.backup if spec.to.database else None
     chosen = await providers.database.plan(pin)
     if chosen.taken_at is not None:
         chosen.data_loss_window = format_duration(now - chosen.taken_at)

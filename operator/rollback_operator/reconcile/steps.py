@@ -138,7 +138,7 @@ async def _restore_storage(step: StepStatus, ctx: StepContext) -> StepResult:
     plan = ctx.status.plan.storage if ctx.status.plan else None
     if ctx.providers.storage is None or plan is None:
         raise PermanentError("no storage provider or plan")
-    return await ctx.providers.storage.restore(plan.as_of, ctx.key(step))
+    return await ctx.providers.storage.restore(plan.as_of, ctx.key(step), plan.source)
 
 
 async def _verify(step: StepStatus, ctx: StepContext) -> StepResult:

@@ -3,7 +3,11 @@
 - Database backups: `<prefix><name>`; `name` is what `to.database.backup` pins and the plan shows.
 - Safety dumps: `<prefix>safety/<rollback>-<UTC time>.dump`, beside the backups so a person can
   pin one to roll a rollback back, but never chosen as "the newest backup".
-- Dated storage backups: `<prefix>YYYYMMDD/<key>`, one folder per day.
+- Restore point dumps: `<prefix>restore-points/<restore point>.dump`, beside the backups (a
+  person can pin one), never chosen as "the newest backup" either.
+- Dated storage backups: `<prefix>YYYYMMDD/<key>`, one folder per day; a restore point's copy of
+  an unversioned bucket: `<prefix>YYYYMMDDTHHMMSSZ-<restore point>/<key>`, the same layout
+  with the moment and the point's name in the folder.
 - Reports and the deployment log: `reports/<namespace>/<name>.md`, `reports/deployment.log`, at
   the bucket's root whatever the prefix.
 
@@ -21,6 +25,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
 SAFETY_FOLDER = "safety/"
+POINTS_FOLDER = "restore-points/"
 SAFETY_SUFFIX = ".dump"
 REPORTS_FOLDER = "reports/"
 LOG_KEY = f"{REPORTS_FOLDER}deployment.log"
@@ -31,6 +36,7 @@ _NAME_TIME = re.compile(
     r"(?:[T_\-]?(?P<H>\d{2})[:\-]?(?P<M>\d{2})[:\-]?(?P<S>\d{2}))?(?!\d)"
 )
 _DAY_FOLDER = re.compile(r"^(\d{8})/$")
+_POINT_FOLDER = re.compile(r"^\d{8}T\d{6}Z-[a-z0-9]([-a-z0-9.]*[a-z0-9])?/$")
 
 
 def backup_key(prefix: str, name: str) -> str:
@@ -48,6 +54,26 @@ def is_safety_dump(name: str) -> bool:
     return name.startswith(SAFETY_FOLDER)
 
 
+def point_dump_name(point: str) -> str:
+    """The backup name of the dump of restore point `point`."""
+    return f"{POINTS_FOLDER}{point}{SAFETY_SUFFIX}"
+
+
+def is_point_dump(name: str) -> bool:
+    """Whether a backup name is a restore point's dump (never the default choice)."""
+    return name.startswith(POINTS_FOLDER)
+
+
+def point_folder(prefix: str, when: datetime, point: str) -> str:
+    """The key prefix of restore point `point`'s copy of the files, taken at `when`."""
+    return f"{prefix}{when.astimezone(UTC).strftime(_STAMP)}-{point}/"
+
+
+def is_point_folder(prefix: str, folder: str) -> bool:
+    """Whether `folder` (ending in `/`) is a restore point's copy folder under `prefix`."""
+    return folder.startswith(prefix) and bool(_POINT_FOLDER.match(folder[len(prefix) :]))
+
+
 def report_key(namespace: str, name: str) -> str:
     """The object key of the report of Rollback `namespace/name`."""
     return f"{REPORTS_FOLDER}{namespace}/{name}.md"
@@ -61,9 +87,10 @@ def is_dump_name(name: str) -> bool:
 
 def is_backup(prefix: str, key: str) -> bool:
     """Whether an object under `prefix` can be the default backup: named as a dump, and none
-    of the operator's own objects (safety dumps, reports, the deployment log)."""
+    of the operator's own objects (safety dumps, restore point dumps, reports, the log)."""
     name = backup_name(prefix, key)
-    return is_dump_name(name) and not is_safety_dump(name) and not key.startswith(REPORTS_FOLDER)
+    own = is_safety_dump(name) or is_point_dump(name) or key.startswith(REPORTS_FOLDER)
+    return is_dump_name(name) and not own
 
 
 def rollback_of(idempotency_key: str) -> str:

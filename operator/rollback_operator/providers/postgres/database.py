@@ -34,6 +34,7 @@ from rollback_operator.providers.errors import (
 from rollback_operator.providers.objectstore import layout, s3api
 from rollback_operator.providers.postgres import dumps, locks, server, tools
 from rollback_operator.providers.postgres.dumps import DumpFormat
+from rollback_operator.providers.postgres.points import PointDumps
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -77,7 +78,7 @@ class Backup:
     format: DumpFormat | None = None
 
 
-class PostgresDatabase:
+class PostgresDatabase(PointDumps):
     """`Database` for PostgreSQL, with backups under `target.backups` in the object store."""
 
     def __init__(

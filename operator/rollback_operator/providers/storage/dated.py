@@ -55,7 +55,7 @@ class DatedBackups:
         """The action for every key in the folder or the live prefix, in key order."""
         prefix = self.target.prefix
         backup = self._objects(self.backups.bucket, folder + prefix, strip=folder)
-        live = self._objects(self.target.bucket, prefix, strip="")
+        live = self.live()
         want, have = await anext(backup, None), await anext(live, None)
         while want is not None or have is not None:
             if have is None or (want is not None and want[0] < have[0]):
@@ -70,6 +70,11 @@ class DatedBackups:
                 yield compare(want[0], want[1], Live(have[1].etag, have[1].size))
                 want, have = await anext(backup, None), await anext(live, None)
 
+    def live(self) -> AsyncIterator[Listed]:
+        """Every live object under the target's prefix, in key order, the backup folders'
+        own objects left out."""
+        return self._objects(self.target.bucket, self.target.prefix, strip="")
+
     async def _objects(self, bucket: str, prefix: str, *, strip: str) -> AsyncIterator[Listed]:
         listing = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         live = not strip
@@ -82,8 +87,9 @@ class DatedBackups:
                 yield key[len(strip) :], source
 
     def _is_backup(self, bucket: str, key: str) -> bool:
-        """Whether a live key is in one of the dated folders themselves: never touched."""
+        """Whether a live key is in one of the dated folders themselves (a restore point's
+        copy included): never touched."""
         if bucket != self.backups.bucket or not key.startswith(self.backups.prefix):
             return False
-        head = layout.backup_name(self.backups.prefix, key).split("/", 1)[0]
-        return layout.folder_day("", head + "/") is not None
+        head = layout.backup_name(self.backups.prefix, key).split("/", 1)[0] + "/"
+        return layout.folder_day("", head) is not None or layout.is_point_folder("", head)

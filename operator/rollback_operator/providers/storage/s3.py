@@ -20,17 +20,19 @@ from typing import TYPE_CHECKING
 
 from rollback_operator.api.rollback import StoragePlan
 from rollback_operator.api.targets import S3Target
-from rollback_operator.providers.base import StepResult
+from rollback_operator.providers import base
+from rollback_operator.providers.base import PointCopy, StepResult
 from rollback_operator.providers.context import BuildContext
 from rollback_operator.providers.errors import PermanentError, ProviderError
-from rollback_operator.providers.objectstore import s3api
-from rollback_operator.providers.storage import dated, diff, spool, writes
+from rollback_operator.providers.objectstore import layout, s3api
+from rollback_operator.providers.storage import dated, diff, snapshots, spool, writes
 from rollback_operator.providers.storage.diff import Action, Kind
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 PROVIDER = "s3"
+VERSIONS = base.VERSIONS_SOURCE
 
 
 def _utcnow() -> datetime:
@@ -76,8 +78,8 @@ class S3Storage:
         self.options = options or Options()
         self.dated = dated.DatedBackups(s3, target) if target.backups else None
 
-    async def plan(self, as_of: datetime) -> StoragePlan:
-        survey, source, _ = await self._survey(as_of)
+    async def plan(self, as_of: datetime, source: str | None = None) -> StoragePlan:
+        survey, source, _ = await self._survey(as_of, source=source)
         return StoragePlan(
             as_of=as_of,
             objects_to_restore=survey.restore,
@@ -87,9 +89,9 @@ class S3Storage:
             source=source,
         )
 
-    async def restore(self, as_of: datetime, key: str) -> StepResult:
+    async def restore(self, as_of: datetime, key: str, source: str | None = None) -> StepResult:
         with spool.Spool() as work:
-            survey, source, versioned = await self._survey(as_of, work)
+            survey, source, versioned = await self._survey(as_of, work, source)
             if not versioned and survey.overwrites:
                 raise PermanentError(
                     f"s3://{self.target.bucket} is not versioned: restoring would overwrite "
@@ -104,17 +106,33 @@ class S3Storage:
         )
         return StepResult(message, {"asOf": as_of.isoformat(), "source": source})
 
+    async def snapshot(self, at: datetime, point: str, key: str) -> PointCopy:
+        versioned = await self._versioned()
+        return await self._snapshots().take(at, point, versioned=versioned)
+
+    async def drop_snapshot(self, copy: str, key: str) -> int:
+        return await self._snapshots().drop(copy)
+
+    def _snapshots(self) -> snapshots.Snapshots:
+        concurrency, limits = self.options.concurrency, self.options.limits
+        return snapshots.Snapshots(self.s3, self.target, concurrency, limits)
+
     # ----- checks and the diff -----
 
     async def _survey(
-        self, as_of: datetime, work: spool.Spool | None = None
+        self, as_of: datetime, work: spool.Spool | None = None, source: str | None = None
     ) -> tuple[Tally, str, bool]:
         """The whole diff counted (and kept in `work`), after every check; raises before any
-        change."""
+        change. `source`: versions, or the dated folder to read; None: chosen here."""
         if as_of > self.options.now():
             raise PermanentError(f"asOf {as_of.isoformat()} is in the future", provider=PROVIDER)
         versioned = await self._versioned()
-        if self.dated is not None:
+        if source is not None and source != VERSIONS:
+            folder = self._named_folder(source)
+            assert self.dated is not None
+            actions = self.dated.actions(folder, hide=versioned)
+            return await self._tally(actions, work), folder, versioned
+        if self.dated is not None and source is None:
             folder = await self.dated.folder(as_of)
             actions = self.dated.actions(folder, hide=versioned)
             return await self._tally(actions, work), folder, versioned
@@ -132,7 +150,20 @@ class S3Storage:
                 f"({histories.oldest.isoformat()}): the bucket has no state that old",
                 provider=PROVIDER,
             )
-        return tally, "versions", versioned
+        return tally, VERSIONS, versioned
+
+    def _named_folder(self, folder: str) -> str:
+        """A dated folder a plan named, checked to be one of `backups`' folders."""
+        backups = self.target.backups
+        inside = backups is not None and folder.startswith(backups.prefix)
+        name = folder[len(backups.prefix) :] if backups is not None and inside else ""
+        dated_name = layout.folder_day("", name) is not None or layout.is_point_folder("", name)
+        if not (inside and dated_name):
+            raise PermanentError(
+                f"{folder!r} is not a dated folder of spec.targets.storage.s3.backups",
+                provider=PROVIDER,
+            )
+        return folder
 
     async def _versioned(self) -> bool:
         answer = await s3api.call(
