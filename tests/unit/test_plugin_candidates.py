@@ -10,6 +10,7 @@ import pytest
 
 from rollback_operator import plugin, plugin_candidates, plugin_view
 from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.plugin_rollbacks import PluginError
 from rollback_operator.providers import registry
 from rollback_operator.providers.base import Candidate, Providers
 from rollback_operator.providers.errors import NotFoundError, PermanentError
@@ -97,7 +98,8 @@ async def test_only_the_secrets_of_deployment_and_database_targets_are_read() ->
         ("default", "aws", "access-key-id"): "a", ("default", "aws", "secret-access-key"): "s",
     })  # fmt: skip
 
-    built = await registry.RealProviderFactory(FAKES).build(plugin_candidates.lookup_only(full), secrets)
+    only = plugin_candidates.lookup_only(full)
+    built = await registry.RealProviderFactory(FAKES).build(only, secrets)
 
     assert {name for _, name, _ in secrets.reads} == {"vercel", "railway", "db", "aws"}
     assert built.storage is None
@@ -119,7 +121,7 @@ class Refusing:
 async def test_a_refused_secret_read_explains_why_and_what_to_do() -> None:
     denied = PermanentError("Secret prod/vercel: access denied (403)", provider="kubernetes")
 
-    with pytest.raises(plugin_candidates.PluginError) as raised:
+    with pytest.raises(PluginError) as raised:
         await plugin_candidates.UserSecrets(Refusing(denied)).read("prod", "vercel", "token")
 
     text = str(raised.value)
@@ -131,7 +133,7 @@ async def test_a_refused_secret_read_explains_why_and_what_to_do() -> None:
 async def test_a_missing_secret_says_the_policy_names_it() -> None:
     missing = NotFoundError("Secret prod/db not found", provider="kubernetes")
 
-    with pytest.raises(plugin_candidates.PluginError, match="the policy names Secret prod/db"):
+    with pytest.raises(PluginError, match="the policy names Secret prod/db"):
         await plugin_candidates.UserSecrets(Refusing(missing)).read("prod", "db", "url")
 
 
