@@ -34,6 +34,7 @@ COMMANDS = {  # command (or "policy VERB") -> (module, function(kube, args) -> e
 }
 CONNECTION = {"namespace": None, "all_namespaces": False, "kubeconfig": None, "context": None}
 FULL_INSTALL = "pip install rollback-operator"
+ALL_NAMESPACES = {"list", "policy list"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,10 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words[:1] == ["__complete"]:
         return _print_completions(words[1:])
-    args = parser().parse_args(words)
+    cli = parser()
+    args = cli.parse_args(words)
     for name, default in CONNECTION.items():
         if not hasattr(args, name):
             setattr(args, name, default)
+    if args.all_namespaces and _key(args) not in ALL_NAMESPACES:
+        cli.error(f"-A applies to {' and '.join(sorted(ALL_NAMESPACES))} only")
     if args.command == "completion":
         from rollback_operator.plugin_completion import SCRIPTS
 
@@ -71,8 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     from rollback_operator.plugin_kubeconfig import ConfigError, load
     from rollback_operator.plugin_rollbacks import PluginError
 
-    key = f"policy {args.verb}" if args.command == "policy" else args.command
-    module_name, function = COMMANDS[key]
+    module_name, function = COMMANDS[_key(args)]
     try:
         conn = load(args.kubeconfig, args.context)
         args.namespace = args.namespace or conn.namespace
@@ -88,6 +91,10 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _key(args: argparse.Namespace) -> str:
+    return f"policy {args.verb}" if args.command == "policy" else str(args.command)
 
 
 def _command_module(name: str) -> object:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from rollback_operator import plugin_args, plugin_completion, plugin_rollbacks
+from rollback_operator import plugin, plugin_args, plugin_completion, plugin_rollbacks
 
 
 @pytest.mark.parametrize(
@@ -46,6 +46,16 @@ def test_commands_and_flags_complete_without_asking_the_cluster() -> None:
     assert plugin_completion.complete(["list", "-o", ""]) == ["json", "yaml", ":4"]
     assert plugin_completion.complete(["completion", ""]) == ["bash", "zsh", ":4"]
     assert plugin_completion.complete(["--kubeconfig", ""]) == [":0"]  # the shell lists files
+
+
+def test_all_namespaces_is_refused_where_it_means_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        plugin.main(["status", "rb-1", "-A"])
+
+    assert exited.value.code == plugin_args.USAGE
+    assert "-A applies to list and policy list only" in capsys.readouterr().err
 
 
 def test_help_lists_every_exit_code() -> None:
