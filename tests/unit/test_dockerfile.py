@@ -130,8 +130,8 @@ def test_the_final_stage_runs_as_a_numeric_non_root_user(final: list[Instruction
     assert uid.isdigit(), user
     assert int(uid) > 0, user
     assert not gid or int(gid) > 0, user
-    chart_pod = (ROOT / "charts/rollback-operator/templates/deployment.yaml").read_text()
-    assert f"runAsUser: {uid}" in chart_pod
+    values = yaml.safe_load((ROOT / "charts/rollback-operator/values.yaml").read_text())
+    assert values["podSecurityContext"]["runAsUser"] == int(uid)  # the chart's default pod
 
 
 def test_the_container_runs_the_console_script_with_run(final: list[Instruction]) -> None:
