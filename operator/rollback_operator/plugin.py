@@ -27,6 +27,7 @@ COMMANDS = {  # command (or "policy VERB") -> (module, function(kube, args) -> e
     "report": ("plugin_rollbacks", "report"),
     "resume-traffic": ("plugin_rollbacks", "resume_traffic"),
     "candidates": ("plugin_candidates", "candidates"),
+    "restore-point": ("plugin_points", "take"),
     "policy list": ("plugin_policies", "list_policies"),
     "policy show": ("plugin_policies", "show_policy"),
     "policy suspend": ("plugin_policies", "suspend"),

@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+from datetime import datetime
 from typing import Any
 
 import pydantic
 
-from rollback_operator import plugin_view
+from rollback_operator import plugin_points, plugin_view
 from rollback_operator.api.policy import Notifications, RollbackPolicy, Verification
 from rollback_operator.plugin_kube import Kube, KubeError, path_of
 from rollback_operator.plugin_rollbacks import PluginError
@@ -33,6 +34,7 @@ def candidates(kube: Kube, args: argparse.Namespace) -> int:
         found = asyncio.run(_ask(policy, endpoints, UserSecrets(KubeSecrets(kube)), args.limit))
     except ProviderError as error:
         raise PluginError(explain(error)) from None
+    found[RESTORE_POINTS] = _restore_points(kube, args.namespace, args.policy, args.limit)
     if args.output:
         print(plugin_view.document(candidates_document(policy, found), args.output))
     else:
@@ -45,6 +47,23 @@ async def _ask(
 ) -> dict[str, list[Candidate] | str]:
     providers = await registry.RealProviderFactory(endpoints).build(lookup_only(policy), secrets)
     return await candidates_of(providers, limit)
+
+
+RESTORE_POINTS = "restorePoints"
+"""The section of the RestorePoints a Rollback's `to.restorePoint` can name."""
+
+
+def _restore_points(kube: Kube, namespace: str, policy: str, limit: int) -> list[Candidate]:
+    rows = []
+    for point in plugin_points.of_policy(kube, namespace, policy)[:limit]:
+        status, meta = point.get("status", {}), point["metadata"]
+        when = status.get("finishedAt") or meta.get("creationTimestamp")
+        created = datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None
+        phase = status.get("phase", "Pending")
+        rows.append(
+            Candidate(meta["name"], created, phase, False, False, plugin_points.note(point))
+        )
+    return rows
 
 
 def _policy(kube: Kube, namespace: str, name: str) -> RollbackPolicy:
