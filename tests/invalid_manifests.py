@@ -194,6 +194,31 @@ POLICY_CASES = [
         True,
     ),
     Case(
+        "postgres-schema-of-the-system",
+        _pol(targets={"database": {"postgres": {"schemas": ["public", "pg_catalog"]}}}),
+        "schemas",
+        True,
+    ),
+    Case(
+        "postgres-schema-not-lowercase",
+        _pol(targets={"database": {"postgres": {"schemas": ["Public"]}}}),
+        "schemas",
+        True,
+    ),
+    Case(
+        "postgres-schema-of-the-operator",
+        _pol(targets={"database": {"postgres": {"schemas": ["rollback_operator"]}}}),
+        "schemas",
+        True,
+        cel=True,
+    ),
+    Case(
+        "postgres-schemas-empty",
+        _pol(targets={"database": {"postgres": {"schemas": []}}}),
+        "schemas",
+        True,
+    ),
+    Case(
         "railway-token-type-unknown",
         _pol(targets={"backend": {"railway": {"tokenType": "team"}}}),
         "tokenType",

@@ -8,9 +8,9 @@ Field descriptions double as CRD documentation (`kubectl explain rollbackpolicy.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool
+from pydantic import AfterValidator, Field, StrictBool
 
 from rollback_operator.api.common import (
     ALL_TARGETS,
@@ -70,10 +70,48 @@ class BackupLocation(Model):
     prefix: str = Field(default="", description="Key prefix of the backups, such as database/.")
 
 
+_RESERVED_SCHEMAS = ("information_schema", "rollback_operator")
+
+
+def _restorable_schema(name: str) -> str:
+    if name in _RESERVED_SCHEMAS:
+        raise ValueError(f"{name} is not an app schema: it cannot be restored")
+    return name
+
+
+# A lowercase identifier that does not start with pg_ (the system's), without look-ahead so the
+# API server's regex engine checks it too.
+SchemaName = Annotated[
+    str,
+    Field(
+        pattern=r"^([a-oq-z_][a-z0-9_$]*|p([a-fh-z0-9_$][a-z0-9_$]*)?|pg([a-z0-9$][a-z0-9_$]*)?)$",
+        max_length=63,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self != 'information_schema' && self != 'rollback_operator'",
+                    "message": "is not an app schema: it cannot be restored",
+                }
+            ]
+        },
+    ),
+    AfterValidator(_restorable_schema),
+]
+
+
 class PostgresTarget(ProviderBlock):
     """The database as a PostgreSQL server restored from dumps in the object store."""
 
     url_secret_ref: SecretKeyRef = Field(description="Secret key holding the DATABASE_URL.")
+    schemas: list[SchemaName] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Restore only these schemas (default: every schema the backup holds). "
+        "Each ends exactly as the backup holds it, objects made since dropped; other schemas "
+        "are untouched. On Supabase: [public] (auth, storage and the extension schemas belong "
+        "to other roles).",
+    )
     backups: BackupLocation = Field(description="Where the database dumps are.")
     safety_backup: StrictBool = Field(
         default=True, description="Dump the current database before a restore."
