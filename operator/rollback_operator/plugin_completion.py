@@ -17,7 +17,7 @@ from rollback_operator.plugin_kubeconfig import ConfigError, contexts, load
 
 NO_FILES, FILES = ":4", ":0"  # cobra's ShellCompDirectiveNoFileComp and Default
 ROLLBACK_NAMED = {"approve", "abort", "status", "report", "resume-traffic"}
-POLICY_NAMED = {"candidates", "plan", "start", "show", "suspend", "resume"}
+POLICY_NAMED = {"candidates", "plan", "start", "show", "suspend", "resume", "restore-point"}
 FIXED = {"--mode": ["quick", "full"], "-o": list(OUTPUTS), "--output": list(OUTPUTS)}
 TAKES_VALUE_NO_LIST = {"--targets", "--to", "--reason", "--version", "--name", "--timeout",
                        "--limit", "--allow-endpoint", "--as"}  # fmt: skip

@@ -41,7 +41,7 @@ def test_a_phase_is_an_exit_code_once_the_rollback_has_ended(
 
 
 def test_commands_and_flags_complete_without_asking_the_cluster() -> None:
-    assert plugin_completion.complete(["re"]) == ["report", "resume-traffic", ":4"]
+    assert plugin_completion.complete(["re"]) == ["report", "restore-point", "resume-traffic", ":4"]
     assert plugin_completion.complete(["status", "x", "--t"]) == ["--timeout", ":4"]
     assert plugin_completion.complete(["list", "-o", ""]) == ["json", "yaml", ":4"]
     assert plugin_completion.complete(["completion", ""]) == ["bash", "zsh", ":4"]
