@@ -19,6 +19,8 @@ from rollback_operator.providers.errors import NotFoundError, PermanentError, Re
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+LOG_MARK = "rollback.mindmate.app/deployment-log"
+LOG_LINES = 1000  # about 150 KB of a ConfigMap's 1 MiB; the backups bucket keeps every line
 _MESSAGE_LIMIT = 600
 Body = dict[str, Any]
 
@@ -176,6 +178,52 @@ class KubeApi:
                 "rename or delete that ConfigMap to let the operator write its own",
                 provider="kubernetes",
             ) from None
+
+    async def add_log_line(
+        self, namespace: str, name: str, key: str, line: str, keep: int = LOG_LINES
+    ) -> None:
+        """Add `line` under `key` to the log ConfigMap `name`, creating it (marked as the
+        operator's log, owned by nothing: deleting a policy or a rollback keeps the record);
+        the same key again rewrites the same line. Only a ConfigMap carrying the mark is
+        written (PermanentError otherwise), and it keeps the newest `keep` lines."""
+        what = f"ConfigMap {namespace}/{name}"
+        meta = {"name": name, "namespace": namespace, "annotations": {LOG_MARK: "true"}}
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {key: line}}
+        try:
+            await self._core.create_namespaced_config_map(namespace, body)
+            return
+        except ApiException as error:
+            if error.status != 409:
+                raise _translate(error, what) from None
+        mark = {"op": "test", "path": f"/metadata/annotations/{_pointer(LOG_MARK)}",
+                "value": "true"}  # fmt: skip
+        try:
+            written = await self._core.patch_namespaced_config_map(
+                name, namespace, [mark, {"op": "add", "path": f"/data/{key}", "value": line}],
+                _content_type=JSON_PATCH,
+            )  # fmt: skip
+        except ApiException as error:
+            if error.status != 422:
+                raise _translate(error, what) from None
+            raise PermanentError(
+                f"{what} exists and is not the operator's deployment log (no annotation "
+                f"{LOG_MARK}: true); left unchanged", provider="kubernetes",
+            ) from None  # fmt: skip
+        oldest = sorted(written.data or {})[:-keep]
+        if oldest:
+            trim = [mark, *({"op": "remove", "path": f"/data/{k}"} for k in oldest)]
+            try:  # another replica trimming the same lines first is as good
+                await self._core.patch_namespaced_config_map(
+                    name, namespace, trim, _content_type=JSON_PATCH
+                )
+            except ApiException as error:
+                if error.status != 422:
+                    raise _translate(error, what) from None
+
+
+def _pointer(key: str) -> str:
+    """`key` as one JSON pointer segment."""
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 def _owned_data_patch(owner: Body, data: dict[str, str]) -> list[Body]:

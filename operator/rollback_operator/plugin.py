@@ -33,7 +33,8 @@ COMMANDS = {  # command (or "policy VERB") -> (module, function(kube, args) -> e
     "policy suspend": ("plugin_policies", "suspend"),
     "policy resume": ("plugin_policies", "resume"),
 }
-CONNECTION = {"namespace": None, "all_namespaces": False, "kubeconfig": None, "context": None}
+CONNECTION = {"namespace": None, "all_namespaces": False, "kubeconfig": None, "context": None,
+              "impersonate": None}  # fmt: skip
 FULL_INSTALL = "pip install rollback-operator"
 ALL_NAMESPACES = {"list", "policy list"}
 
@@ -81,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
         conn = load(args.kubeconfig, args.context)
         args.namespace = args.namespace or conn.namespace
         command = getattr(_command_module(module_name), function)
-        kube = Kube(conn)
+        kube = Kube(conn, impersonate=args.impersonate)
         try:
             code: int = command(kube, args)
         finally:

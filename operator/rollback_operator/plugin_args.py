@@ -77,6 +77,11 @@ def _connection_flags(parser: argparse.ArgumentParser, default: object) -> None:
     )  # fmt: skip
     parser.add_argument("--kubeconfig", default=default, help="before KUBECONFIG and in-cluster")
     parser.add_argument("--context", default=default, help="a context of the kubeconfig")
+    parser.add_argument(
+        "--as", dest="impersonate", default=default, metavar="USER",
+        help="act as USER (Kubernetes impersonation, as kubectl's --as; needs the impersonate "
+        "verb): requested-by and approved-by then name USER",
+    )  # fmt: skip
 
 
 def _command(sub: Any, name: str, text: str, *, output: bool = False) -> argparse.ArgumentParser:
@@ -117,7 +122,6 @@ def _rollback_commands(sub: Any) -> None:
     point.add_argument("--timeout", type=duration, default=3600.0, help="with --wait (1h)")
     approve = _command(sub, "approve", "approve a rollback")
     approve.add_argument("name")
-    approve.add_argument("--as", dest="who", default=None)
     status = _command(sub, "status", "a rollback's plan, steps and conditions", output=True)
     status.add_argument("name")
     status.add_argument(

@@ -52,8 +52,10 @@ def path_of(plural: str, namespace: str | None, name: str | None = None) -> str:
 class Kube:
     """One API server, one user; a kept-alive connection for requests, another per watch."""
 
-    def __init__(self, conn: Connection, timeout: float = 30.0) -> None:
-        self.conn, self.timeout = conn, timeout
+    def __init__(
+        self, conn: Connection, timeout: float = 30.0, *, impersonate: str | None = None
+    ) -> None:
+        self.conn, self.timeout, self.impersonate = conn, timeout, impersonate
         parts = urlsplit(conn.server)
         self._https, self._host = parts.scheme == "https", parts.hostname or ""
         self._port, self._prefix = parts.port, parts.path.rstrip("/")
@@ -138,6 +140,8 @@ class Kube:
         elif self.conn.basic:
             pair = b64encode(":".join(self.conn.basic).encode()).decode()
             headers["Authorization"] = f"Basic {pair}"
+        if self.impersonate:  # the server checks the `impersonate` verb, as for kubectl --as
+            headers["Impersonate-User"] = self.impersonate
         return headers
 
 

@@ -10,7 +10,6 @@ exit code CI scripts test (see `plugin_args.EXIT_CODES`).
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from rollback_operator.api import (
     ABORT_ANNOTATION,
     API_VERSION,
     APPROVED_BY_ANNOTATION,
+    REQUESTED_BY_ANNOTATION,
     RESUME_TRAFFIC_ANNOTATION,
     TRIGGER_LABEL,
 )
@@ -31,6 +31,7 @@ from rollback_operator.plugin_args import (
     SUCCEEDED,
     TIMED_OUT,
 )
+from rollback_operator.plugin_identity import username
 from rollback_operator.plugin_kube import MERGE_PATCH, Kube, KubeError, path_of
 from rollback_operator.plugin_view import document, plan, rollback_list, status, steps
 
@@ -107,6 +108,7 @@ def _create(kube: Kube, args: argparse.Namespace, *, dry_run: bool) -> str:
         raise PluginError(
             f"RollbackPolicy {args.policy!r} not found in namespace {args.namespace!r}"
         ) from None
+    body["metadata"]["annotations"] = {REQUESTED_BY_ANNOTATION: username(kube)}
     created = kube.request("POST", path_of("rollbacks", args.namespace), body)
     name: str = created["metadata"]["name"]
     return name
@@ -147,8 +149,15 @@ def _annotate(kube: Kube, args: argparse.Namespace, values: dict[str, str]) -> N
 
 
 def approve(kube: Kube, args: argparse.Namespace) -> int:
-    """`kubectl rollback approve NAME`."""
-    who = args.who or getpass.getuser()
+    """`kubectl rollback approve NAME [--as USER]`: signed with the caller's Kubernetes
+    username (`plugin_identity`), never a name typed in; nobody approves their own request."""
+    who = username(kube)
+    body = kube.get(path_of("rollbacks", args.namespace, args.name))
+    asker = (body["metadata"].get("annotations") or {}).get(REQUESTED_BY_ANNOTATION, "")
+    if asker.strip() == who:
+        raise PluginError(
+            f"rollback/{args.name} was requested by {who} (you): another person must approve it"
+        )
     _annotate(kube, args, {APPROVED_BY_ANNOTATION: who})
     print(f"rollback/{args.name} approved by {who}")
     return 0

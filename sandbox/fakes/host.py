@@ -30,10 +30,16 @@ class MemoryReports:
 
     reports: dict[str, str] = field(default_factory=dict)
 
+    log_lines: dict[str, str] = field(default_factory=dict)
+
     async def store(self, markdown: str) -> str:
         name = f"report-{len(self.reports) + 1}"
         self.reports[name] = markdown
         return name
+
+    async def log(self, key: str, line: str) -> str:
+        self.log_lines[key] = line
+        return "memory"
 
 
 @dataclass

@@ -14,9 +14,9 @@ its answer (`tests/apiserver/audit.py`):
 - a policy with a breaching rule, read from a real Prometheus: status patches and Events, an
   automatic quick Rollback created by the operator, run with the real Vercel and Railway
   adapters (their token Secrets are read) to a report ConfigMap;
-- a manual full Rollback (database and storage on the file-backed fakes) whose report
-  ConfigMap already exists (a retry after a crash), so the operator takes its
-  create-conflict-patch path;
+- a manual full Rollback (database and storage on the file-backed fakes), approved, whose
+  report ConfigMap already exists (its own, owned by the Rollback: a retry after a crash), so
+  the operator takes its create-conflict-patch path;
 - SIGTERM: kopf removes itself from the peering object.
 """
 
@@ -51,6 +51,7 @@ RELEASE_NAMESPACE = helm.NAMESPACE
 ROLLBACKS = "rollback.mindmate.app/v1alpha1/rollbacks"
 POLICIES = "rollback.mindmate.app/v1alpha1/rollbackpolicies"
 TERMINAL = {"Succeeded", "Failed", "PartiallyFailed", "Aborted"}
+APPROVED_BY = "rollback.mindmate.app/approved-by"
 
 
 @dataclass
@@ -175,10 +176,25 @@ def _scenario(
     apply(policy)
     automatic = _wait(rollbacks, "an automatic Rollback", log_path)[0]["metadata"]["name"]
     _wait(lambda: ended(automatic), f"the end of {automatic}", log_path)
-    report = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "manual-report"},
+    # the report of an earlier attempt: the operator's own ConfigMap, owned by the Rollback
+    apply(manifests.rollback("manual", mode="full", requireApproval=True))
+    waiting = _wait(lambda: [r for r in rollbacks() if r["metadata"]["name"] == "manual"
+                             and r.get("status", {}).get("phase") == "AwaitingApproval"],
+                    "the manual Rollback awaiting approval", log_path)[0]  # fmt: skip
+    owner = {
+        "apiVersion": "rollback.mindmate.app/v1alpha1",
+        "kind": "Rollback",
+        "name": "manual",
+        "uid": waiting["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    report = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "manual-report", "ownerReferences": [owner]},
               "data": {"report.md": "earlier attempt"}}  # fmt: skip
     apply(report)
-    apply(manifests.rollback("manual", mode="full"))
+    approval = f"{APPROVED_BY}=admin"  # the admin's own name, as the chart's admission policy wants
+    kube.kubectl("annotate", "rollbacks.rollback.mindmate.app/manual", approval)
     _wait(lambda: ended("manual"), "the end of the manual Rollback", log_path)
     _wait(lambda: _report(kube) != "earlier attempt", "the report", log_path)
 

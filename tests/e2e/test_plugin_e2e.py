@@ -47,8 +47,14 @@ def test_plugin_plans_starts_approves_reports_and_aborts(bed: Bed) -> None:
     assert started.returncode == 0, started.stderr
     bed.wait_for("p1", {"AwaitingApproval"})
     assert "AwaitingApproval" in kubectl_rollback(config, "list").stdout
-    assert kubectl_rollback(config, "approve", "p1", "--as", "carol").returncode == 0
+    # the admin started it, so another person approves: bob, whom the admin impersonates
+    bed.cluster.kubectl("create", "role", "approver", "--verb=get,patch",
+                        "--resource=rollbacks.rollback.mindmate.app")  # fmt: skip
+    bed.cluster.kubectl("create", "rolebinding", "approver", "--role=approver", "--user=bob")
+    approved = kubectl_rollback(config, "approve", "p1", "--as", "bob")
+    assert approved.returncode == 0, approved.stderr
     bed.wait_for("p1", {"Succeeded"})
+    assert bed.get("rollback", "p1")["status"]["approvedBy"] == "bob"
     shown = kubectl_rollback(config, "status", "p1").stdout
     assert f"Rollback {bed.namespace}/p1: Succeeded" in shown
     assert "instant-rollback" in shown

@@ -29,6 +29,9 @@ from rollback_operator.telemetry import observe
 
 logger = logging.getLogger(__name__)
 PLURAL = "rollbacks"
+DEPLOYMENT_LOG = "rollback-deployment-log"
+"""The ConfigMap holding each namespace's deployment log: a line per rollback, kept whether or
+not a backups bucket keeps the log too."""
 
 
 class LiveRollback:
@@ -134,6 +137,10 @@ class LiveRollback:
             self._namespace, name, {"report.md": markdown}, owner
         )
         return name
+
+    async def log(self, key: str, line: str) -> str:
+        await self.deps.kube.add_log_line(self._namespace, DEPLOYMENT_LOG, key, line)
+        return f"ConfigMap {DEPLOYMENT_LOG}"
 
     async def invalid(self, message: str) -> None:
         """Record bad input once: Stalled, reason InvalidSpec, and a Warning Event."""

@@ -77,3 +77,8 @@ class ReportStore(Protocol):
     async def store(self, markdown: str) -> str:
         """Store the report; returns the name of the ConfigMap it is in."""
         ...
+
+    async def log(self, key: str, line: str) -> str:
+        """Add `line` to the namespace's deployment log under `key` (once: the same key again
+        changes nothing); returns where the log is, for the step's message."""
+        ...

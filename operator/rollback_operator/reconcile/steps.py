@@ -181,13 +181,28 @@ async def _report(step: StepStatus, ctx: StepContext) -> StepResult:
     await _sample_rules(ctx)
     data = ReportInput(ctx.rollback, ctx.status, ctx.outcome, ctx.now(), ctx.trigger, ctx.contacts)
     name, key = await _store_report(ctx, render(data))
+    logged = await _log_line(ctx, data)
     archive, meta = ctx.providers.archive, ctx.rollback.metadata
     if archive is None or key is None:
-        return StepResult(f"report stored in ConfigMap {name}", {"configMap": name})
+        return StepResult(f"report stored in ConfigMap {name}; {logged}", {"configMap": name})
     await archive.log(deployment_line(data), f" - {meta.namespace}/{meta.name}")
     return StepResult(
-        f"report stored in ConfigMap {name} and {key}", {"configMap": name, "s3Key": key}
+        f"report stored in ConfigMap {name} and {key}; {logged} and the bucket's",
+        {"configMap": name, "s3Key": key},
     )
+
+
+async def _log_line(ctx: StepContext, data: ReportInput) -> str:
+    """The rollback's deployment-log line into the namespace's log, whether or not a backups
+    bucket keeps one too; a log the operator may not write is said in the step's message, and
+    never fails a rollback that has done its work."""
+    when = ctx.status.started_at or data.now
+    key = f"{when:%Y%m%dT%H%M%SZ}.{ctx.rollback.metadata.name}"
+    try:
+        where = await ctx.reports.log(key, deployment_line(data))
+    except PermanentError as error:
+        return f"deployment log not written: {error}"
+    return f"deployment log line in {where}"
 
 
 async def refresh_report(ctx: StepContext) -> None:
