@@ -88,6 +88,9 @@ def test_abort_annotation_stops_a_rollback_waiting_for_approval(bed: Bed) -> Non
 
 def test_second_rollback_of_the_same_targets_queues_until_the_first_ends(bed: Bed) -> None:
     bed.edit_world(latency=0.3)
+    # the first holds before changing the frontend (Retry-After 5 s), however slow the machine:
+    # the second must plan while the frontend still has an earlier deployment to go back to
+    bed.world().inject("frontend.rollback", {"kind": "rate-limited", "retry_after": 5})
     bed.start()
     bed.apply(manifests.policy())
     bed.apply(manifests.rollback("first"))
