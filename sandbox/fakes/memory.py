@@ -298,8 +298,9 @@ class FakeDatabase:
         await self.world.op("database.dump_point", act, f"{name} already dumped")
         return PointDump(name, 1, datetime.fromisoformat(points[name]["taken_at"]))
 
-    async def drop_point(self, backup: str, key: str) -> bool:
+    async def drop_point(self, point: str, key: str) -> bool:
         points: State = self._state().setdefault("points", {})
+        backup = f"restore-points/{point}.dump"
 
         def act() -> str | None:
             if points.get(backup, {}).get("key") != key:
@@ -326,7 +327,7 @@ class FakeStorage:
         self.world.read("storage.snapshot")
         return PointCopy(as_of=at)
 
-    async def drop_snapshot(self, copy: str, key: str) -> int:
+    async def drop_snapshot(self, at: datetime, point: str, key: str) -> int:
         self.world.read("storage.drop_snapshot")
         return 0
 

@@ -138,9 +138,9 @@ class Database(Protocol):
         wrote is refused (PermanentError), never overwritten."""
         ...
 
-    async def drop_point(self, backup: str, key: str) -> bool:
-        """Delete the restore point dump `backup` if `key` wrote it; False when it is gone or
-        not ours (then nothing is deleted)."""
+    async def drop_point(self, point: str, key: str) -> bool:
+        """Delete restore point `point`'s dump if `key` wrote it (also the dump of a point that
+        failed after it); False when there is none of ours (then nothing is deleted)."""
         ...
 
     async def candidates(self, limit: int) -> list[Candidate]:
@@ -166,8 +166,9 @@ class Storage(Protocol):
         bucket; else a server-side copy of the files to a dated folder the restore reads."""
         ...
 
-    async def drop_snapshot(self, copy: str, key: str) -> int:
-        """Delete a restore point's copy folder `copy` (nothing outside it); objects deleted."""
+    async def drop_snapshot(self, at: datetime, point: str, key: str) -> int:
+        """Delete the copy folder restore point `point` taken at `at` made (nothing outside
+        it; none on a versioned bucket); how many objects it held."""
         ...
 
 

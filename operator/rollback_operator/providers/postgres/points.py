@@ -67,11 +67,8 @@ class PointDumps:
         dump = await self._inspect(await self._head(name))
         return PointDump(name, dump.size, started)
 
-    async def drop_point(self: _Host, backup: str, key: str) -> bool:
-        if not layout.is_point_dump(backup):
-            message = f"{backup} is no restore point dump: not deleted"
-            raise PermanentError(message, provider=PROVIDER)
-        object_key = layout.backup_key(self.prefix, backup)
+    async def drop_point(self: _Host, point: str, key: str) -> bool:
+        object_key = layout.backup_key(self.prefix, layout.point_dump_name(point))
         head = await _head(self.s3, self.bucket, object_key)
         if head is None or _writer(head) != key:
             return False

@@ -110,8 +110,12 @@ class S3Storage:
         versioned = await self._versioned()
         return await self._snapshots().take(at, point, versioned=versioned)
 
-    async def drop_snapshot(self, copy: str, key: str) -> int:
-        return await self._snapshots().drop(copy)
+    async def drop_snapshot(self, at: datetime, point: str, key: str) -> int:
+        if self.target.backups is None:
+            return 0  # no folder was ever made: a point here needs versions
+        return await self._snapshots().drop(
+            layout.point_folder(self.target.backups.prefix, at, point)
+        )
 
     def _snapshots(self) -> snapshots.Snapshots:
         concurrency, limits = self.options.concurrency, self.options.limits
