@@ -4,8 +4,8 @@ Why this module exists: the example is the real thing a user applies, so the dem
 too, changed only where a laptop differs from production: the API URLs and ids of the local
 fakes, Secrets the demo creates, the local Prometheus, and time compressed so a five-minute
 breach takes ten seconds. Everything the example says about thresholds, queries and limits is
-kept. For the story the copy adds what the runbook has but the example leaves to each site:
-the database and file storage targets, the verification checklist and the Slack channel.
+kept. The database and file storage targets, the verification checklist and the notifications
+become the local ones (a versioned files bucket, the demo's health endpoint, Slack only).
 `changes()` lists every difference, and the demo prints it.
 """
 
@@ -103,10 +103,10 @@ def changes(full: bool) -> list[str]:
         f"evaluationInterval {spec.get('evaluationInterval', '30s')} -> {INTERVAL}; "
         f"rate() windows ({', '.join(_rate_windows(spec))}) -> {RATE_WINDOW}",
         "Vercel, Railway and Prometheus URLs and ids -> the local servers",
-        f"+ database (PostgreSQL, dumps in s3://{BACKUPS}/{DB_PREFIX}) and "
-        f"storage (s3://{FILES}, versioned) targets",
-        "+ verification: GET /health, SELECT COUNT(*) FROM users, the files bucket; "
-        "+ Slack notifications",
+        f"database (PostgreSQL, dumps in s3://{BACKUPS}/{DB_PREFIX}) and "
+        f"storage (s3://{FILES}, versioned) targets -> the local servers",
+        "verification -> GET /health, SELECT COUNT(*) FROM users, the files bucket; "
+        "notifications -> Slack only",
     ]
     if full:
         found.append("automaticRollback: quick [frontend, backend] -> full [all four targets]")

@@ -30,6 +30,8 @@ METRICS = {
     "cache_requests_total",
     "pg_stat_activity_count",
     "pg_settings_max_connections",
+    "process_resident_memory_bytes",
+    "user_reported_issues_total",
 }
 Bad = Callable[[datetime], bool]
 
