@@ -2,14 +2,15 @@
 
 `Engine.run` is a function of the recorded status and the world: started again after a crash
 with the status it left, it resumes at the first unfinished step. A step that was running when
-the operator died is redone from its start; a finished one never runs again.
+the operator died is redone from its start; a finished one never runs again. Each step is
+recorded before the next one acts, in as few writes as that allows (`reconcile.writes`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 from rollback_operator.api.common import parse_duration
 from rollback_operator.api.conditions import ConditionType, Reason, find
@@ -26,8 +27,8 @@ from rollback_operator.api.rollback import (
     StepStatus,
 )
 from rollback_operator.providers.base import Providers
-from rollback_operator.providers.errors import ProviderError, RetryableError
-from rollback_operator.reconcile import approval, outcome, traffic, transitions
+from rollback_operator.providers.errors import ProviderError
+from rollback_operator.reconcile import approval, outcome, traffic, transitions, writes
 from rollback_operator.reconcile.planner import PlanError, make_plan
 from rollback_operator.reconcile.ports import Clock, Controls, Recorder, ReportStore, Stopping
 from rollback_operator.reconcile.runner import RetryPolicy, StepRunner, run_together
@@ -48,7 +49,14 @@ class Engine:
     retry: RetryPolicy
     tick: float = 0.5
     trigger: str = "manual"
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    linger: float = writes.LINGER
+
+    @cached_property
+    def _writes(self) -> writes.Writes:
+        """Where this run's record goes: `_save` writes now, `_enter(durable=False)` later."""
+        return writes.Writes(
+            recorder=self.recorder, retry=self.retry, controls=self.controls, linger=self.linger
+        )
 
     async def run(
         self, rollback: Rollback, policy: RollbackPolicySpec, providers: Providers
@@ -59,6 +67,8 @@ class Engine:
         except Stopping:
             logger.info("Operator stopping; %s resumes from its record", rollback.metadata.name)
             return None
+        finally:
+            await self._writes.close()
 
     def _context(
         self, rollback: Rollback, policy: RollbackPolicySpec, providers: Providers
@@ -102,12 +112,13 @@ class Engine:
             return await self._finish(ctx, aborted=True)
         if status.phase not in STARTED_PHASES:
             status.started_at = status.started_at or self.clock.now()
-            await self._enter(status, Phase.RUNNING, "Running the plan's steps")
+            await self._enter(status, Phase.RUNNING, "Running the plan's steps", durable=False)
         return await self._finish(ctx, aborted=False)
 
     async def _plan(self, ctx: StepContext) -> Phase | None:
         spec, status, now = ctx.rollback.spec, ctx.status, self.clock.now()
-        await self._enter(status, Phase.PLANNING, "Planning: reading each target's state")
+        note = "Planning: reading each target's state"
+        await self._enter(status, Phase.PLANNING, note, durable=False)  # reading changes nothing
         try:
             plan = await StepRunner.with_retries(
                 self.retry, self.controls, make_plan, spec, ctx.providers, now
@@ -131,7 +142,8 @@ class Engine:
             await self._enter(status, Phase.AWAITING_APPROVAL, note)
         else:
             self._mark(status, ConditionType.APPROVED, True, Reason.NOT_REQUIRED, "Not required")
-            await self._enter(status, Phase.QUEUED, "Waiting for other rollbacks of these targets")
+            note = "Waiting for other rollbacks of these targets"
+            await self._enter(status, Phase.QUEUED, note, durable=False)  # written once admitted
         return None
 
     async def _await_approval(self, status: RollbackStatus) -> bool:
@@ -157,7 +169,7 @@ class Engine:
             return
         self._mark(status, ConditionType.APPROVED, False, Reason.SELF_APPROVAL, message)
         await self._save(status)
-        await self.recorder.event(warning=True, reason=Reason.SELF_APPROVAL.value, message=message)
+        await self._writes.event(warning=True, reason=Reason.SELF_APPROVAL.value, message=message)
 
     async def _await_turn(self, status: RollbackStatus) -> bool:
         while True:
@@ -217,7 +229,7 @@ class Engine:
         reason = "TrafficStillStopped" if left else "TrafficResumed"
         named = ", ".join(t.value for t in left)
         message = f"Still stopped: {named}" if left else "Traffic serves again on every layer"
-        await self.recorder.event(warning=bool(left), reason=reason, message=message)
+        await self._writes.event(warning=bool(left), reason=reason, message=message)
         await self._save_steps(ctx.rollback, status)
         return status.phase
 
@@ -227,12 +239,18 @@ class Engine:
                 self._mark_traffic(ctx.rollback, status)
             await self._save(status)
 
+        def note(status: RollbackStatus) -> None:
+            if mark:
+                self._mark_traffic(ctx.rollback, status)
+            self._writes.later(status)
+
         return StepRunner(
             retry=self.retry,
             controls=self.controls,
             clock=self.clock,
-            recorder=self.recorder,
+            recorder=self._writes,
             save=save,
+            note=note,
         )
 
     async def _save_steps(self, rollback: Rollback, status: RollbackStatus) -> None:
@@ -251,7 +269,7 @@ class Engine:
         """Whether someone asked to abort; said once, in an Event."""
         if not self.controls.abort_requested():
             return False
-        await self.recorder.event(
+        await self._writes.event(
             warning=True, reason="AbortRequested", message="Skipping steps not started"
         )
         return True
@@ -267,8 +285,8 @@ class Engine:
                 step.state, step.message = StepState.SKIPPED, why
             await self._save(status)
             return ctx
-        if first.name == VERIFY:
-            await self._enter(status, Phase.VERIFYING, "Verifying the rollback")
+        if first.name == VERIFY:  # written with the verify step's start
+            await self._enter(status, Phase.VERIFYING, "Verifying the rollback", durable=False)
         if first.name == REPORT:  # the report and the last notice tell the outcome
             judged = outcome.judge(status.steps)
             status.message = outcome.summary(status.steps, judged)
@@ -300,7 +318,7 @@ class Engine:
         reason = Reason.SPEC_IMMUTABLE
         self._mark(status, ConditionType.SPEC_CHANGE_REFUSED, True, reason, message)
         await self._save(status)
-        await self.recorder.event(warning=True, reason=reason.value, message=message)
+        await self._writes.event(warning=True, reason=reason.value, message=message)
 
     def _mark(
         self, status: RollbackStatus, type_: ConditionType, value: bool, reason: Reason, text: str
@@ -316,31 +334,30 @@ class Engine:
         )
 
     async def _enter(
-        self, status: RollbackStatus, phase: Phase, message: str, reason: Reason | None = None
+        self,
+        status: RollbackStatus,
+        phase: Phase,
+        message: str,
+        reason: Reason | None = None,
+        *,
+        durable: bool = True,
     ) -> None:
+        """Move to `phase`, written now or, with `durable=False`, with the next write (no wait
+        and no provider call that changes something comes first); its Event follows the write."""
         before = status.phase
         now, generation = self.clock.now(), self.controls.generation()
         transitions.enter(status, phase, message, now=now, generation=generation, reason=reason)
-        await self._save(status)
+        if durable:
+            await self._save(status)
+        else:
+            self._writes.later(status)
         if before != phase or phase == Phase.QUEUED:
             warning = phase in FAILED_PHASES
-            await self.recorder.event(warning=warning, reason=phase.value, message=message)
+            await self._writes.event(warning=warning, reason=phase.value, message=message)
 
     async def _save(self, status: RollbackStatus) -> None:
-        """Record `status`; a write the API server refuses for now (409, 429, 5xx) is tried
-        again until it lands or the operator stops: a crash here would leave a step half done."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with self._lock:
-                    await self.recorder.save(status)
-                return
-            except RetryableError as error:
-                delay = self.retry.delay(attempt, error.retry_after)
-                logger.warning("Status write refused (%s); trying again in %.1fs", error, delay)
-                if await self.controls.pause(delay):
-                    raise Stopping from error
+        """Record `status` now, with every change noted since the last write."""
+        await self._writes.save(status)
 
     async def _pause(self) -> None:
         if await self.controls.pause(self.tick):

@@ -1,4 +1,10 @@
-"""Runs one step with retries and records each attempt before and after it happens.
+"""Runs one step with retries and records each attempt, its start first where that matters.
+
+A step's start is written before its provider call (`Trait.record_start`): a crash then
+redoes the step and says so, an abort knows it may have acted, and a notice never points
+people at a record that does not exist yet. Only verify (it reads) and report (it rewrites its
+own ConfigMap) skip that write. Every step's end rides on the engine's next write (the next
+step's start, a wait, the outcome; `reconcile.writes`), which comes before the next step acts.
 
 Two retry layers exist on purpose: the HTTP layer retries briefly inside one call; this one
 retries a whole step with a growing delay (honouring Retry-After) and gives up after
@@ -17,7 +23,7 @@ from rollback_operator.api.rollback import RollbackStatus, StepState, StepStatus
 from rollback_operator.providers.base import StepResult
 from rollback_operator.providers.errors import PermanentError, ProviderError, RetryableError
 from rollback_operator.reconcile.ports import Clock, Controls, Recorder, Stopping
-from rollback_operator.reconcile.steplist import VERIFY
+from rollback_operator.reconcile.steplist import TRAITS, VERIFY
 from rollback_operator.reconcile.steps import STEPS, StepContext, StepFailed, target_label
 from rollback_operator.telemetry import logs
 
@@ -53,6 +59,9 @@ class StepRunner:
     clock: Clock
     recorder: Recorder
     save: Callable[[RollbackStatus], Awaitable[None]]
+    """Make the status durable now."""
+    note: Callable[[RollbackStatus], None]
+    """The status changed: the engine's next write carries it."""
 
     async def run(self, step: StepStatus, ctx: StepContext) -> None:
         """Run `step` until it succeeds, fails for good, or the operator stops."""
@@ -66,7 +75,10 @@ class StepRunner:
             step.attempts += 1
             step.message = RESUMED if resumed else f"attempt {step.attempts}"
             resumed = False
-            await self.save(ctx.status)
+            if TRAITS[step.name].record_start:
+                await self.save(ctx.status)
+            else:
+                self.note(ctx.status)
             try:
                 result = await self._attempt(step, ctx)
             except RetryableError as error:
@@ -84,7 +96,7 @@ class StepRunner:
             step.state, step.finished_at = StepState.SUCCEEDED, self.clock.now()
             step.message = result.message
             step.external_ids = {**step.external_ids, **result.external_ids}
-            await self.save(ctx.status)
+            self.note(ctx.status)
             await self.recorder.event(
                 warning=False,
                 reason="StepSucceeded",
@@ -117,7 +129,7 @@ class StepRunner:
 
     async def _fail(self, step: StepStatus, ctx: StepContext, message: str) -> None:
         step.state, step.finished_at, step.message = StepState.FAILED, self.clock.now(), message
-        await self.save(ctx.status)
+        self.note(ctx.status)
         await self.recorder.event(
             warning=True,
             reason="StepFailed",

@@ -34,6 +34,8 @@ class Trait:
     critical: bool = True  # its failure changes the rollback's outcome
     always: bool = False  # runs even after a failure or an abort
     parallel: bool = False  # consecutive parallel steps run together
+    record_start: bool = True  # its start is durable before it acts (False: it only reads, or
+    # rewrites its own output: a redo is harmless and nobody needs to know it began)
 
 
 TRAITS: dict[str, Trait] = {
@@ -45,8 +47,8 @@ TRAITS: dict[str, Trait] = {
     DEPLOY_PREVIOUS: Trait(destructive=True),
     INSTANT_ROLLBACK: Trait(destructive=True, parallel=True),
     RESUME_TRAFFIC: Trait(critical=False, always=True, parallel=True),
-    VERIFY: Trait(),
-    REPORT: Trait(critical=False, always=True),
+    VERIFY: Trait(record_start=False),
+    REPORT: Trait(critical=False, always=True, record_start=False),
     NOTIFY_FINISHED: Trait(critical=False, always=True),
 }
 

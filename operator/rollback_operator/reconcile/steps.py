@@ -268,16 +268,20 @@ class NotifierJournal:
         return ids
 
     async def record(self, **ids: str) -> None:
+        self.note(**ids)
+        await self.checkpoint()
+
+    def note(self, **ids: str) -> None:
+        """Add ids to the step's record without a write of their own (the next one has them)."""
         extra = {f"{self.prefix}{k}": v for k, v in ids.items()}
         self.step.external_ids = {**self.step.external_ids, **extra}
-        await self.checkpoint()
 
 
 async def _notify(step: StepStatus, ctx: StepContext, kind: str) -> StepResult:
     started = next((s for s in ctx.status.steps if s.name == steplist.NOTIFY_STARTED), None)
     if kind == "finished" and started is not None and started.state == StepState.SKIPPED:
         return StepResult("nothing was announced, so there is nothing to close")
-    notice, errors, told = _notice(ctx, kind), [], 0
+    notice, errors, told, unsaved = _notice(ctx, kind), [], 0, False
     for notifier in ctx.providers.notifiers:
         sent = f"{notifier.name}.sent"
         if sent in step.external_ids:
@@ -285,6 +289,8 @@ async def _notify(step: StepStatus, ctx: StepContext, kind: str) -> StepResult:
             continue
         prefix = f"{notifier.name}."
         journal = NotifierJournal(step, ctx.status.steps, prefix, ctx.checkpoint)
+        if unsaved:  # the last notifier's `sent`, durable before the next one is told
+            await ctx.checkpoint()
         try:
             result = await notifier.notify(notice, f"{ctx.key(step)}/{notifier.name}", journal)
         except ProviderError as error:
@@ -293,8 +299,8 @@ async def _notify(step: StepStatus, ctx: StepContext, kind: str) -> StepResult:
                 text if text.startswith(f"{notifier.name}:") else f"{notifier.name}: {text}"
             )
             continue
-        await journal.record(**result.external_ids, sent="true")
-        told += 1
+        journal.note(**result.external_ids, sent="true")  # written with the step's end
+        told, unsaved = told + 1, True
     if errors:
         raise StepFailed("; ".join(errors))
     if not ctx.providers.notifiers:

@@ -1,0 +1,120 @@
+"""How the engine's record reaches the API server: as few writes as crash safety allows.
+
+Why this module exists: every status write is a round trip the rollback waits for, and on a
+busy API server those writes were most of a quick rollback's time (docs/benchmarks.md). The
+engine says when its record must be durable (`save`: before a provider call that changes
+something, before a wait, at the end) and when it only changed (`later`). A change rides on
+the next write, or gets a write of its own once it has waited `linger` seconds, so the record
+a person watches is never more than that behind. Writes asked for in the same turn of the
+event loop (the steps of a parallel group starting together) go as one. An Event waits for the
+write that makes what it reports durable, so the Events never run ahead of the record.
+
+A refused write (409, 429, 5xx) is tried again until it lands or the operator stops: a crash
+there would leave a step half done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from rollback_operator.api.rollback import RollbackStatus
+from rollback_operator.providers.errors import ProviderError, RetryableError
+from rollback_operator.reconcile.ports import Controls, Recorder, Stopping
+from rollback_operator.reconcile.runner import RetryPolicy
+
+logger = logging.getLogger(__name__)
+LINGER = 1.0
+"""Seconds a change waits for the engine's next write before it is written on its own."""
+
+
+@dataclass(frozen=True)
+class _Event:
+    warning: bool
+    reason: str
+    message: str
+
+
+@dataclass(kw_only=True)
+class Writes:
+    """The write path of one run: a `Recorder` that coalesces writes and orders Events."""
+
+    recorder: Recorder
+    retry: RetryPolicy
+    controls: Controls
+    linger: float = LINGER
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _asked: int = field(default=0, init=False)  # saves asked for so far
+    _written: int = field(default=0, init=False)  # saves covered by a write that landed
+    _changed: bool = field(default=False, init=False)  # changes no write carries yet
+    _events: list[_Event] = field(default_factory=list, init=False)  # waiting for a write
+    _flusher: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+
+    def later(self, status: RollbackStatus) -> None:
+        """`status` changed: the next `save` carries the change, or a write `linger` seconds
+        from now if none comes first."""
+        self._changed = True
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._write_soon(status))
+
+    async def close(self) -> None:
+        """End the run's background write; a change it held is redone by the next run."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+
+    async def save(self, status: RollbackStatus) -> None:
+        """Make `status` durable: returns once a write holding it (or a later state) landed."""
+        self._asked += 1
+        ticket = self._asked
+        await asyncio.sleep(0)  # parallel steps asking in this turn join one write
+        attempt = 0
+        while self._written < ticket:
+            attempt += 1
+            try:
+                await self._write(status, ticket)
+            except RetryableError as error:
+                delay = self.retry.delay(attempt, error.retry_after)
+                logger.warning("Status write refused (%s); trying again in %.1fs", error, delay)
+                if await self.controls.pause(delay):
+                    raise Stopping from error
+
+    async def event(self, *, warning: bool, reason: str, message: str) -> None:
+        """Post an Event now, or after the write that makes what it reports durable."""
+        event = _Event(warning, reason, message)
+        if self._changed:
+            self._events.append(event)
+        else:
+            await self._post(event)
+
+    async def _write(self, status: RollbackStatus, ticket: int) -> None:
+        async with self._lock:
+            if self._written >= ticket:
+                return  # a write made while this one waited carried it
+            # What the write holds is taken now, before its first await: every save asked so
+            # far, every change noted so far, and the Events that report them.
+            covers, events, changed = self._asked, self._events, self._changed
+            self._events, self._changed = [], False
+            try:
+                await self.recorder.save(status)
+            except BaseException:
+                self._events, self._changed = events + self._events, changed or self._changed
+                raise
+            self._written = covers
+        for event in events:
+            await self._post(event)
+
+    async def _write_soon(self, status: RollbackStatus) -> None:
+        await asyncio.sleep(self.linger)
+        if not self._changed:
+            return
+        try:
+            await self.save(status)
+        except (Stopping, ProviderError) as error:  # the run's next write meets it again
+            logger.info("Status write deferred: %s", error)
+
+    async def _post(self, event: _Event) -> None:
+        await self.recorder.event(warning=event.warning, reason=event.reason, message=event.message)
