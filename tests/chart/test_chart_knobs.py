@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.apiserver.server import KubeApiServer
 from tests.chart import helm
@@ -22,6 +23,17 @@ Rendered = helm.Rendered
 def _pod(rendered: Rendered) -> dict[str, Any]:
     pod: dict[str, Any] = rendered.one("Deployment")["spec"]["template"]["spec"]
     return pod
+
+
+@pytest.mark.parametrize("values", [KNOBS, FENCED], ids=["every-knob", "fenced"])
+def test_helm_lint_strict_passes_with_every_new_value(
+    values: dict[str, Any], tmp_path: Path
+) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    report = helm.helm("lint", "--strict", str(helm.CHART), "--values", str(path))
+    assert "0 chart(s) failed" in report
+    assert "[WARNING]" not in report
 
 
 # --- names and namespace -----------------------------------------------------------------------
