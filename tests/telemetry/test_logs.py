@@ -115,3 +115,28 @@ def test_verbose_logs_debug_but_never_the_kubernetes_clients_response_bodies() -
     finally:
         root.handlers[:] = saved
         root.setLevel(level)
+
+
+def test_the_watch_handlers_success_lines_are_dropped_and_everything_else_kept() -> None:
+    def kopf_line(message: str, level: int = logging.INFO) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", level, __file__, 1, message, None, None)
+
+    quiet = logs.QuietWatchFilter()
+    assert not quiet.filter(kopf_line("Handler 'watch-rollbacks' succeeded."))
+    assert quiet.filter(kopf_line("Handler 'run' succeeded."))
+    failed = "Handler 'watch-rollbacks' failed with an exception and will try again in 60 seconds"
+    assert quiet.filter(kopf_line(failed, logging.ERROR))
+    assert quiet.filter(_record("Handler 'watch-rollbacks' succeeded."))  # not kopf's
+
+
+def test_verbose_keeps_the_watch_handlers_lines() -> None:
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    try:
+        quiet = logs.configure("text")
+        verbose = logs.configure("text", verbose=True)
+        assert any(isinstance(f, logs.QuietWatchFilter) for f in quiet.filters)
+        assert not any(isinstance(f, logs.QuietWatchFilter) for f in verbose.filters)
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)

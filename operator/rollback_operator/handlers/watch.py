@@ -4,7 +4,8 @@ Why a handler of its own: the gauges say what each object is now (a rollback's p
 left stopped, a policy's reach, the newest restore point), which the other handlers see only
 while they act on it. A watch event arrives for every change, for every object on the first
 list after a (re)start, and for every deletion, so the picture stays whole without storing
-anything. These handlers write nothing: no status, no annotation, no finalizer.
+anything. These handlers write nothing: no status, no annotation, no finalizer, and their
+success is not logged (`telemetry.logs.QuietWatchFilter`) unless the operator runs verbose.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import kopf
 
 from rollback_operator.api import GROUP, VERSION
 from rollback_operator.handlers.deps import Deps
+from rollback_operator.telemetry.logs import WATCH_HANDLER_PREFIX
 
 KINDS = {
     "rollbacks": "Rollback",
@@ -41,6 +43,5 @@ def _watcher(kind: str) -> Any:
 def register(registry: kopf.OperatorRegistry) -> None:
     """One event handler per kind."""
     for plural, kind in KINDS.items():
-        kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"watch-{plural}")(
-            _watcher(kind)
-        )
+        handler_id = f"{WATCH_HANDLER_PREFIX}{plural}"
+        kopf.on.event(GROUP, VERSION, plural, registry=registry, id=handler_id)(_watcher(kind))

@@ -72,6 +72,22 @@ class ContextFilter(logging.Filter):
         return True
 
 
+WATCH_HANDLER_PREFIX = "watch-"
+"""The id prefix of the event handlers that feed `telemetry.states` (`handlers.watch`)."""
+
+
+class QuietWatchFilter(logging.Filter):
+    """Drops kopf's "Handler 'watch-...' succeeded." lines: those handlers run on every change
+    of every object, so the line would follow each status write; their failures still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("kopf") or record.levelno > logging.INFO:
+            return True
+        message = record.getMessage()
+        return not (message.startswith(f"Handler '{WATCH_HANDLER_PREFIX}")
+                    and message.endswith("succeeded."))  # fmt: skip
+
+
 def context(record: logging.LogRecord) -> dict[str, str]:
     """The rollback, step, target and policy of a filtered record, where known."""
     found = {f: getattr(record, f, None) for f in FIELDS}
@@ -116,6 +132,8 @@ def configure(log_format: Literal["text", "json"], *, verbose: bool = False) -> 
     """Send every log line to stderr in `log_format`; returns the handler installed."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFilter())
+    if not verbose:
+        handler.addFilter(QuietWatchFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
