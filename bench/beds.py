@@ -26,6 +26,8 @@ from tests.apiserver.server import REPO_ROOT, KubeApiServer
 from tests.e2e.bed import Bed
 
 KINDS = ("apiserver", "emulator")
+START_TIMEOUT = 120.0
+"""Seconds an operator may take to open its watches: tests wait 30, a loaded machine needs more."""
 
 
 class EmulatedNamespace:

@@ -11,7 +11,8 @@ the in-memory fakes. Measured in the same run:
    every one has Succeeded, p50/p95 per rollback (its status.finishedAt - the time it was
    created), and the ratios against the baseline.
 3. The operator's CPU seconds (utime + stime from /proc) and peak RSS (VmHWM), and the API's
-   (kube-apiserver and etcd, or the emulator), to show which process is the bottleneck.
+   (kube-apiserver and etcd, or the emulator), to show which process is the bottleneck; on the
+   real API server, the writes per rollback it counted during the burst (`bench.apicalls`).
 
     python -m bench.load [--rollbacks 100] [--solo 3] [--bed apiserver|emulator]
 """
@@ -34,12 +35,13 @@ from typing import Any
 
 import httpx
 
-from bench import beds
+from bench import apicalls, beds
 from sandbox import manifests
 from sandbox.fakes.railway_server import FakeRailway
 from sandbox.fakes.saas import HOUR_MS, RAILWAY_TOKEN, VERCEL_TOKEN, Saas
 from sandbox.fakes.vercel_server import FakeVercel
-from tests.e2e.bed import Bed
+from tests.apiserver.namespace import KubeNamespace
+from tests.e2e.bed import WATCHED, Bed
 
 GROUP = "/apis/rollback.mindmate.app/v1alpha1"
 POLICIES = "rollback.mindmate.app/v1alpha1/rollbackpolicies"
@@ -222,6 +224,7 @@ class Figures:
     hwm: float = 0.0
     problems: list[str] = field(default_factory=list)
     phases: Counter[str] = field(default_factory=Counter)
+    writes: str | None = None  # per rollback, as the real API server counted them
 
 
 def run(bed: Bed, fakes: Fleet, rollbacks: int, solo: int) -> Figures:
@@ -240,6 +243,7 @@ def run(bed: Bed, fakes: Fleet, rollbacks: int, solo: int) -> Figures:
             figures.solo.append(seconds_taken(body, created[app.name]))
             figures.solo_waited.append(seconds_taken(body, created[app.name], "startedAt"))
         figures.rss_before = memory_mib(pid, "VmRSS")
+        counted = apicalls.read(api) if isinstance(bed.cluster, KubeNamespace) else None
         cpu, api_cpu, started = cpu_seconds(pid), _total_cpu(api_pids), time.time()
         created = create(api, ns, "rollbacks", [rollback_for(a) for a in apps])
         bodies = wait_all(api, ns, set(created), timeout=60 + 2 * rollbacks)
@@ -247,6 +251,8 @@ def run(bed: Bed, fakes: Fleet, rollbacks: int, solo: int) -> Figures:
         figures.cpu = cpu_seconds(pid) - cpu
         figures.api_cpu = _total_cpu(api_pids) - api_cpu
         figures.hwm = memory_mib(pid, "VmHWM")
+        if counted is not None:
+            figures.writes = apicalls.per_rollback(counted, apicalls.read(api), rollbacks)
         figures.took = [seconds_taken(b, created[n]) for n, b in bodies.items()]
         figures.waited = [seconds_taken(b, created[n], "startedAt") for n, b in bodies.items()]
         figures.phases = Counter(b["status"]["phase"] for b in bodies.values())
@@ -295,6 +301,8 @@ def report(f: Figures, rollbacks: int, kind: str) -> None:
         f"  {API_PROCESSES[kind]} CPU: {f.api_cpu:.1f}s ({f.api_cpu / f.all_done:.0%} of one core)"
     )
     print(f"  operator RSS: {f.rss_before:.0f} MiB before the burst, peak (VmHWM) {f.hwm:.0f} MiB")
+    if f.writes:
+        print(f"  {f.writes}")
 
 
 def main() -> None:
@@ -309,9 +317,10 @@ def main() -> None:
         beds.opened(args.bed, Path(tmp)) as bed,
         fleet() as fakes,
     ):
-        bed.start(real=("frontend", "backend"))
-        bed.wait_for_watch(POLICIES)
-        try:
+        try:  # stopped also when it never comes up
+            bed.start(wait=False, real=("frontend", "backend"))
+            bed.wait_for_watch(WATCHED, timeout=beds.START_TIMEOUT)
+            bed.wait_for_watch(POLICIES, timeout=beds.START_TIMEOUT)
             figures = run(bed, fakes, args.rollbacks, args.solo)
         finally:
             bed.stop()

@@ -23,7 +23,7 @@ from rollback_operator.providers.base import Notice
 from sandbox import manifests
 from sandbox.fakes.host import MemoryJournal
 from sandbox.fakes.memory import FakeProviderFactory, FakeWorld, default_state
-from tests.e2e.bed import Bed
+from tests.e2e.bed import WATCHED, Bed
 
 ROLLBACKS = "/apis/rollback.mindmate.app/v1alpha1/namespaces/{}/rollbacks"
 TARGETS = {"apiserver": 0.3, "emulator": 1.0}
@@ -104,8 +104,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, beds.opened(args.bed, Path(tmp)) as bed:
         FakeWorld(_long_history(args.runs), bed.world_path).save()
-        bed.start()
-        try:
+        try:  # stopped also when it never comes up
+            bed.start(wait=False)
+            bed.wait_for_watch(WATCHED, timeout=beds.START_TIMEOUT)
             bed.apply(manifests.policy())
             operator, writes = through_operator(bed, args.runs, args.bed)
         finally:
