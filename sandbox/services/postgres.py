@@ -162,9 +162,11 @@ class Db:
             return []
         return self.sql("SELECT key FROM rollback_operator.restores ORDER BY key").split()
 
-    def dump(self, fmt: str) -> bytes:
-        """A dump of the database now: custom, plain, or either gzipped (plain with --clean)."""
-        options = ["-Fc"] if fmt.startswith("custom") else ["-Fp", "--clean", "--if-exists"]
+    def dump(self, fmt: str, *, clean: bool = True) -> bytes:
+        """A dump of the database now: custom, plain, or either gzipped (plain with --clean
+        unless `clean` is false)."""
+        cleaning = ["--clean", "--if-exists"] if clean else []
+        options = ["-Fc"] if fmt.startswith("custom") else ["-Fp", *cleaning]
         assert self.server.dir is not None
         command = [str(PG_BIN / "pg_dump"), *options, "-h", str(self.server.dir)]
         command += ["-p", str(self.server.port), "-U", SUPERUSER, "-d", self.name]

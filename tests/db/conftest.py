@@ -1,7 +1,8 @@
 """Fixtures for the database and storage adapters against a real PostgreSQL 15 and S3 server.
 
 One server of each per session (they start in about a second); each test gets its own database
-and its own buckets, so tests never see each other's data. A missing binary fails the session:
+(shaped like Supabase's, reached as the app's non-superuser role) and its own buckets, so tests
+never see each other's data. A missing binary fails the session:
 these tests never skip.
 """
 
@@ -14,12 +15,22 @@ import pytest
 from mypy_boto3_s3 import S3Client
 
 from sandbox.services.postgres import PostgresServer
-from tests.db import world
+from tests.db import supabase, world
 
 
 @pytest.fixture
-def database(pg_server: PostgresServer) -> Iterator[world.Db]:
-    """A fresh, empty database for this test."""
+def database(pg_server: PostgresServer) -> Iterator[supabase.SupabaseDb]:
+    """A fresh Supabase-shaped database for this test: its `url` is the app's own role."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        yield supabase.make(pg_server, name)
+    finally:
+        pg_server.psql("postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def plain_database(pg_server: PostgresServer) -> Iterator[world.Db]:
+    """A fresh, empty database for this test, reached as the superuser."""
     db = world.Db(pg_server, f"t_{uuid.uuid4().hex[:12]}")
     pg_server.psql("postgres", f"CREATE DATABASE {db.name}")
     try:

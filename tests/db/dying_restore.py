@@ -19,8 +19,9 @@ from typing import cast
 from mypy_boto3_s3 import S3Client
 
 from rollback_operator.providers.postgres import database as postgres
+from rollback_operator.providers.postgres import dumps
 from sandbox.services.postgres import PG_BIN
-from tests.db import world
+from tests.db import supabase, world
 
 CHUNK = 64 * 1024
 
@@ -30,13 +31,18 @@ class HalfDownload(postgres.PostgresDatabase):
 
     def __init__(self, url: str, dump: bytes) -> None:
         options = postgres.Options(bin_dir=str(PG_BIN))
-        super().__init__(world.pg_target("unused"), url, cast("S3Client", None), options)
+        target = world.pg_target("unused", schemas=supabase.RESTORED)
+        super().__init__(target, url, cast("S3Client", None), options)
         self.dump = dump
 
     def _download(
         self, backup: postgres.Backup, *, window: int | None = None
     ) -> AsyncIterator[bytes]:
-        return self._half()
+        return self._half() if window is None else self._start_of(window)
+
+    async def _start_of(self, window: int) -> AsyncIterator[bytes]:
+        """The first bytes, whole: the checks that read a backup's start before the restore."""
+        yield self.dump[:window]
 
     async def _half(self) -> AsyncIterator[bytes]:
         half = self.dump[: len(self.dump) // 2]
@@ -48,7 +54,8 @@ class HalfDownload(postgres.PostgresDatabase):
 
 async def restore(url: str, dump: bytes, key: str) -> None:
     """Restore `dump` through the adapter's own restore path (format check, tools, marker)."""
-    backup = postgres.Backup("b", "database/b", len(dump), datetime.now(UTC))
+    fmt = dumps.detect(dump[: dumps.HEADER_BYTES], "b")
+    backup = postgres.Backup("b", "database/b", len(dump), datetime.now(UTC), fmt)
     await HalfDownload(url, dump)._apply(backup, key)
 
 

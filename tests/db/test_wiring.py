@@ -37,7 +37,7 @@ async def test_the_factory_builds_working_database_and_storage_adapters(
         targets={
             "frontend": None,
             "backend": None,
-            "database": {"postgres": {"backups": {"bucket": backups}}},
+            "database": {"postgres": {"backups": {"bucket": backups}, "schemas": ["public"]}},
             "storage": {"s3": {"bucket": files}},
         },
         objectStore={"endpointUrl": s3_server.url},
@@ -54,5 +54,6 @@ async def test_the_factory_builds_working_database_and_storage_adapters(
     assert isinstance(built.storage, S3Storage)
     plan = await built.database.plan(None)
     assert plan.backup == "backup_20240101.dump"
+    assert plan.schemas == ["public"]
     assert (await built.storage.plan(plan.taken_at or world.next_second())).objects_to_hide == 0
     assert ("prod", "aws", "secret-access-key") in secrets.reads

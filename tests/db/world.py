@@ -6,6 +6,7 @@ and what they expect, and leave the mechanics here.
 
 from __future__ import annotations
 
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ from sandbox.services.s3 import next_second as next_second
 from sandbox.services.s3 import objects as objects
 from sandbox.services.s3 import put as put
 from sandbox.services.s3 import versions as versions
+from tests.db import supabase
 
 PREFIX = "database/"
 
@@ -43,19 +45,30 @@ def read(s3: S3Client, bucket: str, key: str) -> bytes | None:
         return None
 
 
-def pg_target(bucket: str, *, safety: bool = True, prefix: str = PREFIX) -> PostgresTarget:
+def pg_target(
+    bucket: str, *, safety: bool = True, prefix: str = PREFIX, schemas: list[str] | None = None
+) -> PostgresTarget:
     """A database target whose backups are under `prefix` (`database/`) in `bucket`."""
     return PostgresTarget(
         url_secret_ref=SecretKeyRef(name="db", key="url"),
         backups=BackupLocation(bucket=bucket, prefix=prefix),
         safety_backup=safety,
+        schemas=schemas,
     )
 
 
+def password_of(db: Db) -> str:
+    """The password in `db`'s URL."""
+    return urllib.parse.urlsplit(db.url).password or ""
+
+
 def pg_adapter(db: Db, s3: S3Client, bucket: str, **options: Any) -> postgres.PostgresDatabase:
-    """The adapter for `db`, backups in `bucket`, tools from the PostgreSQL 15 bin directory."""
+    """The adapter for `db`, backups in `bucket`, tools from the PostgreSQL 15 bin directory;
+    for a Supabase-shaped `db`, as its app's role restoring `public` (`schemas=` overrides)."""
     url = options.pop("url", db.url)
-    target = pg_target(bucket, prefix=options.pop("prefix", PREFIX))
+    default = supabase.RESTORED if isinstance(db, supabase.SupabaseDb) else None
+    schemas = options.pop("schemas", default)
+    target = pg_target(bucket, prefix=options.pop("prefix", PREFIX), schemas=schemas)
     settings = postgres.Options(bin_dir=str(PG_BIN), **options)
     return postgres.PostgresDatabase(target, url, s3, settings)
 

@@ -28,7 +28,7 @@ from mypy_boto3_s3 import S3Client
 from rollback_operator.providers import errors
 from sandbox.services import free_port
 from sandbox.services.postgres import PostgresServer
-from tests.db import world
+from tests.db import supabase, world
 from tests.faults.matrix import Outcome, Recorder, error_class
 
 KEY = "uid-pg/restore-database/database"
@@ -51,9 +51,9 @@ HANG = (
 
 @pytest.fixture
 def db(pg_server: PostgresServer, s3: S3Client) -> Iterator[tuple[world.Db, str]]:
-    """A seeded database whose nightly dump (taken before `mallory` came) is in a bucket."""
-    made = world.Db(pg_server, f"f_{uuid.uuid4().hex[:10]}")
-    pg_server.psql("postgres", f"CREATE DATABASE {made.name}")
+    """A seeded Supabase-shaped database, reached as the app's role, whose nightly dump (taken
+    before `mallory` came) is in a bucket."""
+    made = supabase.make(pg_server, f"f_{uuid.uuid4().hex[:10]}")
     bucket = world.make_bucket(s3, versioned=False)
     made.seed(["alice", "bob"])
     world.put(s3, bucket, f"{world.PREFIX}nightly.dump", made.dump("custom"))
@@ -111,7 +111,8 @@ def record(recorder: Recorder, operation: str, fault: str, error: BaseException)
 
 def assert_clean(error: BaseException, db: world.Db, logs: str) -> None:
     assert str(error).startswith("postgres: ") or str(error).startswith("s3: "), str(error)
-    assert db.server.password not in f"{error} {error.args!r} {logs}"
+    for secret in (db.server.password, world.password_of(db)):
+        assert secret not in f"{error} {error.args!r} {logs}"
 
 
 @pytest.mark.parametrize("fault", NOT_HTTP)
@@ -128,7 +129,7 @@ async def test_refused_credentials_are_unauthorized_for_every_operation(
 ) -> None:  # fmt: skip
     caplog.set_level(logging.DEBUG)
     made, bucket = db
-    url = made.server.url_for(made.name, password="wrong-" + made.server.password)
+    url = made.url.replace(world.password_of(made), "wrong-" + world.password_of(made))
 
     with pytest.raises(errors.ProviderError) as raised:
         await operations(made, s3, bucket, url)[operation]()

@@ -4,7 +4,8 @@ A check runs one statement (sent as a prepared statement, which the server parse
 in a session that is read-only from its connection options on, with a statement timeout. The
 checks here run as the superuser, the most a policy author could hand over, and bypass the
 model's own refusal (`model_construct`) to show that the session holds on its own; the refusal
-at admission is tested last.
+at admission is tested last. Each claim holds as well for the app's own role on a
+Supabase-shaped database (`tests/db/supabase.py`), which owns what it could write to.
 """
 
 from __future__ import annotations
@@ -19,16 +20,25 @@ from rollback_operator.api.policy import Expect, SqlCheck
 from rollback_operator.providers.verification.checklist import SqlQueryCheck
 from sandbox import manifests
 from sandbox.services.postgres import Db, PostgresServer
+from tests.db import supabase
 from tests.schema import schema_errors
 
 USERS = 3
 
 
-@pytest.fixture
-def database(pg_server: PostgresServer) -> Iterator[Db]:
-    db = Db(pg_server, f"v_{uuid.uuid4().hex[:12]}")
-    pg_server.psql("postgres", f"CREATE DATABASE {db.name}")
-    db.sql(
+@pytest.fixture(params=["superuser", "app-role"])
+def database(pg_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[Db]:
+    """The users table and a writing function, reached as the superuser or as the app's own
+    role of a Supabase-shaped database (which owns both)."""
+    name = f"v_{uuid.uuid4().hex[:12]}"
+    if request.param == "superuser":
+        db = Db(pg_server, name)
+        pg_server.psql("postgres", f"CREATE DATABASE {db.name}")
+        make = db.sql
+    else:
+        db = supabase.make(pg_server, name)
+        make = db.as_app
+    make(
         "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);"
         " INSERT INTO users (email) SELECT 'user' || g || '@example.com'"
         f" FROM generate_series(1, {USERS}) g;"

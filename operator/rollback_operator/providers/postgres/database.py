@@ -5,21 +5,23 @@ is not empty, its format is recognised, pg_restore can read its table of content
 server answers with the Secret's credentials. The safety dump streams from pg_dump to S3 and is
 verified after the upload. A restore streams from S3 into pg_restore or psql in one transaction,
 so a failed restore changes nothing, and a completed one leaves a marker so it never runs twice.
+It replaces whole schemas (`schemas`, or every schema the backup holds) and nothing else, as
+`scope` and `contents` explain; the safety dump holds the schemas a restore could replace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, TYPE_CHECKING, cast
-
-from boto3.s3.transfer import TransferConfig
+from typing import TYPE_CHECKING
 
 from rollback_operator.api.rollback import DatabasePlan
 from rollback_operator.api.targets import PostgresTarget
@@ -27,12 +29,20 @@ from rollback_operator.providers.base import Candidate, StepResult
 from rollback_operator.providers.context import BuildContext
 from rollback_operator.providers.errors import (
     NotFoundError,
-    PermanentError,
     ProviderError,
     RetryableError,
 )
 from rollback_operator.providers.objectstore import layout, s3api
-from rollback_operator.providers.postgres import dumps, locks, server, tools
+from rollback_operator.providers.postgres import (
+    contents,
+    dumps,
+    listing,
+    locks,
+    safety,
+    scope,
+    server,
+    tools,
+)
 from rollback_operator.providers.postgres.dumps import DumpFormat
 from rollback_operator.providers.postgres.points import PointDumps
 
@@ -41,7 +51,6 @@ if TYPE_CHECKING:
 
 PROVIDER = "postgres"
 _TOC_WINDOW = 4 << 20
-_PLAIN_HINT = "; a plain dump replaces existing data only when taken with --clean --if-exists"
 
 
 def _utcnow() -> datetime:
@@ -76,6 +85,7 @@ class Backup:
     size: int
     taken_at: datetime
     format: DumpFormat | None = None
+    entries: tuple[contents.Entry, ...] = ()  # an archive's table of contents, once read
 
 
 class PostgresDatabase(PointDumps):
@@ -88,12 +98,17 @@ class PostgresDatabase(PointDumps):
         self.dsn = server.Dsn.parse(url, connect_timeout=self.options.connect_timeout)
         self.bucket, self.prefix = target.backups.bucket, target.backups.prefix
         self.dumps_first = target.safety_backup
+        self.schemas = list(target.schemas) if target.schemas else None
         self.s3 = s3
 
     async def plan(self, pin: str | None) -> DatabasePlan:
         backup = await self._inspect(await self._find(pin))
         await server.ping(self.dsn)
+        await server.check_session_pooling(self.dsn)
+        schemas = await self._scope(backup)
+        await scope.check(self.dsn, schemas)
         return DatabasePlan(
+            schemas=schemas,
             backup=backup.name,
             taken_at=backup.taken_at,
             size_bytes=backup.size,
@@ -127,17 +142,18 @@ class PostgresDatabase(PointDumps):
         fmt = await self._apply(found, key)
         took = time.monotonic() - started
         message = (
-            f"restored {backup} ({fmt}, {_size(found.size)}) into "
+            f"restored {backup} ({fmt}, {listing.size(found.size)}) into "
             f"{self.dsn.describe()} in {took:.1f}s"
         )
         return StepResult(message, {"backup": backup})
 
     async def candidates(self, limit: int) -> list[Candidate]:
-        listed = sorted([b async for b in self._listing()], key=_by_time, reverse=True)
+        listed = sorted([b async for b in self._listing()], key=listing.by_time, reverse=True)
         default = next((b for b in listed if layout.is_backup(self.prefix, b.key)), None)
         shown = listed[:limit] + ([default] if default and default not in listed[:limit] else [])
         states = await asyncio.gather(*(self._state(b) for b in shown))
-        return [_candidate(b, state, b == default) for b, state in zip(shown, states, strict=True)]
+        pairs = zip(shown, states, strict=True)
+        return [listing.candidate(b, state, b == default) for b, state in pairs]
 
     # ----- finding and checking backups -----
 
@@ -151,15 +167,15 @@ class PostgresDatabase(PointDumps):
                 "or *.pgdump, optionally .gz)",
                 provider=PROVIDER,
             )
-        return max(backups, key=_by_time)
+        return max(backups, key=listing.by_time)
 
     async def _listing(self) -> AsyncIterator[Backup]:
         """Every dump under the prefix, safety dumps included, in key order; objects that are
         not named as dumps and the operator's reports are no backups and are left out."""
-        listing = self.s3.get_paginator("list_objects_v2").paginate(
+        paginated = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self.prefix
         )
-        async for page in s3api.pages("listing backups", listing):
+        async for page in s3api.pages("listing backups", paginated):
             for item in page.get("Contents", []):
                 name = layout.backup_name(self.prefix, item["Key"])
                 if layout.is_dump_name(name) and not item["Key"].startswith(layout.REPORTS_FOLDER):
@@ -202,16 +218,46 @@ class PostgresDatabase(PointDumps):
         )
         checked = dataclasses.replace(backup, format=dumps.detect(header, backup.name))
         if checked.format and checked.format.archive:
-            await self._check_toc(checked)
+            checked = dataclasses.replace(checked, entries=tuple(await self._check_toc(checked)))
         return checked
 
-    async def _check_toc(self, backup: Backup) -> None:
+    async def _check_toc(self, backup: Backup) -> list[contents.Entry]:
         command = tools.list_command(tools.tool("pg_restore", self.options.bin_dir))
         chunks = self._chunks(backup, window=_TOC_WINDOW)  # the TOC is at the start: read a bit
-        outcome = await tools.feed(command, dict(self.options.environ), chunks)
-        if outcome.failed:
-            error = outcome.as_error(f"reading the table of contents of backup {backup.name}")
-            raise dumps.BadDump(self.dsn.redact(error.message), provider=PROVIDER)
+        doing, env = f"reading the table of contents of {backup.name}", dict(self.options.environ)
+        try:
+            toc = b"".join([c async for c in tools.converted(command, env, chunks, doing)])
+        except ProviderError as error:
+            raise dumps.BadDump(self.dsn.redact(error.message), provider=PROVIDER) from None
+        return contents.archive_entries(toc.decode("utf-8", "replace"))
+
+    async def _readied(self, backup: Backup, first: bytes) -> Backup:
+        """`backup` with its format, read from its `first` chunk, and for an archive its table
+        of contents: from that chunk when it holds all of it, else read again."""
+        checked = dataclasses.replace(backup, format=dumps.detect(first, backup.name))
+        if not checked.format or not checked.format.archive or checked.entries:
+            return checked
+        command = tools.list_command(tools.tool("pg_restore", self.options.bin_dir))
+        environ, head = dict(self.options.environ), self._filtered(checked, dumps.once(first))
+        try:
+            toc = b"".join([c async for c in tools.converted(command, environ, head, "")])
+        except ProviderError:  # the chunk ends inside the table of contents
+            return dataclasses.replace(checked, entries=tuple(await self._check_toc(checked)))
+        entries = contents.archive_entries(toc.decode("utf-8", "replace"))
+        return dataclasses.replace(checked, entries=tuple(entries))
+
+    async def _scope(self, backup: Backup) -> list[str]:
+        """The schemas a restore of `backup` replaces: the target's, or all the backup holds."""
+        if self.schemas is not None:
+            return self.schemas
+        if backup.format and backup.format.archive:
+            held = contents.held_schemas(backup.entries, skip=server.SCHEMA)
+        else:
+            headers = contents.plain_headers(self._chunks(backup, window=_TOC_WINDOW))
+            held = contents.held_schemas([e async for e in headers], skip=server.SCHEMA)
+        if not held:
+            raise dumps.BadDump(f"backup {backup.name} holds no schema", provider=PROVIDER)
+        return held
 
     def _chunks(self, backup: Backup, *, window: int | None = None) -> AsyncIterator[bytes]:
         return self._filtered(backup, self._download(backup, window=window))
@@ -232,65 +278,82 @@ class PostgresDatabase(PointDumps):
 
     # ----- restoring -----
 
-    async def _apply(self, backup: Backup, key: str) -> DumpFormat:
-        """Stream the backup into psql with the restore marker, all in one transaction.
+    async def _apply(
+        self, backup: Backup, key: str, schemas: Sequence[str] | None = None
+    ) -> DumpFormat:
+        """Stream the backup into psql with the restore marker, all in one transaction,
+        replacing `schemas` (default: every schema the backup holds).
 
-        The first chunk names the format (and is checked) before any tool starts, so one
-        download serves both the check and the restore. An archive goes through pg_restore's
-        script on the way; a plain dump is the script. The marker is recorded in the same
-        transaction, so a restore that committed is never run again, whenever the operator
-        dies, and one that did not commit left nothing behind.
+        The first chunk names the format (and is checked), and holds an archive's table of
+        contents, before any tool starts, so one download serves the checks and the restore.
+        An archive goes through pg_restore's script on the way; a plain dump is the script.
+        The marker is recorded in the same transaction: a restore that committed is never run
+        again, whenever the operator dies, and one that did not commit left nothing behind.
         """
         download = self._download(backup)
         try:
             first = await anext(download, b"")
-            checked = dataclasses.replace(backup, format=dumps.detect(first, backup.name))
+            checked = await self._readied(backup, first)
+            schemas = list(schemas) if schemas is not None else await self._scope(checked)
         except BaseException:
             await dumps.close_stream(download)
             raise
         assert checked.format is not None
         archive = checked.format.archive
-        chunks = self._filtered(checked, _prepend(first, download))
+        chunks = self._filtered(checked, dumps.prepend(first, download))
         application = f"{server.APPLICATION} restore {uuid.uuid4().hex[:12]}"
         watch = locks.LockWatch(self.dsn, application, self.options.lock_wait_limit)
         variables = {server.MARKER_KEY: key, server.MARKER_BACKUP: backup.name}
-        with server.tool_credentials(self.dsn, self.options.environ, application) as (
-            env,
-            dbname,
+        variables[scope.SCHEMAS_VARIABLE] = json.dumps(schemas)
+        with (
+            server.tool_credentials(self.dsn, self.options.environ, application) as (env, dbname),
+            tempfile.TemporaryDirectory(prefix="rollback-list-") as lists,
         ):
             psql = tools.psql_command(tools.tool("psql", self.options.bin_dir), dbname, variables)
-            script = tools.transaction(self._script(archive, chunks, env, backup.name))
+            use_list = os.path.join(lists, "use-list")
+            selection = contents.Selection(schemas, checked.entries, use_list)
+            script = tools.transaction(self._script(archive, chunks, env, backup.name, selection))
             async with locks.watching(watch):
                 outcome = await tools.feed(psql, env, script)
         if watch.blockers is not None:
             raise RetryableError(watch.reason(f"restoring {backup.name}"), provider=PROVIDER)
         outcome = dataclasses.replace(outcome, stderr=self.dsn.redact(outcome.stderr))
         if outcome.failed:
-            hint = _PLAIN_HINT if not archive and "already exists" in outcome.stderr else ""
-            raise outcome.as_error(f"restoring {backup.name}", hint)
+            raise outcome.as_error(f"restoring {backup.name}")
         return checked.format
 
     def _script(
-        self, archive: bool, chunks: AsyncIterator[bytes], env: dict[str, str], name: str
+        self,
+        archive: bool,
+        chunks: AsyncIterator[bytes],
+        env: dict[str, str],
+        name: str,
+        selection: contents.Selection,
     ) -> AsyncIterator[bytes]:
-        """The SQL psql runs inside the restore's transaction: the marker, then the archive's
-        script (which excludes the marker's schema); or a plain dump, then the marker (after
-        it, so a dump that recreates the marker's table cannot drop the new row)."""
+        """The SQL psql runs inside the restore's transaction: the marker, the prelude that
+        empties the restored schemas, then the archive's script of their objects; or the
+        prelude, a plain dump narrowed to those schemas, then the marker (after it, so a dump
+        that recreates the marker's table cannot drop the new row)."""
+        prelude = dumps.once(scope.prelude_sql())
         if archive:
             pg_restore = tools.tool("pg_restore", self.options.bin_dir)
-            command = tools.script_command(pg_restore, exclude_schema=server.SCHEMA)
+            use_list = selection.write_use_list()
+            command = tools.script_command(
+                pg_restore, exclude_schema=server.SCHEMA, use_list=use_list
+            )
             script = tools.converted(command, env, chunks, f"restoring {name}")
-            return _chain(_once(server.marker_sql()), script)
-        return _chain(chunks, _once(server.marker_sql()))
+            return dumps.chain(dumps.once(server.marker_sql()), prelude, script)
+        narrowed = contents.narrowed(chunks, selection.schemas)
+        return dumps.chain(prelude, narrowed, dumps.once(server.marker_sql()))
 
     # ----- safety dumps -----
 
     async def _existing_safety(self, rollback: str) -> Backup | None:
         prefix = layout.safety_prefix(self.prefix, rollback)
-        listing = self.s3.get_paginator("list_objects_v2").paginate(
+        paginated = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=prefix
         )
-        async for page in s3api.pages("listing safety dumps", listing):
+        async for page in s3api.pages("listing safety dumps", paginated):
             for item in page.get("Contents", []):
                 name = layout.backup_name(self.prefix, item["Key"])
                 found = Backup(name, item["Key"], item.get("Size", 0), item["LastModified"])
@@ -301,90 +364,29 @@ class PostgresDatabase(PointDumps):
         return None
 
     async def _dump(self, object_key: str, step_key: str) -> None:
-        pg_dump = tools.tool("pg_dump", self.options.bin_dir)
-        config = TransferConfig(
-            multipart_threshold=self.options.upload_part_size,
-            multipart_chunksize=self.options.upload_part_size,
-            max_concurrency=self.options.upload_concurrency,
-        )
-        extra = {"Metadata": {"rollback-key": step_key}, "ContentType": "application/octet-stream"}
-        with server.tool_credentials(self.dsn, self.options.environ) as (env, dbname):
-            command = tools.dump_command(
-                pg_dump, dbname, exclude_schema=server.SCHEMA,
-                lock_wait=self.options.lock_wait_limit,
-            )  # fmt: skip
-
-            def upload() -> None:
-                stream = tools.DumpStream(command, env)
-                try:  # boto3 only calls read(): the stream is file-like enough
-                    body = cast("IO[bytes]", stream)
-                    self.s3.upload_fileobj(
-                        body, self.bucket, object_key, ExtraArgs=extra, Config=config
-                    )
-                finally:
-                    stream.close()
-
-            try:
-                await s3api.call("uploading the safety dump", upload)
-            except tools.DumpFailed as error:
-                raise PermanentError(self.dsn.redact(error.message), provider=PROVIDER) from None
+        """pg_dump of what a restore could replace, streamed to `object_key` (`safety`)."""
+        upload = safety.Upload(
+            self.s3, self.bucket, object_key, step_key,
+            self.options.upload_part_size, self.options.upload_concurrency,
+        )  # fmt: skip
+        await safety.dump(
+            self.dsn, upload,
+            pg_dump=tools.tool("pg_dump", self.options.bin_dir),
+            schemas=await safety.dumped_schemas(self.dsn, self.schemas),
+            lock_wait=self.options.lock_wait_limit,
+            environ=self.options.environ,
+        )  # fmt: skip
 
     def _safety_result(self, dump: Backup, did: str) -> StepResult:
-        message = f"{did} s3://{self.bucket}/{dump.key} ({_size(dump.size)})"
+        message = f"{did} s3://{self.bucket}/{dump.key} ({listing.size(dump.size)})"
         return StepResult(message, {"safetyBackup": dump.name})
 
     def _where(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
 
 
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        if first:
-            yield first
-        async for chunk in rest:
-            yield chunk
-    finally:
-        await dumps.close_stream(rest)
-
-
-async def _chain(first: AsyncIterator[bytes], then: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in first:
-            yield chunk
-        async for chunk in then:
-            yield chunk
-    finally:
-        await dumps.close_stream(first)
-        await dumps.close_stream(then)
-
-
-async def _once(chunk: bytes) -> AsyncIterator[bytes]:
-    yield chunk
-
-
 async def _offload(work: Callable[[], bytes]) -> bytes:
     return await asyncio.to_thread(work)
-
-
-def _by_time(backup: Backup) -> tuple[datetime, str]:
-    """Sort key: when it was taken, then its name (so equal times still order the same)."""
-    return backup.taken_at, backup.name
-
-
-def _candidate(backup: Backup, state: str, default: bool) -> Candidate:
-    safety = " (safety dump)" if layout.is_safety_dump(backup.name) else ""
-    return Candidate(
-        backup.name, backup.taken_at, state, False, default, _size(backup.size) + safety
-    )
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
 
 
 async def build(target: PostgresTarget, context: BuildContext) -> PostgresDatabase:

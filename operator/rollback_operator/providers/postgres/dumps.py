@@ -115,6 +115,33 @@ async def close_stream(chunks: Chunks) -> None:
         await close()
 
 
+async def prepend(first: bytes, rest: Chunks) -> Chunks:
+    """`first`, then the chunks of `rest`."""
+    try:
+        if first:
+            yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await close_stream(rest)
+
+
+async def chain(*streams: Chunks) -> Chunks:
+    """The chunks of each stream in turn; all of them closed at the end, however it ends."""
+    try:
+        for stream in streams:
+            async for chunk in stream:
+                yield chunk
+    finally:
+        for stream in streams:
+            await close_stream(stream)
+
+
+async def once(chunk: bytes) -> Chunks:
+    """A stream of one chunk."""
+    yield chunk
+
+
 async def gunzip(chunks: Chunks, name: str, offload: Offload) -> Chunks:
     """Decompress a gzip stream (several members allowed) chunk by chunk, off the loop."""
     try:

@@ -95,7 +95,8 @@ def tool_credentials(
         if application:  # a session name of its own, for the lock watchdog (pg_locks)
             params["application_name"] = application
         params.setdefault("application_name", APPLICATION)
-        params["options"] = f"{params.get('options', '')} -c client_min_messages=warning".strip()
+        # No `options` startup parameter: PgBouncer refuses a connection that sends one. The
+        # restore's script quiets notices itself (`scope.prelude_sql`).
         service = Path(directory, "pg_service.conf")
         passfile = Path(directory, "pgpass")
         _private_write(service, f"[{SERVICE}]\n" + "".join(f"{k}={v}\n" for k, v in params.items()))
@@ -149,6 +150,37 @@ async def ping(dsn: Dsn) -> str:
     async with await connect(dsn) as conn:
         row = await (await conn.execute("SHOW server_version")).fetchone()
     return str(row[0]) if row else "?"
+
+
+async def check_session_pooling(dsn: Dsn) -> None:
+    """PermanentError when the URL reaches a pooler in transaction (or statement) mode.
+
+    pg_dump's session settings and the restore's session name would not survive from one
+    transaction to the next there. Two sessions open at once never share a server process,
+    directly or through a pooler in session mode; a pooler in transaction mode hands an idle
+    one's process to the other, or gives one session another process for its next statement,
+    which this sees. (With a busy pool it may do neither during the check, so a
+    transaction-mode pooler is not always seen: the README says which URL to use.)
+    """
+    async with await connect(dsn) as first, await connect(dsn) as second:
+        try:
+            pids = [await _backend_pid(first), await _backend_pid(second)]
+            pids.append(await _backend_pid(first))
+        except psycopg.Error as error:
+            raise classify(error, dsn) from None
+    if pids[0] == pids[1] or pids[0] != pids[2]:
+        raise PermanentError(
+            f"the database URL reaches {dsn.describe()} through a connection pooler in "
+            "transaction mode (two sessions shared one server connection), which cannot keep "
+            "a restore's or a dump's session: use the direct connection or the pooler's "
+            "session mode (on Supabase: the direct URL, or the pooler's port 5432, not 6543)",
+            provider=PROVIDER,
+        )
+
+
+async def _backend_pid(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> int:
+    row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+    return int(str(row[0])) if row else 0
 
 
 async def finished_restore(dsn: Dsn, key: str) -> tuple[str, datetime] | None:

@@ -53,17 +53,22 @@ def tool(name: str, bin_dir: str | None) -> str:
     return found
 
 
-def script_command(pg_restore: str, *, exclude_schema: str) -> list[str]:
-    """pg_restore turning a custom archive on stdin into the SQL script that restores it.
+def script_command(
+    pg_restore: str, *, exclude_schema: str, use_list: str | None = None
+) -> list[str]:
+    """pg_restore turning a custom archive on stdin into the SQL script that restores it
+    (only the entries in the file `use_list`, when given; in archive order).
 
     The script is run by psql (`psql_command`) inside the operator's own transaction
     (`transaction`), so the restore and its marker are one. `--single-transaction` keeps
     pg_restore from committing large objects on their own; its BEGIN inside that transaction
     is a warning, and its COMMIT, the script's last line, only comes once the archive was read
-    whole.
+    whole. Without `use_list` it cleans what it restores (`--clean --if-exists`); with one,
+    the restore's prelude has dropped what the entries replace (`scope`).
     """
+    selection = ["--use-list", use_list] if use_list else ["--clean", "--if-exists"]
     return [
-        pg_restore, "--file", "-", "--clean", "--if-exists", "--no-owner",
+        pg_restore, "--file", "-", *selection, "--no-owner",
         "--single-transaction", "--exit-on-error", f"--exclude-schema={exclude_schema}",
     ]  # fmt: skip
 
@@ -100,15 +105,27 @@ def list_command(pg_restore: str) -> list[str]:
 
 
 def dump_command(
-    pg_dump: str, dbname: str, *, exclude_schema: str, lock_wait: float = 60.0
+    pg_dump: str,
+    dbname: str,
+    *,
+    exclude_schema: str,
+    lock_wait: float = 60.0,
+    schemas: Sequence[str] = (),
 ) -> list[str]:
-    """pg_dump of the whole database in custom format to stdout; it gives up (retryably) when
-    another session keeps a table locked for longer than `lock_wait` seconds."""
+    """pg_dump in custom format to stdout, of `schemas` (each matched by its exact name) or
+    the whole database; it gives up (retryably) when another session keeps a table locked for
+    longer than `lock_wait` seconds."""
+    only = [f"--schema={_exact(name)}" for name in schemas]
     return [
-        pg_dump, "--dbname", dbname, "--format=custom", "--no-password",
+        pg_dump, "--dbname", dbname, "--format=custom", "--no-password", *only,
         f"--exclude-schema={exclude_schema}",
         f"--lock-wait-timeout={max(1, int(lock_wait * 1000))}",  # milliseconds
     ]  # fmt: skip
+
+
+def _exact(name: str) -> str:
+    """A pg_dump pattern matching only `name`: quoted, so `*`, `?` and `.` are literal."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)

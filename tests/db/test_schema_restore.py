@@ -1,0 +1,181 @@
+"""A restore leaves each restored schema exactly as the backup holds it, as the app's own role on
+a Supabase-shaped database, and touches nothing else; what would stop it is found at planning.
+
+Each test builds the shape (`tests/db/supabase.py`), takes a backup the way the platform does
+(pg_dump of the whole database as the superuser), changes things since, restores `public`, and
+compares what `public` holds with what it held when the backup was taken.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from mypy_boto3_s3 import S3Client
+
+from rollback_operator.providers.errors import PermanentError
+from sandbox.services.postgres import PG_BIN, SUPERUSER
+from tests.db import supabase, world
+from tests.db.world import PREFIX
+
+KEY = "uid-s/restore-database/database"
+NAMES = {
+    "custom": "backup_latest.dump",
+    "custom-gzip": "backup_latest.dump.gz",
+    "plain": "backup_latest.sql",
+    "plain-gzip": "backup_latest.sql.gz",  # the runbook's name
+}
+SINCE = """
+INSERT INTO items (note) VALUES ('written-since');
+CREATE TABLE public.audit (id serial PRIMARY KEY, what text);
+CREATE VIEW public.recent_items AS SELECT * FROM public.items ORDER BY id DESC LIMIT 10;
+CREATE FUNCTION public.count_items() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM items';
+CREATE TYPE public.mood AS ENUM ('ok', 'sad');
+ALTER TABLE public.items ADD COLUMN mood public.mood;
+CREATE INDEX items_note ON public.items (note);
+CREATE POLICY "anon reads items" ON public.items FOR SELECT TO anon USING (true);
+GRANT SELECT ON public.items TO anon;
+REVOKE SELECT ON public.profiles FROM anon;
+ALTER TABLE public.profiles DISABLE ROW LEVEL SECURITY;
+"""
+
+
+def whole_dump(db: supabase.SupabaseDb, fmt: str) -> bytes:
+    """The platform's backup: the whole database, by the superuser (auth included)."""
+    return db.dump(fmt)
+
+
+def public_dump(db: supabase.SupabaseDb) -> bytes:
+    """A backup of `public` alone, in custom format."""
+    assert db.server.dir is not None
+    command = [str(PG_BIN / "pg_dump"), "-Fc", "-n", "public", "-h", str(db.server.dir)]
+    command += ["-p", str(db.server.port), "-U", SUPERUSER, "-d", db.name]
+    return subprocess.run(command, capture_output=True, check=True).stdout
+
+
+@pytest.mark.parametrize("fmt", list(NAMES))
+async def test_public_ends_exactly_as_the_backup_holds_it_and_auth_keeps_new_sign_ups(
+    database: supabase.SupabaseDb, s3: S3Client, backups: str, fmt: str
+) -> None:
+    database.seed(["kept-1", "kept-2"])
+    before = database.shape()
+    world.put(s3, backups, PREFIX + NAMES[fmt], whole_dump(database, fmt))
+    database.as_app(SINCE)
+    database.sql("INSERT INTO auth.users (email) VALUES ('new-sign-up@example.com')")
+
+    await world.pg_adapter(database, s3, backups).restore(NAMES[fmt], KEY)
+
+    assert database.shape() == before
+    assert database.notes() == ["kept-1", "kept-2"]
+    assert "new-sign-up@example.com" in database.users()
+    assert database.markers() == [KEY]
+
+
+async def test_the_plan_names_the_schemas_the_restore_replaces(
+    database: supabase.SupabaseDb, s3: S3Client, backups: str
+) -> None:
+    world.put(s3, backups, PREFIX + "b.dump", whole_dump(database, "custom"))
+
+    plan = await world.pg_adapter(database, s3, backups).plan("b.dump")
+
+    assert plan.schemas == ["public"]
+
+
+async def test_by_default_every_schema_the_backup_holds_is_restored(
+    database: supabase.SupabaseDb, s3: S3Client, backups: str
+) -> None:
+    database.seed(["kept"])
+    before = database.shape()
+    world.put(s3, backups, PREFIX + "public.dump", public_dump(database))
+    database.as_app(SINCE)
+    adapter = world.pg_adapter(database, s3, backups, schemas=None)
+
+    assert (await adapter.plan("public.dump")).schemas == ["public"]
+    await adapter.restore("public.dump", KEY)
+
+    assert database.shape() == before
+    assert database.notes() == ["kept"]
+
+
+async def test_a_default_scope_holding_schemas_of_other_roles_fails_the_plan_naming_them(
+    database: supabase.SupabaseDb, s3: S3Client, backups: str
+) -> None:
+    """The whole database's backup holds `auth`, which the app's role does not own."""
+    database.seed(["kept"])
+    world.put(s3, backups, PREFIX + "b.dump", whole_dump(database, "custom"))
+    database.seed(["new"])
+    adapter = world.pg_adapter(database, s3, backups, schemas=None)
+
+    with pytest.raises(PermanentError, match=r"cannot drop .*table auth\.users \(owner supabase"):
+        await adapter.plan("b.dump")
+    with pytest.raises(PermanentError, match="must be owner"):
+        await adapter.restore("b.dump", KEY)
+
+    assert database.notes() == ["new"]
+    assert database.markers() == []
+
+
+DEPENDENTS = {
+    "view": (
+        "CREATE SCHEMA analytics AUTHORIZATION app_owner;"
+        " SET ROLE app_owner;"
+        " CREATE VIEW analytics.item_counts AS SELECT count(*) FROM public.items;"
+        " RESET ROLE;",
+        r"view analytics\.item_counts depends on table items",
+    ),
+    "trigger": (
+        "CREATE FUNCTION public.handle_new_user() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RETURN NEW; END $$;"
+        " ALTER FUNCTION public.handle_new_user() OWNER TO app_owner;"
+        " CREATE TRIGGER on_auth_user_created AFTER INSERT ON auth.users"
+        " FOR EACH ROW EXECUTE FUNCTION public.handle_new_user();",
+        r"trigger on_auth_user_created on table auth\.users depends on function "
+        r"handle_new_user\(\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("dependent", list(DEPENDENTS))
+@pytest.mark.parametrize("fmt", ["custom", "plain-gzip"])
+async def test_an_object_outside_the_schemas_depending_on_a_restored_one_stops_it_unchanged(
+    database: supabase.SupabaseDb, s3: S3Client, backups: str, dependent: str, fmt: str
+) -> None:
+    database.seed(["kept"])
+    world.put(s3, backups, PREFIX + NAMES[fmt], whole_dump(database, fmt))
+    database.seed(["new"])
+    made, named = DEPENDENTS[dependent]
+    database.sql(made)
+    now = database.shape()
+    adapter = world.pg_adapter(database, s3, backups)
+
+    with pytest.raises(PermanentError, match=named + r".*nothing was changed"):
+        await adapter.plan(NAMES[fmt])
+    with pytest.raises(PermanentError, match=named):  # checked again in the transaction
+        await adapter.restore(NAMES[fmt], KEY)
+
+    assert database.shape() == now
+    assert database.notes() == ["new"]
+    assert database.markers() == []
+
+
+async def test_the_safety_dump_taken_as_the_app_role_restores_as_that_role(
+    database: supabase.SupabaseDb, s3: S3Client, backups: str
+) -> None:
+    database.seed(["yesterday"])
+    world.put(s3, backups, PREFIX + "backup_20240101.dump", whole_dump(database, "custom"))
+    database.seed(["today-1", "today-2"])
+    database.as_app(SINCE)
+    today = database.shape()
+    adapter = world.pg_adapter(database, s3, backups, schemas=None)
+    public_only = world.pg_adapter(database, s3, backups)
+
+    safety = await adapter.safety_backup("uid-s/safety-backup/database")
+    await public_only.restore("backup_20240101.dump", KEY)
+    undo = await adapter.plan(safety.external_ids["safetyBackup"])
+    await adapter.restore(undo.backup, "uid-u/restore-database/database")
+
+    assert undo.schemas is not None
+    assert "auth" not in undo.schemas  # the app cannot drop it
+    assert "public" in undo.schemas
+    assert database.shape() == today
+    assert database.notes() == ["today-1", "today-2", "written-since"]
