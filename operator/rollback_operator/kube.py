@@ -117,6 +117,18 @@ class KubeApi:
             if error.status != 409:
                 raise _translate(error, f"ConfigMap {namespace}/{name}") from None
 
+    async def delete(self, plural: str, namespace: str, name: str, uid: str) -> None:
+        """Delete one of our objects, only if it is still the one with `uid` (a precondition:
+        one created again under the same name is left alone); gone already is fine."""
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+        try:
+            await self._custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, body=options
+            )
+        except ApiException as error:
+            if error.status not in (404, 409):
+                raise _translate(error, f"{plural}/{name}") from None
+
     async def names(
         self, group: str, version: str, plural: str, namespace: str | None
     ) -> list[str]:

@@ -80,8 +80,8 @@ def record(
     namespace = (values.get("watchNamespaces") or ["prod"])[0]
     kube = KubeNamespace(server, workdir / "kube", namespace)
     with serving(history=3) as saas:
-        log = _drive(kube, rendered, kubeconfig, saas, prometheus, workdir)
-    rollbacks = {r["metadata"]["name"]: r for r in _rollbacks(kube)}
+        log, listed = _drive(kube, rendered, kubeconfig, saas, prometheus, workdir)
+    rollbacks = {r["metadata"]["name"]: r for r in listed}
     return Recording(rendered, user, audit.calls(server.audit_log, user), rollbacks, log, server)
 
 
@@ -117,7 +117,8 @@ def _drive(
     saas: Saas,
     prometheus: PrometheusServer,
     workdir: Path,
-) -> str:
+) -> tuple[str, list[dict[str, Any]]]:
+    """The operator's log, and the Rollbacks as they were once both had ended."""
     world = workdir / "world.json"
     FakeWorld(path=world).save()
     health_port = free_port()
@@ -136,10 +137,10 @@ def _drive(
         for resource in (ROLLBACKS, POLICIES):
             kube.wait_for_watch(resource, namespace=watched, timeout=30)
         _wait(lambda: _healthy(health_port), "kopf's health endpoint", log_path)
-        _scenario(kube, saas, prometheus, log_path)
+        listed = _scenario(kube, saas, prometheus, log_path)
     finally:
         stop_process(process, timeout=20)
-    return log_path.read_text()
+    return log_path.read_text(), listed
 
 
 def _rollbacks(kube: KubeNamespace) -> list[dict[str, Any]]:
@@ -150,7 +151,10 @@ def _rollbacks(kube: KubeNamespace) -> list[dict[str, Any]]:
 
 def _scenario(
     kube: KubeNamespace, saas: Saas, prometheus: PrometheusServer, log_path: Path
-) -> None:
+) -> list[dict[str, Any]]:
+    """A breach and its automatic rollback, a manual full rollback, then `historyLimit: 0`
+    deletes the finished automatic one; the Rollbacks as they were before that."""
+
     def apply(manifest: dict[str, Any]) -> None:
         manifest["metadata"]["namespace"] = kube.namespace
         kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest))
@@ -197,6 +201,13 @@ def _scenario(
     kube.kubectl("annotate", "rollbacks.rollback.mindmate.app/manual", approval)
     _wait(lambda: ended("manual"), "the end of the manual Rollback", log_path)
     _wait(lambda: _report(kube) != "earlier attempt", "the report", log_path)
+    listed = rollbacks()
+    limit = json.dumps({"spec": {"historyLimit": 0}})
+    kube.kubectl("patch", "rollbackpolicies.rollback.mindmate.app", policy["metadata"]["name"],
+                 "--type=merge", "-p", limit)  # fmt: skip
+    gone = f"{automatic} deleted by historyLimit 0"
+    _wait(lambda: all(r["metadata"]["name"] != automatic for r in rollbacks()), gone, log_path)
+    return listed
 
 
 def _report(kube: KubeNamespace) -> str:

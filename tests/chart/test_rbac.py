@@ -72,6 +72,7 @@ def test_the_run_exercised_every_kind_of_call_the_operator_makes(
         ("patch", "rollback.mindmate.app", "rollbacks/status"),
         ("patch", "rollback.mindmate.app", "rollbackpolicies/status"),
         ("create", "rollback.mindmate.app", "rollbacks"),  # the automatic rollback
+        ("delete", "rollback.mindmate.app", "rollbacks"),  # deleted by the policy's historyLimit
         ("get", "", "secrets"),  # the Vercel and Railway tokens
         ("create", "", "configmaps"),  # a report
         ("patch", "", "configmaps"),  # the report that already existed

@@ -235,6 +235,15 @@ class RollbackPolicySpec(Model):
     suspend: StrictBool = Field(
         default=False, description="Stop automatic rollbacks; keep evaluating."
     )
+    history_limit: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "How many finished automatic Rollbacks of this policy to keep; older ones are "
+            "deleted (never a running one, one holding traffic stopped, or a manual one), "
+            "their reports kept. Unset: keep every one."
+        ),
+    )
     targets: Targets = Field(description="How to reach each layer of the app.")
     object_store: ObjectStore | None = Field(
         default=None, description="S3 connection for backups, storage and reports."

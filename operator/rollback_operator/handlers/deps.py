@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from rollback_operator.kube import KubeApi
 from rollback_operator.providers.base import MetricsFactory, ProviderFactory
@@ -44,6 +45,13 @@ class Deps:
     admission: Admission = field(default_factory=Admission)
     metrics: MetricsFactory | None = None
     telemetry: Telemetry = field(default_factory=Telemetry)  # what /metrics serves
+    runs: set[str] = field(default_factory=set)
+    """uids of the Rollbacks whose daemon runs in this process now."""
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The status each Rollback's run last wrote from this process, by uid, kept while it may
+    be needed: a deletion handler goes on from it (the watch may not have delivered it yet)."""
+    told: set[str] = field(default_factory=set)
+    """uids of objects whose held deletion this process already posted an Event about."""
 
     def __copy__(self) -> Deps:
         return self

@@ -13,6 +13,7 @@ import kopf
 from pydantic import ValidationError
 
 from rollback_operator.api import GROUP, TRIGGER_LABEL, VERSION
+from rollback_operator.api.conditions import ConditionType
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import Phase, Rollback
 from rollback_operator.api.validation import describe
@@ -51,6 +52,11 @@ def rollback_entry(body: kopf.Body) -> RollbackEntry:
         phase=Phase(status.get("phase", Phase.PENDING.value)),
         targets=frozenset(status.get("targets") or spec.get("targets") or _defaults(body)),
         episodes=frozenset(e for e in listed.split(",") if e),
+        automatic=is_auto,
+        traffic_stopped=any(
+            c.get("type") == ConditionType.TRAFFIC_STOPPED and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        ),
     )
 
 

@@ -55,6 +55,7 @@ class LiveRollback:
         result = observe.ended_phase(saved, status)
         seconds, mode = observe.run_seconds(status), status.mode
         if await self._status.write(wire):
+            self.deps.records[self.body.metadata.uid or ""] = wire
             self._count(ended, result, seconds, mode)
 
     def recorded(self) -> RollbackStatus:

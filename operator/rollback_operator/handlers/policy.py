@@ -23,6 +23,7 @@ from rollback_operator.api.common import parse_duration
 from rollback_operator.api.conditions import Condition, ConditionType, Reason, set_condition
 from rollback_operator.api.policy import RollbackPolicy, RollbackPolicyStatus
 from rollback_operator.api.validation import describe
+from rollback_operator.handlers import history
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.policy_live import LivePolicy
 from rollback_operator.providers.base import MetricsSource
@@ -71,12 +72,14 @@ async def evaluate_policy(
     *, body: kopf.Body, stopped: kopf.DaemonStopped, memo: Any, rollback_index: Any = None,
     **_: Any,
 ) -> None:  # fmt: skip
-    """Evaluate the policy's rules every evaluationInterval until the policy goes away."""
+    """Evaluate the policy's rules every evaluationInterval until the policy goes away, and
+    keep its history within historyLimit."""
     deps: Deps = memo
     memory: RollbackPolicyStatus | None = None
     while not stopped:
         started = time.monotonic()
         memory, interval = await evaluate_once(body, deps, rollback_index, memory)
+        await history.prune(body, deps, rollback_index)
         await stopped.wait(max(0.0, interval - (time.monotonic() - started)))
 
 

@@ -54,7 +54,7 @@ def _waiting_for_resume(body: kopf.Body) -> bool:
     return _terminal(body) and not traffic.requested(body.metadata.annotations)
 
 
-async def _prepare(body: kopf.Body, policies: Any, deps: Deps) -> Prepared | str:
+async def prepare(body: kopf.Body, policies: Any, deps: Deps) -> Prepared | str:
     """The parsed rollback, its policy and providers; or why they cannot be had."""
     try:
         rollback = Rollback.model_validate(dict(body))
@@ -93,8 +93,29 @@ async def run_rollback(
     **_: Any,
 ) -> None:
     """Drive one Rollback to its end (or resume the traffic it left stopped, once asked), or
-    wait while its input is bad."""
+    wait while its input is bad. While it runs, its uid is in `deps.runs`: a deletion handler
+    takes over only once kopf's cancellation has ended it (`handlers.deletion`)."""
     deps: Deps = memo
+    uid = body.metadata.uid or ""
+    deps.runs.add(uid)
+    try:
+        await _drive(body, stopped, deps, policy_index, rollback_index, restorepoint_index)
+    finally:
+        deps.runs.discard(uid)
+        if not _deleted(stopped):  # else the deletion handler goes on from its record
+            deps.records.pop(uid, None)
+
+
+def _deleted(stopped: kopf.DaemonStopped) -> bool:
+    """Whether kopf stopped the daemon because the Rollback is being deleted."""
+    reason = stopped.reason
+    return reason is not None and bool(reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
+
+
+async def _drive(
+    body: kopf.Body, stopped: kopf.DaemonStopped, deps: Deps, policy_index: Any,
+    rollback_index: Any, points: Any = None,
+) -> None:  # fmt: skip
     logs.bind_rollback(body.metadata.namespace or "", body.metadata.name or "")
     while not stopped and not _idle(body):
         if _waiting_for_resume(body):
@@ -102,11 +123,10 @@ async def run_rollback(
             continue
         namespace = body.metadata.namespace or ""
         policy = (body.get("spec", {}).get("policyRef") or {}).get("name", "")
-        live = LiveRollback(body, stopped, deps, _Peers(rollback_index, (namespace, policy)))
-        prepared = await _prepare(body, policy_index, deps)
+        live = LiveRollback(body, stopped, deps, Peers(rollback_index, (namespace, policy)))
+        prepared = await prepare(body, policy_index, deps)
         if not isinstance(prepared, str):  # to.restorePoint: the point, once it succeeded
-            found = restorepoint.attach(prepared[0], prepared[2], restorepoint_index)
-            prepared = found or prepared
+            prepared = restorepoint.attach(prepared[0], prepared[2], points) or prepared
         if isinstance(prepared, str):
             await live.invalid(prepared)
             if await live.pause(RECHECK_SECONDS):
@@ -131,7 +151,7 @@ async def run_rollback(
             await stopped.wait(0.2)
 
 
-class _Peers:
+class Peers:
     """The live set of rollbacks that share this rollback's policy."""
 
     def __init__(self, index: Any, key: tuple[str, str]) -> None:

@@ -14,7 +14,7 @@ from functools import cached_property
 
 from rollback_operator.api.common import parse_duration
 from rollback_operator.api.conditions import ConditionType, Reason, find
-from rollback_operator.api.policy import Contact, RollbackPolicySpec
+from rollback_operator.api.policy import RollbackPolicySpec
 from rollback_operator.api.rollback import (
     FAILED_PHASES,
     STARTED_PHASES,
@@ -28,11 +28,18 @@ from rollback_operator.api.rollback import (
 )
 from rollback_operator.providers.base import Providers
 from rollback_operator.providers.errors import ProviderError
-from rollback_operator.reconcile import approval, outcome, traffic, transitions, writes
+from rollback_operator.reconcile import approval, outcome, report, traffic, transitions, writes
 from rollback_operator.reconcile.planner import PlanError, make_plan
 from rollback_operator.reconcile.ports import Clock, Controls, Recorder, ReportStore, Stopping
 from rollback_operator.reconcile.runner import RetryPolicy, StepRunner, run_together
-from rollback_operator.reconcile.steplist import REPORT, TRAITS, VERIFY, groups, steps_for
+from rollback_operator.reconcile.steplist import (
+    NOTIFY_FINISHED,
+    REPORT,
+    TRAITS,
+    VERIFY,
+    groups,
+    steps_for,
+)
 from rollback_operator.reconcile.steps import StepContext, refresh_report
 
 logger = logging.getLogger(__name__)
@@ -88,7 +95,7 @@ class Engine:
             checkpoint=checkpoint,
             pause=self.controls.pause,
             trigger=self.trigger,
-            contacts=tuple(_contact_line(c) for c in policy.contacts),
+            contacts=tuple(report.contact_line(c) for c in policy.contacts),
             rules=tuple(policy.rules),
             verify_window=parse_duration(policy.verification.window),
             traffic_policy=policy.failure_policy.traffic,
@@ -281,13 +288,20 @@ class Engine:
         status, first = ctx.status, todo[0]
         if not TRAITS[first.name].always and (aborted or outcome.failed_critical(status.steps)):
             why = outcome.ABORTED_MESSAGE if aborted else outcome.AFTER_FAILURE_MESSAGE
+            cut = [
+                s for s in todo if s.state == StepState.RUNNING and not TRAITS[s.name].cut_safely
+            ]
             for step in todo:
-                step.state, step.message = StepState.SKIPPED, why
+                if not any(step is c for c in cut):
+                    step.state, step.message = StepState.SKIPPED, why
             await self._save(status)
+            # a step cut short (a crash, a deletion) is finished, never left half done
+            await run_together([runner.run(step, ctx) for step in cut])
             return ctx
         if first.name == VERIFY:  # written with the verify step's start
             await self._enter(status, Phase.VERIFYING, "Verifying the rollback", durable=False)
-        if first.name == REPORT:  # the report and the last notice tell the outcome
+        if first.name in (REPORT, NOTIFY_FINISHED) and ctx.outcome is None:
+            # the report and the last notice tell the outcome (also in a run resumed between)
             judged = outcome.judge(status.steps)
             status.message = outcome.summary(status.steps, judged)
             ctx = replace(ctx, outcome=judged)
@@ -374,12 +388,6 @@ def _next_open(status: RollbackStatus) -> list[StepStatus] | None:
         if todo:
             return todo
     return None
-
-
-def _contact_line(contact: Contact) -> str:
-    """A contact as the report and notices print it."""
-    email = f" <{contact.email}>" if contact.email else ""
-    return f"{contact.role}: {contact.name}{email}"
 
 
 def _report_ref(status: RollbackStatus) -> ReportRef | None:

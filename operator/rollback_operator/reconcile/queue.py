@@ -24,6 +24,10 @@ class RollbackEntry:
     targets: frozenset[str]
     episodes: frozenset[str] = frozenset()
     """Episode keys an automatic rollback was created for (none for a manual one)."""
+    automatic: bool = False
+    """Created by its policy (label rollback.mindmate.app/trigger: policy)."""
+    traffic_stopped: bool = False
+    """Its condition TrafficStopped is True: traffic it stopped is still stopped."""
 
     @property
     def order(self) -> tuple[str, str]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rollback_operator.api.common import format_duration
+from rollback_operator.api.policy import Contact
 from rollback_operator.api.rollback import (
     FAILED_PHASES,
     Phase,
@@ -33,6 +34,12 @@ class ReportInput:
     now: datetime
     trigger: str = "manual"
     contacts: tuple[str, ...] = ()
+
+
+def contact_line(contact: Contact) -> str:
+    """A policy's contact as the report and notices print it."""
+    email = f" <{contact.email}>" if contact.email else ""
+    return f"{contact.role}: {contact.name}{email}"
 
 
 def _took(delta: timedelta) -> str:

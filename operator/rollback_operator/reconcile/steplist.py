@@ -34,6 +34,7 @@ class Trait:
     critical: bool = True  # its failure changes the rollback's outcome
     always: bool = False  # runs even after a failure or an abort
     parallel: bool = False  # consecutive parallel steps run together
+    cut_safely: bool = False  # an attempt cut short may stay unfinished: it changes nothing
     record_start: bool = True  # its start is durable before it acts (False: it only reads, or
     # rewrites its own output: a redo is harmless and nobody needs to know it began)
 
@@ -41,13 +42,13 @@ class Trait:
 TRAITS: dict[str, Trait] = {
     NOTIFY_STARTED: Trait(critical=False),
     STOP_TRAFFIC: Trait(destructive=True),
-    SAFETY_BACKUP: Trait(),
+    SAFETY_BACKUP: Trait(cut_safely=True),
     RESTORE_DATABASE: Trait(destructive=True),
     RESTORE_STORAGE: Trait(destructive=True),
     DEPLOY_PREVIOUS: Trait(destructive=True),
     INSTANT_ROLLBACK: Trait(destructive=True, parallel=True),
     RESUME_TRAFFIC: Trait(critical=False, always=True, parallel=True),
-    VERIFY: Trait(record_start=False),
+    VERIFY: Trait(cut_safely=True, record_start=False),
     REPORT: Trait(critical=False, always=True, record_start=False),
     NOTIFY_FINISHED: Trait(critical=False, always=True),
 }
