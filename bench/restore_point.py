@@ -122,7 +122,7 @@ def _run(pg: PostgresServer, endpoint: str, rows: int, rounds: int) -> None:
                 result = adapter_dump(pg.url_for("source"), endpoint, f"bench-{n}")
             raw.append(raw_dump(pg, path))
             unsynced.append(raw_dump(pg, path, "--no-sync"))
-            nowhere.append(raw_dump(pg, Path("/dev/null")))
+            nowhere.append(raw_dump(pg, Path("/dev/null"), "--no-sync"))
             if not n % 2:
                 result = adapter_dump(pg.url_for("source"), endpoint, f"bench-{n}")
             streamed.append(result["seconds"])
