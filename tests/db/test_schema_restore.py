@@ -8,6 +8,7 @@ compares what `public` holds with what it held when the backup was taken.
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 
 import pytest
@@ -45,12 +46,14 @@ def whole_dump(db: supabase.SupabaseDb, fmt: str) -> bytes:
     return db.dump(fmt)
 
 
-def public_dump(db: supabase.SupabaseDb) -> bytes:
-    """A backup of `public` alone, in custom format."""
+def public_dump(db: supabase.SupabaseDb, fmt: str) -> bytes:
+    """A backup of `public` alone: custom, or plain SQL gzipped."""
     assert db.server.dir is not None
-    command = [str(PG_BIN / "pg_dump"), "-Fc", "-n", "public", "-h", str(db.server.dir)]
+    options = ["-Fc"] if fmt == "custom" else ["-Fp"]
+    command = [str(PG_BIN / "pg_dump"), *options, "-n", "public", "-h", str(db.server.dir)]
     command += ["-p", str(db.server.port), "-U", SUPERUSER, "-d", db.name]
-    return subprocess.run(command, capture_output=True, check=True).stdout
+    data = subprocess.run(command, capture_output=True, check=True).stdout
+    return gzip.compress(data) if fmt == "plain-gzip" else data
 
 
 @pytest.mark.parametrize("fmt", list(NAMES))
@@ -81,17 +84,18 @@ async def test_the_plan_names_the_schemas_the_restore_replaces(
     assert plan.schemas == ["public"]
 
 
+@pytest.mark.parametrize("fmt", ["custom", "plain-gzip"])
 async def test_by_default_every_schema_the_backup_holds_is_restored(
-    database: supabase.SupabaseDb, s3: S3Client, backups: str
+    database: supabase.SupabaseDb, s3: S3Client, backups: str, fmt: str
 ) -> None:
     database.seed(["kept"])
     before = database.shape()
-    world.put(s3, backups, PREFIX + "public.dump", public_dump(database))
+    world.put(s3, backups, PREFIX + NAMES[fmt], public_dump(database, fmt))
     database.as_app(SINCE)
     adapter = world.pg_adapter(database, s3, backups, schemas=None)
 
-    assert (await adapter.plan("public.dump")).schemas == ["public"]
-    await adapter.restore("public.dump", KEY)
+    assert (await adapter.plan(NAMES[fmt])).schemas == ["public"]
+    await adapter.restore(NAMES[fmt], KEY)
 
     assert database.shape() == before
     assert database.notes() == ["kept"]
