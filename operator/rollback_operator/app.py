@@ -14,7 +14,7 @@ import kopf
 
 from rollback_operator import preflight
 from rollback_operator.api import GROUP
-from rollback_operator.handlers import deletion, index
+from rollback_operator.handlers import deletion, index, restorepoint_schedule
 from rollback_operator.handlers import policy as policy_handlers
 from rollback_operator.handlers import restorepoint as restore_point_handlers
 from rollback_operator.handlers import rollback as rollback_handlers
@@ -77,6 +77,7 @@ def build_registry(own: Settings) -> kopf.OperatorRegistry:
     policy_handlers.register(registry, settle)
     deletion.register(registry)
     restore_point_handlers.register(registry, settle)
+    restorepoint_schedule.register(registry, settle)
     return registry
 
 

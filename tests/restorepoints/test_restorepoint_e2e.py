@@ -59,7 +59,8 @@ def stalled_naming(bed: Bed, kind: str, name: str, field: str) -> dict[str, Any]
         conditions = bed.get(kind, name).get("status", {}).get("conditions", [])
         found = [c for c in conditions if c["type"] == "Stalled" and c["status"] == "True"]
         if found and field in found[0]["message"]:
-            return found[0]
+            condition: dict[str, Any] = found[0]
+            return condition
         if time.monotonic() > deadline:
             raise AssertionError(f"{name}: {conditions}\n{bed.logs()[-3000:]}")
         time.sleep(0.1)
@@ -175,3 +176,54 @@ def test_bad_input_waits_stalled_naming_the_field_and_a_fix_unsticks_it(
     done = bed.wait_for("waits", {"Succeeded", "Failed", "PartiallyFailed"}, timeout=90)
     assert done["status"]["phase"] == "Succeeded", done["status"]
     assert done["status"]["plan"]["database"]["backup"] == "restore-points/later.dump"
+
+
+def test_the_schedule_takes_points_and_keep_deletes_the_oldest_scheduled_with_their_dumps(
+    bed: Bed, pg_server: PostgresServer, s3_server: S3Server, s3: S3Client
+) -> None:
+    db, backups = _db(pg_server), world.make_bucket(s3, versioned=False)
+    files = world.make_bucket(s3, versioned=True)
+    db.seed(["alice"])
+    bed.start(real=REAL)
+    _secrets(bed, db)
+    bed.apply(_policy(s3_server.url, backups, files))
+    labels = {
+        "rollback.mindmate.app/trigger": "schedule",
+        "rollback.mindmate.app/policy": "mindmate",
+    }
+    for name in ("old-1", "old-2"):
+        manifest = restore_point(name)
+        manifest["metadata"]["labels"] = labels
+        bed.apply(manifest)
+        assert wait_point(bed, name, ENDED)["status"]["phase"] == "Succeeded"
+    bed.apply(restore_point("by-hand"))
+    assert wait_point(bed, "by-hand", ENDED)["status"]["phase"] == "Succeeded"
+    dumps = f"{world.PREFIX}restore-points/"
+    assert {k for k in world.objects(s3, backups) if k.startswith(dumps)} == {
+        f"{dumps}{n}.dump" for n in ("old-1", "old-2", "by-hand")
+    }
+
+    every_minute = {"schedule": "* * * * *", "keep": {"count": 1}}
+    bed.apply(manifests.deep_merge(_policy(s3_server.url, backups, files),
+                                   {"spec": {"restorePoints": every_minute}}))  # fmt: skip
+    deadline = time.monotonic() + 100
+    while True:
+        listed = json.loads(bed.cluster.kubectl("get", POINTS, "-o", "json").stdout)["items"]
+        names = {p["metadata"]["name"]: p.get("status", {}).get("phase") for p in listed}
+        scheduled = [n for n in names if n.startswith("mindmate-")]
+        if (
+            scheduled
+            and names[scheduled[0]] == "Succeeded"
+            and set(names) == {*scheduled, "by-hand"}
+        ):
+            break
+        assert time.monotonic() < deadline, f"{names}\n{bed.logs()[-3000:]}"
+        time.sleep(0.5)
+    assert len(scheduled) == 1
+    assert {k for k in world.objects(s3, backups) if k.startswith(dumps)} == {
+        f"{dumps}{scheduled[0]}.dump",
+        f"{dumps}by-hand.dump",
+    }
+    reasons = [e["reason"] for e in bed.events_for("mindmate")]
+    assert "RestorePointScheduled" in reasons
+    assert reasons.count("RestorePointDeleted") == 2
