@@ -15,8 +15,7 @@ import pytest
 import yaml
 
 from sandbox import manifests
-from tests.apiserver.fixtures import install_crds
-from tests.apiserver.server import KubeApiServer
+from tests.apiserver.server import REPO_ROOT, KubeApiServer
 from tests.chart import helm
 
 pytestmark = pytest.mark.e2e
@@ -61,7 +60,7 @@ def test_install_creates_every_object_and_the_crds_are_served(
         assert _exists(fresh_apiserver, doc["kind"], doc["metadata"]["name"],
                        namespace if scoped else None), doc["kind"]  # fmt: skip
     names = [f"crd/{c['metadata']['name']}" for c in rendered.of_kind("CustomResourceDefinition")]
-    assert len(names) == 2
+    assert len(names) == len(list((REPO_ROOT / "crds").glob("*.yaml")))
     fresh_apiserver.kubectl("wait", "--for=condition=Established", "--timeout=30s", *names)
     for peering in helm.peering_crds():  # from crds/, installed before the templates
         assert _exists(fresh_apiserver, "crd", peering["metadata"]["name"], None)
@@ -103,10 +102,13 @@ def test_uninstall_keeps_the_crds_and_every_rollback(
 def test_crds_installed_without_helm_are_adopted_once_labelled_as_the_readme_says(
     fresh_apiserver: KubeApiServer, tmp_path: Path
 ) -> None:
-    install_crds(fresh_apiserver)  # as chart 0.1.0 left them: from crds/, owned by no release
+    crds = ["crd/rollbacks.rollback.mindmate.app", "crd/rollbackpolicies.rollback.mindmate.app"]
+    old = [REPO_ROOT / "crds" / f"{crd.removeprefix('crd/')}.yaml" for crd in crds]
+    fresh_apiserver.kubectl("apply", "--server-side", *(a for p in old for a in ("-f", str(p))))
+    fresh_apiserver.kubectl("wait", "--for=condition=Established", "--timeout=30s", *crds)
+    # as chart 0.1.0 left its two CRDs: from crds/, owned by no release
     with pytest.raises(helm.HelmError, match="invalid ownership metadata"):
         helm.install(fresh_apiserver, {}, tmp_path)
-    crds = ["crd/rollbacks.rollback.mindmate.app", "crd/rollbackpolicies.rollback.mindmate.app"]
     fresh_apiserver.kubectl("label", *crds, "app.kubernetes.io/managed-by=Helm")
     fresh_apiserver.kubectl("annotate", *crds, f"meta.helm.sh/release-name={helm.RELEASE}",
                             f"meta.helm.sh/release-namespace={helm.NAMESPACE}")  # fmt: skip
