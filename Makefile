@@ -71,6 +71,7 @@ bench: install system-deps kube-env ## Every benchmark (minutes); each writes it
 	$(PY) -m bench.record quick_overhead -- --bed emulator
 	$(PY) -m bench.record quick_rollback -- --bed apiserver
 	$(PY) -m bench.record db_restore
+	$(PY) -m bench.record supabase_restore -- --rounds 3
 	$(PY) -m bench.record storage_restore -- --latency-ms 20
 	$(PY) -m bench.record restore_point
 	$(PY) -m bench.record snapshot_copy -- --latency-ms 20
