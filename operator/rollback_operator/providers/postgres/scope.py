@@ -8,11 +8,11 @@ tables in `public`, not `public`), then creates the backup's objects. Objects an
 are the extension's, not the schema's: they are left alone.
 
 Before that, two things must hold, checked when the rollback is planned (so a dry run shows
-them) and again inside the restore's transaction: no object outside the restored schemas
-depends on one inside (the drop would take it along: a view in `analytics` on a `public` table,
-a trigger on `auth.users` calling a `public` function), and the app's role may drop every
-object inside. The prelude (`prelude_sql`) does the check and the drops as the first statements
-of the restore's one transaction, so a refusal changes nothing.
+them): no object outside the restored schemas depends on one inside (the drop would take it
+along: a view in `analytics` on a `public` table, a trigger on `auth.users` calling a `public`
+function), and the app's role may drop every object inside. The prelude (`prelude_sql`), the
+first statements of the restore's one transaction, checks the first again and then drops (a
+DROP the role may not make fails there), so a refusal at any point changes nothing.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def _namespace_of(classid: str, objid: str) -> str:
     """SQL: the schema oid of the catalog object (classid, objid), for the kinds that live in
     a schema (sub-objects of a table live in the table's); NULL for the others."""
     by_relation = {
-        "pg_rewrite": ("ev_class", "oid"), "pg_trigger": ("tgrelid", "oid"),
-        "pg_policy": ("polrelid", "oid"), "pg_attrdef": ("adrelid", "oid"),
+        "pg_rewrite": "ev_class", "pg_trigger": "tgrelid", "pg_policy": "polrelid",
+        "pg_attrdef": "adrelid",
     }  # fmt: skip
     own = {
         "pg_class": "relnamespace", "pg_proc": "pronamespace", "pg_type": "typnamespace",
@@ -53,8 +53,8 @@ def _namespace_of(classid: str, objid: str) -> str:
         for table, column in own.items()
     ] + [
         f"WHEN '{table}'::regclass THEN (SELECT c.relnamespace FROM {table} x JOIN pg_class c"
-        f" ON c.oid = x.{column} WHERE x.{key} = {objid})"
-        for table, (column, key) in by_relation.items()
+        f" ON c.oid = x.{column} WHERE x.oid = {objid})"
+        for table, column in by_relation.items()
     ]
     return f"CASE {classid} {' '.join(cases)} END"
 
