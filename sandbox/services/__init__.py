@@ -1,4 +1,5 @@
-"""Real services for the demo, tests and shell scripts: PostgreSQL 15, S3 (moto), Prometheus, Redis.
+"""Real services for the demo, tests and shell scripts: PostgreSQL 15, PgBouncer, S3 (moto),
+Prometheus, Redis.
 
 Each module starts one service as a separate process on a free loopback port and stops it
 again; the same code serves pytest fixtures and `python -m sandbox.services.<name> start|stop`.
