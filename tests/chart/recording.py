@@ -17,6 +17,8 @@ its answer (`tests/apiserver/audit.py`):
 - a manual full Rollback (database and storage on the file-backed fakes), approved, whose
   report ConfigMap already exists (its own, owned by the Rollback: a retry after a crash), so
   the operator takes its create-conflict-patch path;
+- a RestorePoint the policy's schedule took before, then `restorePoints` (every minute, keep
+  one): the schedule creates a point, the operator takes it and `keep` deletes the older one;
 - SIGTERM: kopf removes itself from the peering object.
 """
 
@@ -36,6 +38,7 @@ from typing import Any
 import httpx
 import yaml
 
+from rollback_operator.api import API_VERSION, POLICY_LABEL, TRIGGER_LABEL
 from sandbox import manifests
 from sandbox.fakes.memory import FakeWorld
 from sandbox.fakes.saas import Saas, serving
@@ -207,7 +210,38 @@ def _scenario(
                  "--type=merge", "-p", limit)  # fmt: skip
     gone = f"{automatic} deleted by historyLimit 0"
     _wait(lambda: all(r["metadata"]["name"] != automatic for r in rollbacks()), gone, log_path)
+    _restore_points(kube, apply, policy["metadata"]["name"], log_path)
     return listed
+
+
+POINTS = "restorepoints.rollback.mindmate.app"
+
+
+def _restore_points(
+    kube: KubeNamespace, apply: Callable[[dict[str, Any]], None], policy: str, log_path: Path
+) -> None:
+    """The policy's schedule takes a RestorePoint and `keep` deletes an older scheduled one."""
+    labels = {TRIGGER_LABEL: "schedule", POLICY_LABEL: policy}
+    spec = {"policyRef": {"name": policy}}
+    apply({"apiVersion": API_VERSION, "kind": "RestorePoint", "spec": spec,
+           "metadata": {"name": "scheduled-before", "labels": labels}})  # fmt: skip
+
+    def phases() -> dict[str, str]:
+        items = json.loads(kube.kubectl("get", POINTS, "-o", "json").stdout)["items"]
+        return {p["metadata"]["name"]: p.get("status", {}).get("phase", "") for p in items}
+
+    _wait(lambda: phases().get("scheduled-before") == "Succeeded", "a RestorePoint", log_path)
+    every_minute = json.dumps({"spec": {"restorePoints": {"schedule": "* * * * *",
+                                                          "keep": {"count": 1}}}})  # fmt: skip
+    kube.kubectl("patch", "rollbackpolicies.rollback.mindmate.app", policy, "--type=merge",
+                 "-p", every_minute)  # fmt: skip
+
+    def kept_only_the_scheduled_one() -> bool:
+        found = phases()
+        return list(found.values()) == ["Succeeded"] and "scheduled-before" not in found
+
+    _wait(kept_only_the_scheduled_one, "a scheduled RestorePoint, the older deleted", log_path,
+          timeout=100)  # fmt: skip
 
 
 def _report(kube: KubeNamespace) -> str:

@@ -73,6 +73,9 @@ def test_the_run_exercised_every_kind_of_call_the_operator_makes(
         ("patch", "rollback.mindmate.app", "rollbackpolicies/status"),
         ("create", "rollback.mindmate.app", "rollbacks"),  # the automatic rollback
         ("delete", "rollback.mindmate.app", "rollbacks"),  # deleted by the policy's historyLimit
+        ("create", "rollback.mindmate.app", "restorepoints"),  # the policy's schedule
+        ("delete", "rollback.mindmate.app", "restorepoints"),  # keep
+        ("patch", "rollback.mindmate.app", "restorepoints/status"),
         ("get", "", "secrets"),  # the Vercel and Railway tokens
         ("create", "", "configmaps"),  # a report
         ("patch", "", "configmaps"),  # the report that already existed
