@@ -2,10 +2,10 @@
 
 Why built, not hand-written: a health check is only right if it reads the conditions the
 operator really sets. Rollback states come from `reconcile.transitions` (the phase table),
-RollbackPolicy states from the validation handler and `reconcile.evaluation.summarize`, so a
-change of a condition there changes these samples and the Argo CD and kstatus tests judge the
-new truth. RestorePoint states follow DESIGN.md's contract (phases Pending Running Succeeded
-Failed; Ready, Reconciling and Stalled as the other kinds set them).
+RollbackPolicy states from the validation handler and `reconcile.evaluation.summarize`,
+RestorePoint states from `reconcile.points`, so a change of a condition there changes these
+samples and the Argo CD and kstatus tests judge the new truth. Statuses start as the API
+server serves a new object (the CRDs default `observedGeneration` to 0).
 
 `python -m tests.gitops.samples --write` refreshes the Argo CD testdata files from these.
 """
@@ -24,10 +24,11 @@ import yaml
 
 from rollback_operator.api.conditions import Condition, ConditionType, Reason, set_condition
 from rollback_operator.api.policy import RollbackPolicy, RollbackPolicyStatus
+from rollback_operator.api.restorepoint import PointPhase, RestorePoint, RestorePointStatus
 from rollback_operator.api.rollback import Phase, RollbackStatus
 from rollback_operator.api.rules import RuleState, RuleStatus
 from rollback_operator.handlers import policy as policy_handlers
-from rollback_operator.reconcile import evaluation, transitions
+from rollback_operator.reconcile import evaluation, points, transitions
 from rollback_operator.reconcile.rules import Observation
 
 NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
@@ -58,7 +59,7 @@ def _rollback(name: str, status: RollbackStatus | None) -> Body:
 
 
 def _entered(phase: Phase, message: str) -> RollbackStatus:
-    status = RollbackStatus()
+    status = RollbackStatus(observed_generation=0)
     transitions.enter(status, phase, message, now=NOW, generation=1)
     return status
 
@@ -70,7 +71,7 @@ def _with(status: RollbackStatus, type_: ConditionType, value: bool, reason: Rea
 
 
 def _invalid() -> RollbackStatus:
-    status = RollbackStatus()
+    status = RollbackStatus(observed_generation=0)
     transitions.invalid(status, "spec.to.database.backup: no such backup", now=NOW, generation=1)
     return status
 
@@ -188,38 +189,27 @@ def _wire(conditions: list[Condition]) -> list[Body]:
 # --- RestorePoint -----------------------------------------------------------------------------
 
 POINT_SPEC: Body = {"policyRef": {"name": "mindmate"}, "reason": "before release 42"}
-# phase -> (Ready, Reconciling, Stalled, reason), as the Rollback's table does it
-POINT_TABLE: dict[str, tuple[bool, bool, bool, Reason]] = {
-    "Pending": (False, True, False, Reason.PLANNING),
-    "Running": (False, True, False, Reason.RUNNING),
-    "Succeeded": (True, False, False, Reason.SUCCEEDED),
-    "Failed": (False, False, True, Reason.FAILED),
-}
+POINT_PHASES = {"running": PointPhase.RUNNING, "succeeded": PointPhase.SUCCEEDED,
+                "failed": PointPhase.FAILED}  # fmt: skip
 
 
-def _point_status(phase: str, message: str, reason: Reason | None = None) -> Body:
-    ready, reconciling, stalled, default = POINT_TABLE[phase]
-    conditions: list[Condition] = []
-    for type_, value in ((ConditionType.READY, ready), (ConditionType.RECONCILING, reconciling),
-                         (ConditionType.STALLED, stalled)):  # fmt: skip
-        conditions = set_condition(conditions, type_, value, reason or default, message,
-                                   now=NOW, generation=1)  # fmt: skip
-    status: Body = {"observedGeneration": 1, "phase": phase, "message": message,
-                    "conditions": _wire(conditions)}  # fmt: skip
-    if phase == "Succeeded":
-        status["database"] = {"backup": "restore-points/p.dump", "size": 1234}
-    return status
+def _point(name: str, status: RestorePointStatus | Body | None) -> Body:
+    wired = status.wire() if isinstance(status, RestorePointStatus) else status
+    return _object("RestorePoint", name, POINT_SPEC, wired)
 
 
 def restore_points() -> dict[str, Body]:
-    """Not yet seen, each phase, and a spec the operator refused."""
-    found = {"no-status": _object("RestorePoint", "no-status", POINT_SPEC, None)}
-    for phase in POINT_TABLE:
-        name = phase.lower()
-        found[name] = _object("RestorePoint", name, POINT_SPEC, _point_status(phase, phase))
-    invalid = _point_status("Failed", "spec.policyRef: no policy mindmate", Reason.INVALID_SPEC)
-    invalid["phase"] = "Pending"
-    found["invalid"] = _object("RestorePoint", "invalid", POINT_SPEC, invalid)
+    """Not yet seen, as the API server serves a new one, each phase, and a refused spec."""
+    point = RestorePoint.model_validate(_object("RestorePoint", "p", POINT_SPEC, None))
+    served = {"observedGeneration": 0, "phase": "Pending"}  # before the operator starts it
+    found = {"no-status": _point("no-status", None), "pending": _point("pending", served)}
+    for name, phase in POINT_PHASES.items():
+        status = RestorePointStatus(observed_generation=0)
+        points._enter(status, phase, f"{phase.value} for the test", point, NOW)
+        found[name] = _point(name, status)
+    invalid = RestorePointStatus(observed_generation=0)
+    points.invalid(invalid, "spec.policyRef: no RollbackPolicy mindmate", 1, NOW)
+    found["invalid"] = _point("invalid", invalid)
     return found
 
 

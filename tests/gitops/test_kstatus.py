@@ -7,23 +7,16 @@ tests already need, so these claims are about Flux's real rules, not a copy of t
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.gitops import samples
+from tests.gitops.conftest import compute
 
-TOOL = Path(__file__).parents[2] / "tools" / "kstatus"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rollback-operator"
-
-# The claims. A Rollback or policy nobody has looked at yet has no conditions, and kstatus
-# calls any object without conditions Current: the window is the operator's first status
-# write (docs/gitops.md says what that means for `wait`).
+# The claims. "no-status" is an object as a cluster serves it with CRDs older than these: no
+# conditions, which kstatus calls Current. Our CRDs default status.observedGeneration to 0, so
+# a new object is InProgress until the operator's first write (test_new_objects).
 KSTATUS: dict[str, dict[str, str]] = {
     "Rollback": {
         "no-status": "Current", "pending": "InProgress", "planning": "InProgress",
@@ -46,44 +39,21 @@ KSTATUS: dict[str, dict[str, str]] = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def kstatus() -> Path:
-    """The kstatus binary, built once per version of tools/kstatus/ and kept in the cache."""
-    inputs = b"".join((TOOL / name).read_bytes() for name in ("go.mod", "go.sum", "main.go"))
-    binary = CACHE / f"kstatus-{hashlib.sha256(inputs).hexdigest()[:12]}" / "kstatus"
-    if not binary.exists():
-        env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly", "CGO_ENABLED": "0"}
-        env["PATH"] = f"{env.get('PATH', '')}:/usr/local/go/bin"
-        partial = binary.with_suffix(f".{os.getpid()}")
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["go", "build", "-trimpath", "-o", str(partial), "."],
-                       cwd=TOOL, env=env, check=True, timeout=600)  # fmt: skip
-        partial.rename(binary)
-    return binary
-
-
-def _compute(binary: Path, bodies: list[dict[str, Any]]) -> list[dict[str, str]]:
-    answer = subprocess.run([str(binary)], input=json.dumps(bodies), capture_output=True,
-                            text=True, check=True, timeout=60)  # fmt: skip
-    results: list[dict[str, str]] = json.loads(answer.stdout)
-    return results
-
-
 @pytest.mark.parametrize("kind", list(KSTATUS))
 def test_every_state_maps_to_the_kstatus_it_claims(kstatus: Path, kind: str) -> None:
     built = samples.SAMPLES[kind]()
     assert set(built) == set(KSTATUS[kind]), "a state without a claim, or a claim without one"
-    results = _compute(kstatus, list(built.values()))
+    results = compute(kstatus, list(built.values()))
     found = {name: r["status"] for name, r in zip(built, results, strict=True)}
     assert found == KSTATUS[kind]
 
 
 def test_a_policy_that_cannot_reach_its_metrics_is_never_current(kstatus: Path) -> None:
-    (result,) = _compute(kstatus, [samples.policies()["metrics-unreachable"]])
+    (result,) = compute(kstatus, [samples.policies()["metrics-unreachable"]])
     assert result["status"] != "Current"
     assert "Cannot query http://prometheus.monitoring:9090" in result["message"]
 
 
 def test_a_failed_rollback_fails_fast_with_its_message(kstatus: Path) -> None:
-    (result,) = _compute(kstatus, [samples.rollbacks()["failed-traffic-stopped"]])
+    (result,) = compute(kstatus, [samples.rollbacks()["failed-traffic-stopped"]])
     assert result == {"status": "Failed", "message": "restore-database failed"}

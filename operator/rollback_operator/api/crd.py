@@ -97,7 +97,9 @@ def _root(spec: Schema, status: Schema) -> Schema:
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
             "spec": spec,
-            "status": status,
+            # An object the operator has not seen yet reads as observedGeneration 0, so kstatus
+            # (Flux, kubectl wait) calls it InProgress, not Current, until the first status write.
+            "status": {**status, "default": {"observedGeneration": 0}},
         },
     }
 

@@ -174,6 +174,7 @@ def invalid(status: RestorePointStatus, message: str, generation: int, now: date
     if status.message == message and status.phase is PointPhase.PENDING:
         return False
     status.message = message
+    status.observed_generation = generation  # kstatus: Failed (Stalled), not InProgress
     for type_, value in (
         (ConditionType.READY, False),
         (ConditionType.RECONCILING, False),

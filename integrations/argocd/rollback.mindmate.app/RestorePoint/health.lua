@@ -28,7 +28,10 @@ if stalled ~= nil and stalled.status == "True" then
 end
 
 local phase = status.phase
-local message = phase .. ": " .. (status.message or "")
+local message = phase
+if status.message ~= nil and status.message ~= "" then
+  message = phase .. ": " .. status.message
+end
 if phase == "Succeeded" then
   return say("Healthy", message)
 end

@@ -40,7 +40,10 @@ if refused ~= nil and refused.status == "True" then
 end
 
 local phase = status.phase
-local message = phase .. ": " .. (status.message or "")
+local message = phase
+if status.message ~= nil and status.message ~= "" then
+  message = phase .. ": " .. status.message
+end
 if phase == "Succeeded" or phase == "Planned" then
   return say("Healthy", message)
 end
