@@ -85,6 +85,9 @@ def test_a_restarted_operator_does_not_count_a_rollback_finished_before_it_start
     samples = _until(mbed, lambda s: s if sample(s, ROLLBACKS, **planned) else None,
                      "the dry run's count")  # fmt: skip
     assert named(samples, "rollback_operator_rollbacks_total") == {frozenset(planned.items()): 1.0}
+    before = {"rollback_namespace": mbed.namespace, "rollback": "high-error-rates",
+              "phase": "Succeeded", "mode": "quick"}  # fmt: skip
+    assert sample(samples, "rollback_operator_rollback_finished_timestamp_seconds", **before)
     assert named(samples, "rollback_operator_step_duration_seconds_count") == {}
     assert (
         named(samples, "rollback_operator_rollback_duration_seconds_count") == {}
@@ -104,3 +107,18 @@ def test_an_automatic_rollback_is_labelled_automatic(mbed: MetricsBed) -> None:
         lambda s: sample(s, "rollback_operator_rollbacks_total", **automatic),
         "the automatic count",
     )
+
+
+def test_restore_points_are_watched_and_counted_by_policy_and_phase(mbed: MetricsBed) -> None:
+    mbed.start()
+    point = {"apiVersion": "rollback.mindmate.app/v1alpha1", "kind": "RestorePoint",
+             "metadata": {"name": "orphan", "namespace": mbed.namespace},
+             "spec": {"policyRef": {"name": "nobody"}}}  # fmt: skip
+    mbed.apply(point)  # no such policy: it stays Pending, Stalled with InvalidSpec
+    pending = {"rollback_namespace": mbed.namespace, "policy": "nobody", "phase": "Pending"}
+    samples = _until(
+        mbed,
+        lambda s: s if sample(s, "rollback_operator_restore_points", **pending) else None,
+        "the restore point",
+    )
+    assert sample(samples, "rollback_operator_restore_points", **pending) == 1
