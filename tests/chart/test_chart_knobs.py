@@ -271,3 +271,13 @@ def test_a_network_policy_without_the_api_servers_address_is_refused(
 ) -> None:
     with pytest.raises(helm.HelmError, match="networkPolicy/apiServer/cidrs"):
         helm.render(render_server, {"networkPolicy": {"enabled": True}}, tmp_path)
+
+
+def test_notes_say_how_the_pod_is_replaced_fenced_and_who_may_approve(
+    renders: dict[str, Rendered],
+) -> None:
+    assert "standalone: replaced with Recreate" in renders["standalone-no-metrics"].notes
+    fenced = renders["fenced"].notes
+    assert "egress only to the cluster DNS, the API server (10.96.0.1/32, 172.18.0.2/32)" in fenced
+    assert "NetworkPolicy" not in renders["defaults"].notes
+    assert "rollback-operator-approve (bind it to approvers)" in renders["defaults"].notes
