@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from rollback_operator.telemetry.metrics import Telemetry
-from tests.chart.helm import CHART, helm
+from tests.chart.helm import CHART, HelmError, helm
 
 HERE = Path(__file__).parent
 DASHBOARD = CHART / "files" / "dashboards" / "rollback-operator.json"
@@ -108,6 +108,16 @@ def test_thresholds_are_values() -> None:
         r for g in rule["spec"]["groups"] for r in g["rules"] if r["alert"] == "RollbackStuck"
     )
     assert stuck["expr"].endswith("> 600")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["metrics.prometheusRule.runningForSeconds=2h", "metrics.prometheusRule.trafficStoppedFor=soon",
+     "metrics.dashboard.labels=grafana"],
+)  # fmt: skip
+def test_the_schema_refuses_a_threshold_or_label_of_the_wrong_shape(value: str) -> None:
+    with pytest.raises(HelmError, match="values don't meet the specifications of the schema"):
+        _render(*ENABLED, "--set", value)
 
 
 def test_nothing_is_rendered_unless_asked() -> None:

@@ -58,15 +58,15 @@ def test_a_suspended_policy_in_breach_shows_value_thresholds_one_breach_one_supp
     on = {"rollback_namespace": mbed.namespace, "policy": "mindmate"}
     suppressed = {**on, "reason": "Suspended"}
 
+    rule = {**on, "rule": "api-errors"}
+
     def counted(s: Samples) -> Samples | None:
-        return (
-            s
-            if sample(s, "rollback_operator_automatic_rollbacks_suppressed_total", **suppressed)
-            else None
-        )
+        """The suppression counted on save, and the saved status seen by the watch."""
+        told = sample(s, "rollback_operator_automatic_rollbacks_suppressed_total", **suppressed)
+        seen = sample(s, "rollback_operator_policy_rule_state", **rule, state="Critical")
+        return s if told and seen else None
 
     samples = _until(mbed, counted, "suppression")
-    rule = {**on, "rule": "api-errors"}
     assert sample(samples, "rollback_operator_policy_rule_value", **rule) == HIGH
     assert named(samples, "rollback_operator_policy_rule_threshold") == {
         frozenset({**rule, "severity": "warning", "direction": "above"}.items()): 0.02,
