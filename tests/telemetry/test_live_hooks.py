@@ -48,6 +48,9 @@ class StatusStore:
     ) -> None:
         self.config_maps[name] = data
 
+    async def add_log_line(self, ns: str, name: str, key: str, line: str) -> None:
+        self.config_maps.setdefault(name, {})[key] = line
+
 
 def _apply(old: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     out = dict(old)
