@@ -130,3 +130,35 @@ async def test_a_slow_step_is_written_running_within_linger() -> None:
     )
     assert seen == [StepState.RUNNING]
     assert h.host.last.phase == Phase.SUCCEEDED
+
+
+@dataclass
+class BrokenHost(LoggingHost):
+    """While `broken`, a write fails as no API error would (a bug, a connection reset)."""
+
+    broken: bool = False
+
+    async def save(self, status: RollbackStatus) -> None:
+        if self.broken:
+            raise RuntimeError("connection reset")
+        await super().save(status)
+
+
+async def test_a_failed_linger_write_leaves_the_change_to_the_runs_next_write() -> None:
+    h = _harness()
+    host = h.host = BrokenHost(world=h.world)
+    providers = await h.providers()
+    verifier: Any = providers.verifier
+    verify = verifier.verify
+
+    async def slow() -> Any:  # only the linger write comes while it runs; it fails
+        host.broken = True
+        await asyncio.sleep(0.3)
+        host.broken = False
+        return await verify()
+
+    verifier.verify = slow
+    assert await _engine(h, linger=0.05).run(h.rollback, h.policy.spec, providers) == (
+        Phase.SUCCEEDED
+    )
+    assert h.host.last.phase == Phase.SUCCEEDED

@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 
 from rollback_operator.api.rollback import RollbackStatus
-from rollback_operator.providers.errors import ProviderError, RetryableError
+from rollback_operator.providers.errors import RetryableError
 from rollback_operator.reconcile.ports import Controls, Recorder, Stopping
 from rollback_operator.reconcile.runner import RetryPolicy
 
@@ -113,8 +113,8 @@ class Writes:
             return
         try:
             await self.save(status)
-        except (Stopping, ProviderError) as error:  # the run's next write meets it again
-            logger.info("Status write deferred: %s", error)
+        except Exception as error:  # any failure: the change stays noted for the next write
+            logger.warning("Status write deferred to the next one: %s", error)
 
     async def _post(self, event: _Event) -> None:
         await self.recorder.event(warning=event.warning, reason=event.reason, message=event.message)
