@@ -372,7 +372,7 @@ class PostgresDatabase(PointDumps):
         await safety.dump(
             self.dsn, upload,
             pg_dump=tools.tool("pg_dump", self.options.bin_dir),
-            schemas=await safety.dumped_schemas(self.dsn, self.schemas),
+            left_out=await safety.left_out(self.dsn, self.schemas),
             lock_wait=self.options.lock_wait_limit,
             environ=self.options.environ,
         )  # fmt: skip

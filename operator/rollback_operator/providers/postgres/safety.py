@@ -3,7 +3,7 @@ restore, and a restore point's dump.
 
 It holds what a restore could replace, so that restoring it undoes the restore under the same
 rules: the target's `schemas`, or else every schema whose objects the role may all drop
-(`scope.droppable_schemas`). pg_dump's output goes to S3 in parts as it is written, never held
+(`scope.user_schemas`). pg_dump's output goes to S3 in parts as it is written, never held
 in memory; a failed pg_dump aborts the upload, so no complete-looking object is left behind.
 """
 
@@ -45,16 +45,19 @@ class Upload:
         )
 
 
-async def dumped_schemas(dsn: server.Dsn, schemas: Sequence[str] | None) -> list[str]:
-    """What the dump holds: `schemas`, or every schema the role may replace."""
-    chosen = list(schemas) if schemas else await scope.droppable_schemas(dsn)
-    if not chosen:
+async def left_out(dsn: server.Dsn, schemas: Sequence[str] | None) -> list[str]:
+    """The user schemas the dump leaves out: those not in `schemas`, or when it is None, those
+    holding an object the role may not drop. (Left out rather than the others picked: a
+    schema picked by name is dumped with its CREATE SCHEMA, which `public` already has.)"""
+    found = await scope.user_schemas(dsn)
+    kept = [name for name, ok in found if (name in schemas if schemas else ok)]
+    if not kept:
         raise PermanentError(
             f"the database role owns no schema's objects at {dsn.describe()}: nothing a "
             "restore could replace, so nothing to dump",
             provider=PROVIDER,
         )
-    return chosen
+    return [name for name, _ in found if name not in kept]
 
 
 async def dump(
@@ -62,18 +65,19 @@ async def dump(
     upload: Upload,
     *,
     pg_dump: str,
-    schemas: Sequence[str],
+    left_out: Sequence[str],
     lock_wait: float,
     environ: Mapping[str, str],
 ) -> None:
-    """Run pg_dump of `schemas` and stream its output to S3 as `upload` says."""
+    """Run pg_dump of the database but the schemas `left_out` and stream its output to S3 as
+    `upload` says."""
     extra = {
         "Metadata": {"rollback-key": upload.step_key},
         "ContentType": "application/octet-stream",
     }
     with server.tool_credentials(dsn, environ) as (env, dbname):
         command = tools.dump_command(
-            pg_dump, dbname, exclude_schema=server.SCHEMA, lock_wait=lock_wait, schemas=schemas
+            pg_dump, dbname, exclude_schema=server.SCHEMA, lock_wait=lock_wait, left_out=left_out
         )
 
         def run() -> None:

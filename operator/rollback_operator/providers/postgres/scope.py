@@ -165,21 +165,20 @@ def _foreign_message(found: list[tuple[str, str, str]], schemas: Sequence[str]) 
     )
 
 
-async def droppable_schemas(dsn: server.Dsn) -> list[str]:
-    """The schemas whose every object the role may drop (and so a restore can replace), user
-    schemas only: the default scope of a safety dump."""
+async def user_schemas(dsn: server.Dsn) -> list[tuple[str, bool]]:
+    """Each user schema (not the system's or the marker's) and whether the role may drop every
+    object in it (so a restore can replace it)."""
     query = (
-        "SELECT n.nspname FROM pg_namespace n WHERE n.nspname NOT LIKE 'pg\\_%%'"
-        " AND n.nspname NOT IN ('information_schema', %(marker)s)"
-        " AND has_schema_privilege(n.oid, 'USAGE') AND NOT EXISTS ("
+        "SELECT n.nspname, has_schema_privilege(n.oid, 'USAGE') AND NOT EXISTS ("
         + undroppable_query("ARRAY[n.oid]")
-        + ") ORDER BY 1"
+        + ") FROM pg_namespace n WHERE n.nspname NOT LIKE 'pg\\_%%'"
+        " AND n.nspname NOT IN ('information_schema', %(marker)s) ORDER BY 1"
     )
     async with await server.connect(dsn) as conn:
         try:
             await conn.execute(_NO_JIT)
             found = await conn.execute(query, {"marker": server.SCHEMA})
-            return [str(row[0]) for row in await found.fetchall()]
+            return [(str(name), bool(ok)) for name, ok in await found.fetchall()]
         except psycopg.Error as error:
             raise server.classify(error, dsn) from None
 

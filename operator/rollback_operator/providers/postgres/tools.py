@@ -110,15 +110,15 @@ def dump_command(
     *,
     exclude_schema: str,
     lock_wait: float = 60.0,
-    schemas: Sequence[str] = (),
+    left_out: Sequence[str] = (),
 ) -> list[str]:
-    """pg_dump in custom format to stdout, of `schemas` (each matched by its exact name) or
-    the whole database; it gives up (retryably) when another session keeps a table locked for
-    longer than `lock_wait` seconds."""
-    only = [f"--schema={_exact(name)}" for name in schemas]
+    """pg_dump in custom format to stdout, of the database but `exclude_schema` and the
+    schemas `left_out` (each matched by its exact name); it gives up (retryably) when another
+    session keeps a table locked for longer than `lock_wait` seconds."""
+    excluded = [f"--exclude-schema={_exact(name)}" for name in left_out]
     return [
-        pg_dump, "--dbname", dbname, "--format=custom", "--no-password", *only,
-        f"--exclude-schema={exclude_schema}",
+        pg_dump, "--dbname", dbname, "--format=custom", "--no-password",
+        f"--exclude-schema={exclude_schema}", *excluded,
         f"--lock-wait-timeout={max(1, int(lock_wait * 1000))}",  # milliseconds
     ]  # fmt: skip
 
