@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ class _Event:
     warning: bool
     reason: str
     message: str
+    context: contextvars.Context | None = None  # where it was raised: its log line says so
 
 
 @dataclass(kw_only=True)
@@ -51,6 +53,9 @@ class Writes:
     _changed: bool = field(default=False, init=False)  # changes no write carries yet
     _events: list[_Event] = field(default_factory=list, init=False)  # waiting for a write
     _flusher: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _context: contextvars.Context = field(default_factory=contextvars.copy_context, init=False)
+    """The run's own (made in its task, no step bound): a write's log lines are about the
+    rollback, whichever step's task makes the write."""
 
     def later(self, status: RollbackStatus) -> None:
         """`status` changed: the next `save` carries the change, or a write `linger` seconds
@@ -84,11 +89,10 @@ class Writes:
 
     async def event(self, *, warning: bool, reason: str, message: str) -> None:
         """Post an Event now, or after the write that makes what it reports durable."""
-        event = _Event(warning, reason, message)
         if self._changed:
-            self._events.append(event)
+            self._events.append(_Event(warning, reason, message, contextvars.copy_context()))
         else:
-            await self._post(event)
+            await self._post(_Event(warning, reason, message))
 
     async def _write(self, status: RollbackStatus, ticket: int) -> None:
         async with self._lock:
@@ -99,7 +103,7 @@ class Writes:
             covers, events, changed = self._asked, self._events, self._changed
             self._events, self._changed = [], False
             try:
-                await self.recorder.save(status)
+                await asyncio.create_task(self.recorder.save(status), context=self._context.copy())
             except BaseException:
                 self._events, self._changed = events + self._events, changed or self._changed
                 raise
@@ -117,4 +121,10 @@ class Writes:
             logger.warning("Status write deferred to the next one: %s", error)
 
     async def _post(self, event: _Event) -> None:
-        await self.recorder.event(warning=event.warning, reason=event.reason, message=event.message)
+        post = self.recorder.event(
+            warning=event.warning, reason=event.reason, message=event.message
+        )
+        if event.context is None:
+            await post
+        else:  # in the task that raised it: its log line names that step
+            await asyncio.create_task(post, context=event.context)
