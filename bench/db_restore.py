@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mypy_boto3_s3 import S3Client
@@ -121,6 +123,14 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
+    with tuned_servers() as (pg, s3_server):
+        assert s3_server.process is not None
+        _run(pg, s3_server.url, s3_server.process.pid, args.rows, args.rounds)
+
+
+@contextmanager
+def tuned_servers() -> Iterator[tuple[PostgresServer, S3Server]]:
+    """A PostgreSQL server tuned for bulk loads (`TUNING`) and an S3 server, stopped after."""
     pg, s3_server = PostgresServer(), S3Server()
     pg.start()
     s3_server.start()
@@ -129,8 +139,7 @@ def main() -> None:
         with (pg.dir / "data" / "postgresql.conf").open("a") as conf:
             conf.write(TUNING)
         pg.psql("postgres", "SELECT pg_reload_conf()")
-        assert s3_server.process is not None
-        _run(pg, s3_server.url, s3_server.process.pid, args.rows, args.rounds)
+        yield pg, s3_server
     finally:
         s3_server.stop()
         pg.stop()

@@ -24,10 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.db_restore import BUCKET, TUNING, _client
+from bench.db_restore import BUCKET, _client, tuned_servers
 from rollback_operator.providers.postgres import database as postgres
 from sandbox.services.postgres import PG_BIN, PostgresServer
-from sandbox.services.s3 import S3Server
 from tests.db import supabase, world
 
 NAME = "backup_latest.dump"
@@ -104,18 +103,8 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    pg, s3_server = PostgresServer(), S3Server()
-    pg.start()
-    s3_server.start()
-    try:
-        assert pg.dir is not None
-        with (pg.dir / "data" / "postgresql.conf").open("a") as conf:
-            conf.write(TUNING)
-        pg.psql("postgres", "SELECT pg_reload_conf()")
+    with tuned_servers() as (pg, s3_server):
         _run(pg, s3_server.url, args.rows, args.rounds)
-    finally:
-        s3_server.stop()
-        pg.stop()
 
 
 def _run(pg: PostgresServer, endpoint: str, rows: int, rounds: int) -> None:
