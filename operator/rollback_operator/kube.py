@@ -109,13 +109,8 @@ class KubeApi:
     ) -> None:
         """Create a ConfigMap that no object owns (so no cascade deletes it), with `meta`'s
         labels and annotations; one already there under that name is left as it is."""
-        body = {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
-                "metadata": {**meta, "name": name, "namespace": namespace}}  # fmt: skip
-        try:
-            await self._core.create_namespaced_config_map(namespace, body)
-        except ApiException as error:
-            if error.status != 409:
-                raise _translate(error, f"ConfigMap {namespace}/{name}") from None
+        body = _config_map(namespace, name, meta, data)
+        await self._create_config_map(body, f"ConfigMap {namespace}/{name}")
 
     async def delete(self, plural: str, namespace: str, name: str, uid: str) -> None:
         """Delete one of our objects, only if it is still the one with `uid` (a precondition:
@@ -169,14 +164,9 @@ class KubeApi:
         one the operator created for `owner` before. Any other ConfigMap of that name is left
         unchanged (PermanentError): the operator never writes a ConfigMap it did not create."""
         what = f"ConfigMap {namespace}/{name}"
-        meta = {"name": name, "namespace": namespace, "ownerReferences": [owner]}
-        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
-        try:
-            await self._core.create_namespaced_config_map(namespace, body)
+        body = _config_map(namespace, name, {"ownerReferences": [owner]}, data)
+        if await self._create_config_map(body, what):
             return
-        except ApiException as error:
-            if error.status != 409:
-                raise _translate(error, what) from None
         try:
             await self._core.patch_namespaced_config_map(
                 name, namespace, _owned_data_patch(owner, data), _content_type=JSON_PATCH
@@ -199,14 +189,9 @@ class KubeApi:
         the same key again rewrites the same line. Only a ConfigMap carrying the mark is
         written (PermanentError otherwise), and it keeps the newest `keep` lines."""
         what = f"ConfigMap {namespace}/{name}"
-        meta = {"name": name, "namespace": namespace, "annotations": {LOG_MARK: "true"}}
-        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {key: line}}
-        try:
-            await self._core.create_namespaced_config_map(namespace, body)
+        body = _config_map(namespace, name, {"annotations": {LOG_MARK: "true"}}, {key: line})
+        if await self._create_config_map(body, what):
             return
-        except ApiException as error:
-            if error.status != 409:
-                raise _translate(error, what) from None
         mark = {"op": "test", "path": f"/metadata/annotations/{_pointer(LOG_MARK)}",
                 "value": "true"}  # fmt: skip
         try:
@@ -231,6 +216,22 @@ class KubeApi:
             except ApiException as error:
                 if error.status != 422:
                     raise _translate(error, what) from None
+
+    async def _create_config_map(self, body: Body, what: str) -> bool:
+        """Create the ConfigMap `body`; False when one of its name exists already."""
+        try:
+            await self._core.create_namespaced_config_map(body["metadata"]["namespace"], body)
+        except ApiException as error:
+            if error.status != 409:
+                raise _translate(error, what) from None
+            return False
+        return True
+
+
+def _config_map(namespace: str, name: str, meta: dict[str, Any], data: dict[str, str]) -> Body:
+    """A ConfigMap's body: `meta` (labels, annotations, owners) with its name and namespace."""
+    metadata = {**meta, "name": name, "namespace": namespace}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
 
 
 def _pointer(key: str) -> str:

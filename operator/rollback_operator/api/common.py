@@ -214,3 +214,12 @@ class ObjectMeta(Model):
     deletion_timestamp: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ApiObject(Model):
+    """Base of the three kinds as read from the API: the metadata the operator reads, beside
+    the kind's own `spec` and `status`; what else the server sends is ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)

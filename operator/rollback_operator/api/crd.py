@@ -141,16 +141,22 @@ def _column(name: str, path: str, type_: str = "string", priority: int = 0) -> S
     return column
 
 
-def rollback_crd() -> Schema:
-    """The Rollback CRD."""
-    spec = schema_of(RollbackSpec)
-    columns = [
+def _run_columns(second: Schema) -> list[Schema]:
+    """The columns of a kind that runs once (Rollback, RestorePoint): its phase, `second`, the
+    targets it acts on, why it was asked for and its age."""
+    return [
         _column("Phase", ".status.phase"),
-        _column("Mode", ".spec.mode"),
+        second,
         _column("Targets", ".status.targets"),
         _column("Reason", ".spec.reason"),
         _column("Age", ".metadata.creationTimestamp", "date"),
     ]
+
+
+def rollback_crd() -> Schema:
+    """The Rollback CRD."""
+    spec = schema_of(RollbackSpec)
+    columns = _run_columns(_column("Mode", ".spec.mode"))
     return _crd("Rollback", "rollbacks", "rb", _root(spec, schema_of(RollbackStatus)), columns)
 
 
@@ -169,13 +175,7 @@ def rollback_policy_crd() -> Schema:
 def restore_point_crd() -> Schema:
     """The RestorePoint CRD."""
     root = _root(schema_of(RestorePointSpec), schema_of(RestorePointStatus))
-    columns = [
-        _column("Phase", ".status.phase"),
-        _column("Policy", ".spec.policyRef.name"),
-        _column("Targets", ".status.targets"),
-        _column("Reason", ".spec.reason"),
-        _column("Age", ".metadata.creationTimestamp", "date"),
-    ]
+    columns = _run_columns(_column("Policy", ".spec.policyRef.name"))
     return _crd("RestorePoint", "restorepoints", "rp", root, columns)
 
 

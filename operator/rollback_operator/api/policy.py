@@ -11,18 +11,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, Self
 
-from pydantic import ConfigDict, Field, StrictBool, StrictInt, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, StrictBool, StrictInt, model_validator
 
 from rollback_operator.api.common import (
     QUICK_TARGETS,
+    ApiObject,
     DnsName,
     Duration,
     HttpUrl,
     Model,
     NonEmpty,
     NonNegativeDuration,
-    ObjectMeta,
     SecretKeyRef,
     Target,
     default_targets,
@@ -309,11 +308,8 @@ class RollbackPolicyStatus(Model):
     )
 
 
-class RollbackPolicy(Model):
+class RollbackPolicy(ApiObject):
     """A RollbackPolicy object as read from the API."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: RollbackPolicySpec
     status: RollbackPolicyStatus = Field(default_factory=RollbackPolicyStatus)

@@ -15,14 +15,13 @@ from enum import StrEnum
 from typing import Literal, Self
 
 from croniter import croniter
-from pydantic import ConfigDict, Field, StrictInt, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, StrictInt, field_validator, model_validator
 
 from rollback_operator.api.common import (
+    ApiObject,
     Duration,
     LocalObjectRef,
     Model,
-    ObjectMeta,
     Target,
     repeated,
 )
@@ -107,12 +106,9 @@ class RestorePointStatus(Model):
     finished_at: datetime | None = None
 
 
-class RestorePoint(Model):
+class RestorePoint(ApiObject):
     """A RestorePoint object as read from the API."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: RestorePointSpec
     status: RestorePointStatus = Field(default_factory=RestorePointStatus)
 

@@ -9,16 +9,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal, Self
 
-from pydantic import ConfigDict, Field, StrictBool, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, StrictBool, model_validator
 
 from rollback_operator.api.common import (
     ALL_TARGETS,
     QUICK_TARGETS,
+    ApiObject,
     LocalObjectRef,
     Model,
     NonEmpty,
-    ObjectMeta,
     Target,
     Timestamp,
     default_targets,
@@ -279,11 +278,8 @@ class RollbackStatus(Model):
     finished_at: datetime | None = None
 
 
-class Rollback(Model):
+class Rollback(ApiObject):
     """A Rollback object as read from the API."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: RollbackSpec
     status: RollbackStatus = Field(default_factory=RollbackStatus)

@@ -14,12 +14,13 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import ValidationError
 
+from rollback_operator.api.common import Model
 from rollback_operator.api.conditions import ConditionType, Reason, find
 from rollback_operator.api.policy import RollbackPolicyStatus
 from rollback_operator.api.rollback import STARTED_PHASES, TERMINAL_PHASES, Phase, RollbackStatus
@@ -30,6 +31,7 @@ ACTIVE_PHASES = tuple(p.value for p in Phase if p not in TERMINAL_PHASES)
 RULE_STATES = tuple(s.value for s in RuleState)
 POINT_ENDS = (("Succeeded", "success"), ("Failed", "failure"))
 """RestorePoint phases that end one (DESIGN: Pending Running Succeeded Failed)."""
+StatusModel = TypeVar("StatusModel", bound=Model)
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,18 @@ def _spec(body: Mapping[str, Any]) -> Mapping[str, Any]:
     return spec if isinstance(spec, Mapping) else {}
 
 
+def _status(body: Mapping[str, Any], model: type[StatusModel]) -> StatusModel | None:
+    """The body's status read as `model`; None when it cannot be read."""
+    try:
+        return model.model_validate(body.get("status") or {})
+    except ValidationError:
+        return None
+
+
 def rollback_now(body: Mapping[str, Any]) -> RollbackNow | None:
     """The picture of one Rollback body; None when its status cannot be read."""
-    meta = _meta(body)
-    try:
-        status = RollbackStatus.model_validate(body.get("status") or {})
-    except ValidationError:
+    meta, status = _meta(body), _status(body, RollbackStatus)
+    if status is None:
         return None
     started = status.phase in STARTED_PHASES and status.started_at is not None
     since = status.started_at if started else meta.get("creationTimestamp")
@@ -110,10 +118,8 @@ def rollback_now(body: Mapping[str, Any]) -> RollbackNow | None:
 
 def policy_now(body: Mapping[str, Any]) -> PolicyNow | None:
     """The picture of one RollbackPolicy body; None when its status cannot be read."""
-    meta = _meta(body)
-    try:
-        status = RollbackPolicyStatus.model_validate(body.get("status") or {})
-    except ValidationError:
+    meta, status = _meta(body), _status(body, RollbackPolicyStatus)
+    if status is None:
         return None
     ready = find(status.conditions, ConditionType.READY)
     unreachable = ready is not None and ready.reason == Reason.METRICS_UNREACHABLE.value

@@ -93,14 +93,12 @@ class Moves:
         others = [d for d in await self._since(s, operation, before) if d["id"] != made]
         threats = [d for d in others if d["status"] not in ENDED_BADLY]
         if threats:
-            named = ", ".join(f"{d['id']} ({d['status']})" for d in threats)
-            message = (
-                f"{operation}: deployment {named}, not this rollback's {made}, was made while it "
-                "ran (a concurrent deploy?) and serves or will replace it when it succeeds; "
-                "cancel it or roll it back in Railway, then run the rollback again"
-            )
-            raise self._api.error(message, errors.PermanentError)
-        return Made(made, tuple(f"{d['id']} ({d['status']})" for d in others))
+            raise self._not_ours(
+                operation, threats, f"was made while the rollback ran and is not its {made} "
+                "(a concurrent deploy?): it serves, or will replace the rollback's when it "
+                "succeeds; cancel it or roll it back in Railway, then run the rollback again",
+            )  # fmt: skip
+        return Made(made, tuple(_label(d) for d in others))
 
     async def _request(
         self, s: http.Session, operation: str, target: Json, journal: Journal, keys: Keys
@@ -142,13 +140,20 @@ class Moves:
             return str(same[0]["id"])
         if len(new) == 1 and asked:
             return str(new[0]["id"])
-        named = ", ".join(f"{d['id']} ({d['status']})" for d in new)
-        message = (
-            f"{operation}: deployment {named} appeared after the rollback to {target['id']} was "
-            "asked for, and which is the rollback's cannot be told (a concurrent deploy?); none "
-            "is taken for it: look at the service's deployments in Railway"
-        )
-        raise self._api.error(message, errors.PermanentError)
+        raise self._not_ours(
+            operation, new, f"appeared after the rollback to {target['id']} was asked for, and "
+            "which is the rollback's cannot be told (a concurrent deploy?); none is taken for "
+            "it: look at the service's deployments in Railway",
+        )  # fmt: skip
+
+    def _not_ours(
+        self, operation: str, newcomers: list[Json], account: str
+    ) -> errors.ProviderError:
+        """The step's failure over `newcomers` not taken for the rollback's own deployment;
+        `account` says what they did and what a person should do."""
+        listed = ", ".join(_label(d) for d in newcomers)
+        message = f"{operation}: deployment {listed} {account}"
+        return self._api.error(message, errors.PermanentError)
 
     async def _since(self, s: http.Session, operation: str, before: str) -> list[Json]:
         """The service's deployments created after `before` (every one when `before` is "")."""
@@ -171,6 +176,11 @@ class Moves:
                 f"after {wait.seconds:g}s"
             )
             await wait.next(late)
+
+
+def _label(deployment: Json) -> str:
+    """A deployment as a message names it: "id (STATUS)"."""
+    return f"{deployment['id']} ({deployment['status']})"
 
 
 def _at(dep: Json) -> datetime:
