@@ -7,6 +7,7 @@ without a cluster and without real time passing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -58,6 +59,8 @@ class MemoryHost:
     pauses: int = 0
     released: bool = False
     on_pause: list[str] = field(default_factory=list)  # "approve[:NAME]", "abort", "resume"
+    meanwhile: list[Callable[[], object]] = field(default_factory=list)
+    """What others do to the world while this rollback waits: one call per pause, in order."""
 
     async def save(self, status: RollbackStatus) -> None:
         self.statuses.append(status.model_copy(deep=True))
@@ -88,6 +91,8 @@ class MemoryHost:
 
     async def pause(self, seconds: float) -> bool:
         self.pauses += 1
+        if self.meanwhile:
+            self.meanwhile.pop(0)()
         if self.on_pause:
             action = self.on_pause.pop(0)
             if action.startswith("approve"):  # "approve" (by alice) or "approve:NAME"

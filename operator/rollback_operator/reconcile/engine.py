@@ -1,4 +1,5 @@
-"""The durable step engine: plan, gate, queue, then run each step and record it before the next.
+"""The durable step engine: through the gates (plan, approval, queue), then run each step and
+record it before the next.
 
 `Engine.run` is a function of the recorded status and the world: started again after a crash
 with the status it left, it resumes at the first unfinished step. A step that was running when
@@ -13,10 +14,9 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 from rollback_operator.api.common import parse_duration
-from rollback_operator.api.conditions import ConditionType, Reason, find
+from rollback_operator.api.conditions import ConditionType, Reason
 from rollback_operator.api.policy import RollbackPolicySpec
 from rollback_operator.api.rollback import (
-    FAILED_PHASES,
     STARTED_PHASES,
     TERMINAL_PHASES,
     Phase,
@@ -27,10 +27,10 @@ from rollback_operator.api.rollback import (
     StepStatus,
 )
 from rollback_operator.providers.base import Providers
-from rollback_operator.providers.errors import ProviderError
-from rollback_operator.reconcile import approval, outcome, report, traffic, transitions, writes
-from rollback_operator.reconcile.planner import PlanError, make_plan
+from rollback_operator.reconcile import outcome, report, traffic, writes
+from rollback_operator.reconcile.gates import Gates
 from rollback_operator.reconcile.ports import Clock, Controls, Recorder, ReportStore, Stopping
+from rollback_operator.reconcile.record import Record
 from rollback_operator.reconcile.runner import RetryPolicy, StepRunner, run_together
 from rollback_operator.reconcile.steplist import (
     NOTIFY_FINISHED,
@@ -38,7 +38,6 @@ from rollback_operator.reconcile.steplist import (
     TRAITS,
     VERIFY,
     groups,
-    steps_for,
 )
 from rollback_operator.reconcile.steps import StepContext, refresh_report
 
@@ -63,6 +62,26 @@ class Engine:
         """Where this run's record goes: `_save` writes now, `_enter(durable=False)` later."""
         return writes.Writes(
             recorder=self.recorder, retry=self.retry, controls=self.controls, linger=self.linger
+        )
+
+    @cached_property
+    def _record(self) -> Record:
+        """Phase moves, conditions, writes and Events of this run."""
+        return Record(writes=self._writes, controls=self.controls, clock=self.clock, tick=self.tick)
+
+    @cached_property
+    def _gates(self) -> Gates:
+        """Plan, approval and queue: what comes before the first step."""
+
+        async def abort(ctx: StepContext) -> Phase:
+            return await self._finish(ctx, aborted=True)
+
+        return Gates(
+            record=self._record,
+            controls=self.controls,
+            clock=self.clock,
+            retry=self.retry,
+            abort=abort,
         )
 
     async def run(
@@ -105,97 +124,20 @@ class Engine:
         status = ctx.status
         if status.phase in TERMINAL_PHASES:
             return await self._resume_after_end(ctx)
-        if status.accepted_generation is None:
-            planned = await self._plan(ctx)
-            if planned is not None:
-                return planned
-        now, generation = self.clock.now(), self.controls.generation()
-        if transitions.input_fixed(status, now=now, generation=generation):
-            await self._save(status)  # the phase goes on as it was: no gate is skipped
-        await self._refuse_spec_change(status)
-        if status.phase == Phase.AWAITING_APPROVAL and not await self._await_approval(status):
-            return await self._finish(ctx, aborted=True)
-        if status.phase == Phase.QUEUED and not await self._await_turn(status):
-            return await self._finish(ctx, aborted=True)
+        ended = await self._gates.pass_(ctx)
+        if ended is not None:
+            return ended
         if status.phase not in STARTED_PHASES:
             status.started_at = status.started_at or self.clock.now()
-            await self._enter(status, Phase.RUNNING, "Running the plan's steps", durable=False)
-        return await self._finish(ctx, aborted=False)
-
-    async def _plan(self, ctx: StepContext) -> Phase | None:
-        spec, status, now = ctx.rollback.spec, ctx.status, self.clock.now()
-        note = "Planning: reading each target's state"
-        await self._enter(status, Phase.PLANNING, note, durable=False)  # reading changes nothing
-        try:
-            plan = await StepRunner.with_retries(
-                self.retry, self.controls, make_plan, spec, ctx.providers, now
+            await self._record.enter(
+                status, Phase.RUNNING, "Running the plan's steps", durable=False
             )
-        except (PlanError, ProviderError) as error:
-            self._mark(status, ConditionType.PLANNED, False, Reason.PLAN_FAILED, str(error))
-            await self._enter(status, Phase.FAILED, f"Planning failed: {error}", Reason.PLAN_FAILED)
-            return Phase.FAILED
-        status.plan, status.mode = plan, spec.mode
-        status.targets = spec.chosen_targets()
-        safety = plan.database is None or plan.database.safety_backup
-        status.steps = steps_for(spec.mode, status.targets, safety_backup=safety)
-        status.accepted_generation = self.controls.generation()
-        self._mark(status, ConditionType.PLANNED, True, Reason.PLANNED, "Plan ready")
-        if spec.dry_run:
-            await self._enter(status, Phase.PLANNED, "Dry run: plan ready, nothing changed")
-            return Phase.PLANNED
-        if spec.require_approval:
-            note = "Waiting for the annotation rollback.mindmate.app/approved-by"
-            self._mark(status, ConditionType.APPROVED, False, Reason.AWAITING_APPROVAL, note)
-            await self._enter(status, Phase.AWAITING_APPROVAL, note)
-        else:
-            self._mark(status, ConditionType.APPROVED, True, Reason.NOT_REQUIRED, "Not required")
-            note = "Waiting for other rollbacks of these targets"
-            await self._enter(status, Phase.QUEUED, note, durable=False)  # written once admitted
-        return None
-
-    async def _await_approval(self, status: RollbackStatus) -> bool:
-        while True:
-            if self.controls.abort_requested():
-                return False
-            who = self.controls.approved_by()
-            refused = approval.refusal(who, self.controls.requested_by())
-            if refused:
-                await self._refuse_approval(status, refused)
-            elif who:
-                status.approved_by = who
-                self._mark(status, ConditionType.APPROVED, True, Reason.APPROVED, f"By {who}")
-                await self._enter(status, Phase.QUEUED, f"Approved by {who}")
-                return True
-            await self._pause()
-            await self._refuse_spec_change(status)
-
-    async def _refuse_approval(self, status: RollbackStatus, message: str) -> None:
-        """Keep waiting for approval, saying once (condition and Event) why this one fails."""
-        seen = find(status.conditions, ConditionType.APPROVED)
-        if seen is not None and seen.reason == Reason.SELF_APPROVAL and seen.message == message:
-            return
-        self._mark(status, ConditionType.APPROVED, False, Reason.SELF_APPROVAL, message)
-        await self._save(status)
-        await self._writes.event(warning=True, reason=Reason.SELF_APPROVAL.value, message=message)
-
-    async def _await_turn(self, status: RollbackStatus) -> bool:
-        while True:
-            if self.controls.abort_requested():
-                return False
-            position = await self.controls.admit()
-            if position == 0:
-                status.queue_position = None
-                return True
-            if status.queue_position != position:
-                status.queue_position = position
-                await self._enter(status, Phase.QUEUED, f"Queued at position {position}")
-            await self._pause()
-            await self._refuse_spec_change(status)
+        return await self._finish(ctx, aborted=False)
 
     async def _finish(self, ctx: StepContext, *, aborted: bool) -> Phase:
         status, runner = ctx.status, self._runner(ctx)
         while (todo := _next_open(status)) is not None:
-            await self._refuse_spec_change(status)
+            await self._record.refuse_spec_change(status)
             aborted = aborted or await self._abort_seen()
             if todo[0].name == REPORT and self._give_traffic_back(ctx, aborted=aborted):
                 await self._save_steps(ctx.rollback, status)
@@ -206,7 +148,7 @@ class Engine:
         status.report_ref = _report_ref(status) or status.report_ref
         await self.controls.release()
         self._mark_traffic(ctx.rollback, status, ended=True)  # it says how to resume now
-        await self._enter(status, final, outcome.summary(status.steps, final))
+        await self._record.enter(status, final, outcome.summary(status.steps, final))
         return final
 
     def _give_traffic_back(self, ctx: StepContext, *, aborted: bool) -> bool:
@@ -227,7 +169,7 @@ class Engine:
         if not layers or not self.controls.resume_requested():
             return status.phase
         traffic.add_resume_steps(status, layers, retry=True)
-        await self._save(status)
+        await self._record.save(status)
         runner = self._runner(ctx, mark=False)  # the condition turns last: the daemon may end then
         while (todo := _next_open(status)) is not None:
             await run_together([runner.run(step, ctx) for step in todo])
@@ -236,7 +178,7 @@ class Engine:
         reason = "TrafficStillStopped" if left else "TrafficResumed"
         named = ", ".join(t.value for t in left)
         message = f"Still stopped: {named}" if left else "Traffic serves again on every layer"
-        await self._writes.event(warning=bool(left), reason=reason, message=message)
+        await self._record.event(warning=bool(left), reason=reason, message=message)
         await self._save_steps(ctx.rollback, status)
         return status.phase
 
@@ -244,7 +186,7 @@ class Engine:
         async def save(status: RollbackStatus) -> None:
             if mark:
                 self._mark_traffic(ctx.rollback, status)
-            await self._save(status)
+            await self._record.save(status)
 
         def note(status: RollbackStatus) -> None:
             if mark:
@@ -263,7 +205,7 @@ class Engine:
     async def _save_steps(self, rollback: Rollback, status: RollbackStatus) -> None:
         """Save after steps changed, with the TrafficStopped condition they imply."""
         self._mark_traffic(rollback, status)
-        await self._save(status)
+        await self._record.save(status)
 
     def _mark_traffic(
         self, rollback: Rollback, status: RollbackStatus, *, ended: bool | None = None
@@ -276,7 +218,7 @@ class Engine:
         """Whether someone asked to abort; said once, in an Event."""
         if not self.controls.abort_requested():
             return False
-        await self._writes.event(
+        await self._record.event(
             warning=True, reason="AbortRequested", message="Skipping steps not started"
         )
         return True
@@ -294,12 +236,14 @@ class Engine:
             for step in todo:
                 if not any(step is c for c in cut):
                     step.state, step.message = StepState.SKIPPED, why
-            await self._save(status)
+            await self._record.save(status)
             # a step cut short (a crash, a deletion) is finished, never left half done
             await run_together([runner.run(step, ctx) for step in cut])
             return ctx
         if first.name == VERIFY:  # written with the verify step's start
-            await self._enter(status, Phase.VERIFYING, "Verifying the rollback", durable=False)
+            await self._record.enter(
+                status, Phase.VERIFYING, "Verifying the rollback", durable=False
+            )
         if first.name in (REPORT, NOTIFY_FINISHED) and ctx.outcome is None:
             # the report and the last notice tell the outcome (also in a run resumed between)
             judged = outcome.judge(status.steps)
@@ -316,66 +260,7 @@ class Engine:
         reason = Reason.CHECKS_PASSED if passed else Reason.CHECKS_FAILED
         if passed and not status.verification:
             reason = Reason.NO_CHECKS
-        self._mark(status, ConditionType.VERIFIED, passed, reason, step.message or "")
-
-    async def _refuse_spec_change(self, status: RollbackStatus) -> None:
-        generation, accepted = self.controls.generation(), status.accepted_generation
-        if accepted is None or generation == accepted:
-            return
-        message = (
-            f"spec changed after planning (generation {generation}); the rollback keeps "
-            f"running generation {accepted}"
-        )
-        seen = find(status.conditions, ConditionType.SPEC_CHANGE_REFUSED)
-        if seen is not None and seen.message == message:
-            return
-        reason = Reason.SPEC_IMMUTABLE
-        self._mark(status, ConditionType.SPEC_CHANGE_REFUSED, True, reason, message)
-        await self._save(status)
-        await self._writes.event(warning=True, reason=reason.value, message=message)
-
-    def _mark(
-        self, status: RollbackStatus, type_: ConditionType, value: bool, reason: Reason, text: str
-    ) -> None:
-        transitions.mark(
-            status,
-            type_,
-            value,
-            reason,
-            text,
-            now=self.clock.now(),
-            generation=self.controls.generation(),
-        )
-
-    async def _enter(
-        self,
-        status: RollbackStatus,
-        phase: Phase,
-        message: str,
-        reason: Reason | None = None,
-        *,
-        durable: bool = True,
-    ) -> None:
-        """Move to `phase`, written now or, with `durable=False`, with the next write (no wait
-        and no provider call that changes something comes first); its Event follows the write."""
-        before = status.phase
-        now, generation = self.clock.now(), self.controls.generation()
-        transitions.enter(status, phase, message, now=now, generation=generation, reason=reason)
-        if durable:
-            await self._save(status)
-        else:
-            self._writes.later(status)
-        if before != phase or phase == Phase.QUEUED:
-            warning = phase in FAILED_PHASES
-            await self._writes.event(warning=warning, reason=phase.value, message=message)
-
-    async def _save(self, status: RollbackStatus) -> None:
-        """Record `status` now, with every change noted since the last write."""
-        await self._writes.save(status)
-
-    async def _pause(self) -> None:
-        if await self.controls.pause(self.tick):
-            raise Stopping
+        self._record.mark(status, ConditionType.VERIFIED, passed, reason, step.message or "")
 
 
 _OPEN = (StepState.PENDING, StepState.RUNNING)

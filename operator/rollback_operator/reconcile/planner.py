@@ -1,7 +1,9 @@
 """Make a rollback's plan: for each target, where it is now and where it will go.
 
 Planning only reads. It is what a dry run shows and what the steps later execute, so a spec
-edited after the start cannot change what runs.
+edited after the start cannot change what runs. A rollback that waited behind others of its
+targets is planned again at its turn; `plan_change` says whether that moved any destination
+(which voids an approval given to the first plan).
 """
 
 from __future__ import annotations
@@ -52,6 +54,36 @@ async def make_plan(spec: RollbackSpec, providers: Providers, now: datetime) -> 
         as_of = await _storage_time(spec, plan.database, providers, now)
         plan.storage = await providers.storage.plan(as_of)
     return plan
+
+
+def destinations(plan: RollbackPlan | None) -> dict[str, str]:
+    """Where `plan` leaves each target, in words: what a person approves. Readings that move
+    with time or traffic (where a layer is now, the data-loss window, object counts) are out."""
+    if plan is None:
+        return {}
+    found: dict[str, str] = {}
+    for target, move in (("frontend", plan.frontend), ("backend", plan.backend)):
+        if move is not None:
+            found[target] = move.to if move.serving is not False else f"{move.to} (left stopped)"
+    if plan.database is not None:
+        dump = "" if plan.database.safety_backup else " (no safety dump)"
+        found["database"] = f"backup {plan.database.backup}{dump}"
+    if plan.storage is not None:
+        source = plan.storage.source
+        copy = f" from {source}" if source and source != VERSIONS_SOURCE else ""
+        found["storage"] = f"as of {plan.storage.as_of.isoformat()}{copy}"
+    return found
+
+
+def plan_change(before: RollbackPlan | None, after: RollbackPlan) -> str | None:
+    """The targets whose destination differs between two plans ("frontend: A -> B"), or None."""
+    was, now = destinations(before), destinations(after)
+    moved = [
+        f"{target}: {was.get(target, 'nothing')} -> {now.get(target, 'nothing')}"
+        for target in (t.value for t in Target)
+        if was.get(target) != now.get(target)
+    ]
+    return "; ".join(moved) or None
 
 
 def restore_point(spec: RollbackSpec, providers: Providers) -> RestorePoint | None:
