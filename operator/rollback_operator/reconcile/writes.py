@@ -9,6 +9,13 @@ a person watches is never more than that behind. Writes asked for in the same tu
 event loop (the steps of a parallel group starting together) go as one. An Event waits for the
 write that makes what it reports durable, so the Events never run ahead of the record.
 
+Events are for the person reading `kubectl describe` at 3 a.m.: the start, every warning, the
+end, the waits on people. Every Event is also a write the API server stores for an hour, so a
+Normal one that only repeats the status (`QUIET`: a step done, passing through Planning or
+Verifying) is logged and not posted, and of the phases one write records only the last gets an
+Event (Planning, Queued and Running written together: Running). The end's Event names every step
+that changed something.
+
 A refused write (409, 429, 5xx) is tried again until it lands or the operator stops: a crash
 there would leave a step half done.
 """
@@ -21,7 +28,7 @@ import contextvars
 import logging
 from dataclasses import dataclass, field
 
-from rollback_operator.api.rollback import RollbackStatus
+from rollback_operator.api.rollback import Phase, RollbackStatus
 from rollback_operator.providers.errors import RetryableError
 from rollback_operator.reconcile.ports import Controls, Recorder, Stopping
 from rollback_operator.reconcile.runner import RetryPolicy
@@ -29,6 +36,9 @@ from rollback_operator.reconcile.runner import RetryPolicy
 logger = logging.getLogger(__name__)
 LINGER = 1.0
 """Seconds a change waits for the engine's next write before it is written on its own."""
+QUIET = frozenset({"StepSucceeded", Phase.PLANNING.value, Phase.VERIFYING.value})
+"""Reasons of Normal Events that only repeat what the status says: logged, never posted."""
+PHASES = frozenset(Phase)
 
 
 @dataclass(frozen=True)
@@ -88,8 +98,11 @@ class Writes:
                     raise Stopping from error
 
     async def event(self, *, warning: bool, reason: str, message: str) -> None:
-        """Post an Event now, or after the write that makes what it reports durable."""
-        if self._changed:
+        """Post an Event now, or after the write that makes what it reports durable (a `QUIET`
+        one is only logged)."""
+        if not warning and reason in QUIET:
+            logger.info("%s: %s", reason, message)
+        elif self._changed:
             self._events.append(_Event(warning, reason, message, contextvars.copy_context()))
         else:
             await self._post(_Event(warning, reason, message))
@@ -108,7 +121,7 @@ class Writes:
                 self._events, self._changed = events + self._events, changed or self._changed
                 raise
             self._written = covers
-        for event in events:
+        for event in _folded(events):
             await self._post(event)
 
     async def _write_soon(self, status: RollbackStatus) -> None:
@@ -128,3 +141,14 @@ class Writes:
             await post
         else:  # in the task that raised it: its log line names that step
             await asyncio.create_task(post, context=event.context)
+
+
+def _folded(events: list[_Event]) -> list[_Event]:
+    """The Events one write made durable, less the Normal phase Events a later phase in the same
+    write took over (each is logged, in the task that raised it)."""
+    phases = [e for e in events if e.reason in PHASES]
+    passed = [e for e in phases[:-1] if not e.warning]
+    for event in passed:
+        context = event.context or contextvars.copy_context()
+        context.run(logger.info, "%s: %s", event.reason, event.message)
+    return [e for e in events if not any(e is p for p in passed)]
