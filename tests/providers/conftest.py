@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 
 from rollback_operator.providers import errors, http
@@ -42,7 +43,7 @@ def fast_options(time: VirtualTime) -> http.Options:
     """Three attempts, tiny backoff, real but short timeouts, no jitter."""
     return http.Options(
         retry=http.RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, budget=30.0),
-        timeouts=http.Timeouts(connect=1.0, read=READ_TIMEOUT, write=1.0, pool=1.0),
+        timeouts=httpx.Timeout(connect=1.0, read=READ_TIMEOUT, write=1.0, pool=1.0),
         sleep=time.sleep,
         clock=time.clock,
         jitter=lambda low, high: high,

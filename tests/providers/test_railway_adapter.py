@@ -21,7 +21,7 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from rollback_operator.providers import errors, http
+from rollback_operator.providers import errors, http_failures
 from sandbox.fakes.http_server import Dropped, ErrorReply
 from tests.contracts.hosted import (
     RAILWAY_PROJECT_TOKEN,
@@ -408,4 +408,4 @@ async def test_a_graphql_validation_error_with_http_400_is_permanent(world: Worl
 def test_x_ratelimit_reset_is_honoured_in_every_format_railway_might_use(reset: str) -> None:
     headers = httpx.Headers({"X-RateLimit-Reset": reset})
 
-    assert http.retry_after(headers, 1_800_000_000.0) == pytest.approx(5.0)
+    assert http_failures.retry_after(headers, 1_800_000_000.0) == pytest.approx(5.0)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from rollback_operator.providers import errors, http
+from rollback_operator.providers import errors, http, http_failures
 from rollback_operator.providers.deployments import vercel
 from sandbox.fakes.host import MemoryJournal
 from tests.contracts.hosted import HOUR_MS, TEAM, VERCEL_BAD_TOKEN, VercelWorld, vercel_world
@@ -285,9 +285,9 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date() -> None:
     now = 1_800_000_000.0
     date = "Fri, 15 Jan 2027 08:00:07 GMT"  # 1_800_000_007
 
-    assert http.retry_after(httpx.Headers({"Retry-After": "3"}), now) == 3.0
-    assert http.retry_after(httpx.Headers({"Retry-After": date}), now) == 7.0
-    assert http.retry_after(httpx.Headers({}), now) is None
+    assert http_failures.retry_after(httpx.Headers({"Retry-After": "3"}), now) == 3.0
+    assert http_failures.retry_after(httpx.Headers({"Retry-After": date}), now) == 7.0
+    assert http_failures.retry_after(httpx.Headers({}), now) is None
 
 
 async def test_a_retry_after_beyond_the_local_wait_goes_up_at_once(world: World) -> None:

@@ -43,3 +43,21 @@ class NotFoundError(PermanentError):
 
 class UnauthorizedError(PermanentError):
     """The credentials were refused or lack a permission."""
+
+
+class Refused(PermanentError):
+    """A 4xx other than 401/403/404, with the provider's status and error code to branch on."""
+
+    def __init__(self, message: str, *, provider: str, status: int, code: str | None) -> None:
+        super().__init__(message, provider=provider)
+        self.status = status
+        self.code = code
+
+
+def first_provider_error(group: BaseExceptionGroup[BaseException]) -> ProviderError | None:
+    """The first ProviderError in a task group's failure (nested groups in order), or None."""
+    for error in group.exceptions:
+        found = first_provider_error(error) if isinstance(error, BaseExceptionGroup) else error
+        if isinstance(found, ProviderError):
+            return found
+    return None

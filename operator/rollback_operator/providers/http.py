@@ -3,9 +3,10 @@
 Why this module exists: Vercel, Railway and the notifiers need the same care on the wire:
 timeouts, a few retries with jittered exponential backoff on transient failures (timeouts,
 dropped connections, 5xx), `Retry-After` and rate-limit reset headers honoured on 429, and one
-mapping from the final outcome to the `providers.errors` hierarchy, so the step engine can
-decide between "try the step again later" and "fail it". Retries here are the short, inner
-layer; the engine's step retries are the outer one (docs/architecture.md, "Retries").
+mapping from the final outcome to the `providers.errors` hierarchy (what a failed answer means
+is read in `providers.http_failures`), so the step engine can decide between "try the step
+again later" and "fail it". Retries here are the short, inner layer; the engine's step retries
+are the outer one (docs/architecture.md, "Retries").
 
 Each attempt is reported to the `OBSERVER` of the running context (the composition root sets
 it to the operator's telemetry), so provider latency and errors are measured in one place.
@@ -18,7 +19,6 @@ secrets this layer was given.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
 import logging
 import random
@@ -28,23 +28,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import httpx
 
 from rollback_operator import __version__
 from rollback_operator.providers import errors
+from rollback_operator.providers.http_failures import Failure, classify
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"rollback-operator/{__version__}"
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+DEFAULT_TIMEOUTS = httpx.Timeout(connect=5.0, read=20.0, write=20.0, pool=5.0)
 _REDACTED = "***"
-_MESSAGE_LIMIT = 300
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_STATUS_LABELS = {401: "unauthorized", 403: "unauthorized", 404: "not_found"}
 
 
 T = TypeVar("T")
@@ -79,21 +78,12 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
-class Timeouts:
-    """Per-phase timeouts of one attempt, in seconds."""
-
-    connect: float = 5.0
-    read: float = 20.0
-    write: float = 20.0
-    pool: float = 5.0
-
-
-@dataclass(frozen=True)
 class Options:
     """Everything tunable about the wire; tests shrink the delays and inject time."""
 
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    timeouts: Timeouts = field(default_factory=Timeouts)
+    timeouts: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUTS)
+    """Per-phase timeouts of one attempt, in seconds."""
     sleep: Sleep = asyncio.sleep
     clock: Clock = time.monotonic
     wall: Clock = time.time
@@ -116,11 +106,10 @@ def make_client(
 ) -> httpx.AsyncClient:
     """An httpx client with our timeouts, connection limits, user agent and TLS context."""
     opts = options or Options()
-    t = opts.timeouts
     return httpx.AsyncClient(
         base_url=base_url,
         headers={"User-Agent": USER_AGENT, **headers},
-        timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
+        timeout=opts.timeouts,
         limits=httpx.Limits(max_connections=10, max_keepalive_connections=5),
         transport=opts.transport,
         verify=tls_context(),
@@ -143,42 +132,6 @@ class Call:
 
     def describe(self) -> str:
         return f"{self.method} {self.path}" + (f" ({self.label})" if self.label else "")
-
-
-class Refused(errors.PermanentError):
-    """A 4xx other than 401/403/404, with the provider's status and error code to branch on."""
-
-    def __init__(self, message: str, *, provider: str, status: int, code: str | None) -> None:
-        super().__init__(message, provider=provider)
-        self.status = status
-        self.code = code
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """Why one attempt failed, before it becomes an exception."""
-
-    detail: str
-    kind: type[errors.ProviderError]
-    retry_after: float | None = None
-    sent: bool = True
-    status: int | None = None
-    code: str | None = None
-
-    @property
-    def retryable(self) -> bool:
-        return issubclass(self.kind, errors.RetryableError)
-
-    @property
-    def label(self) -> str:
-        """The kind of failure as a metric label."""
-        if self.status is None:
-            return "timeout" if self.detail.startswith("timed out") else "connection"
-        if self.status == 429:
-            return "rate_limited"
-        if self.status >= 500:
-            return "server_error"
-        return _STATUS_LABELS.get(self.status, "refused")
 
 
 class Http:
@@ -248,7 +201,7 @@ class Session:
             )
             await opts.sleep(delay)
 
-    async def _attempt(self, call: Call) -> httpx.Response | _Failure:
+    async def _attempt(self, call: Call) -> httpx.Response | Failure:
         clock, started = self.http.options.clock, self.http.options.clock()
         outcome = await self._request(call)
         observer = OBSERVER.get()
@@ -257,22 +210,22 @@ class Session:
             observer.provider_request(self.http.provider, clock() - started, error)
         return outcome
 
-    async def _request(self, call: Call) -> httpx.Response | _Failure:
+    async def _request(self, call: Call) -> httpx.Response | Failure:
         try:
             response = await self._client.request(
                 call.method, call.path, params=call.params, json=call.json
             )
         except httpx.TimeoutException as exc:
-            return _Failure(f"timed out ({type(exc).__name__})", errors.RetryableError,
+            return Failure(f"timed out ({type(exc).__name__})", errors.RetryableError,
                             sent=not isinstance(exc, _NOT_SENT))  # fmt: skip
         except httpx.TransportError as exc:
-            return _Failure(f"connection failed ({type(exc).__name__})", errors.RetryableError,
+            return Failure(f"connection failed ({type(exc).__name__})", errors.RetryableError,
                             sent=not isinstance(exc, _NOT_SENT))  # fmt: skip
         if response.is_success:
             return response
-        return _classify(response, self.http.options.wall())
+        return classify(response, self.http.options.wall())
 
-    def _delay(self, call: Call, failure: _Failure, attempt: int, elapsed: float) -> float | None:
+    def _delay(self, call: Call, failure: Failure, attempt: int, elapsed: float) -> float | None:
         """Seconds to wait before the next attempt, or None to give up now."""
         policy, opts = self.http.options.retry, self.http.options
         safe = call.idempotent or not failure.sent or failure.status == 429
@@ -286,12 +239,12 @@ class Session:
             delay = policy.backoff(attempt, opts.jitter)
         return delay if elapsed + delay <= policy.budget else None
 
-    def _final(self, call: Call, failure: _Failure, attempts: int) -> errors.ProviderError:
+    def _final(self, call: Call, failure: Failure, attempts: int) -> errors.ProviderError:
         tries = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
         message = self.http.scrub(f"{call.operation}: {call.describe()}: {failure.detail}{tries}")
         provider = self.http.provider
-        if failure.kind is Refused:
-            return Refused(message, provider=provider, status=failure.status or 400,
+        if failure.kind is errors.Refused:
+            return errors.Refused(message, provider=provider, status=failure.status or 400,
                            code=failure.code)  # fmt: skip
         if issubclass(failure.kind, errors.RetryableError):
             return failure.kind(message, provider=provider, retry_after=failure.retry_after)
@@ -318,87 +271,6 @@ async def json_object(session: Session, call: Call) -> dict[str, Any]:
     return answer
 
 
-def _classify(response: httpx.Response, now: float) -> _Failure:
-    """The error class of a non-2xx answer, with the provider's own code and message."""
-    status = response.status_code
-    if status < 400:  # redirects are not followed: a moved API must be configured, not guessed
-        return _Failure(f"HTTP {status}: redirected; set apiUrl to the new address", Refused,
-                        status=status)  # fmt: skip
-    code, text = provider_error(response)
-    detail = f"HTTP {status}" + (f" {code}" if code else "") + (f": {text}" if text else "")
-    if status == 429:
-        wait = retry_after(response.headers, now)
-        return _Failure(detail, errors.RateLimitedError, wait, status=status, code=code)
-    if status >= 500:
-        wait = retry_after(response.headers, now) if "Retry-After" in response.headers else None
-        return _Failure(detail, errors.RetryableError, wait, status=status, code=code)
-    kind: type[errors.ProviderError] = {
-        401: errors.UnauthorizedError,
-        403: errors.UnauthorizedError,
-        404: errors.NotFoundError,
-    }.get(status, Refused)
-    return _Failure(detail, kind, status=status, code=code)
-
-
-def provider_error(response: httpx.Response) -> tuple[str | None, str]:
-    """(code, message) from Vercel's `error`, GraphQL's `errors`, Prometheus' `error` text,
-    or a bare `message`."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, response.reason_phrase
-    if not isinstance(body, dict):
-        return None, response.reason_phrase
-    error = body.get("error") or body.get("err")
-    if isinstance(error, dict):
-        return _text(error.get("code")), _short(error.get("message"))
-    if isinstance(error, str) and error:  # Prometheus: {"errorType": "bad_data", "error": "..."}
-        return _text(body.get("errorType")), _short(error)
-    listed = body.get("errors")
-    if isinstance(listed, list) and listed:
-        return None, _short("; ".join(graphql_messages(listed)))
-    return _text(body.get("code")), _short(body.get("message") or response.reason_phrase)
-
-
-def graphql_messages(listed: list[Any]) -> list[str]:
-    """The `message` of each entry of a GraphQL `errors` array."""
-    return [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in listed]
-
-
-def retry_after(headers: httpx.Headers, now: float) -> float | None:
-    """Seconds to wait from `Retry-After` (seconds or HTTP date) or `X-RateLimit-Reset`."""
-    raw = headers.get("Retry-After")
-    if raw is not None:
-        return _seconds_or_date(raw.strip(), now)
-    raw = headers.get("X-RateLimit-Reset")
-    return _reset_at(raw.strip(), now) if raw is not None else None
-
-
-def _seconds_or_date(raw: str, now: float) -> float | None:
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(raw).timestamp() - now)
-    except (TypeError, ValueError):
-        return None
-
-
-def _reset_at(raw: str, now: float) -> float | None:
-    """A reset time as Unix seconds, Unix milliseconds, seconds from now, or ISO-8601."""
-    try:
-        value = float(raw)
-    except ValueError:
-        try:
-            value = datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    if value > 1e12:
-        value /= 1000.0
-    return max(0.0, value - now) if value > 1e9 else max(0.0, value)
-
-
 def _secret_parts(headers: Mapping[str, str]) -> list[str]:
     """Every credential in `headers`, with and without its auth scheme word."""
     parts = []
@@ -407,12 +279,3 @@ def _secret_parts(headers: Mapping[str, str]) -> list[str]:
         scheme, _, rest = value.partition(" ")
         parts.extend([rest] if rest and scheme.lower() in ("bearer", "basic", "token") else [])
     return sorted({p for p in parts if len(p) >= 4}, key=len, reverse=True)
-
-
-def _text(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
-
-
-def _short(value: Any) -> str:
-    text = " ".join(str(value or "").split())
-    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "..."

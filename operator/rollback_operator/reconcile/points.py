@@ -25,7 +25,7 @@ from rollback_operator.api.restorepoint import (
     StoragePointStatus,
 )
 from rollback_operator.providers.base import PointCopy, PointDump, Providers
-from rollback_operator.providers.errors import ProviderError, RetryableError
+from rollback_operator.providers.errors import ProviderError, RetryableError, first_provider_error
 from rollback_operator.reconcile.ports import Clock, Stopping
 from rollback_operator.reconcile.runner import RetryPolicy
 
@@ -91,21 +91,13 @@ async def _with_retries(
         try:
             return await _both(point, targets, providers, at)
         except BaseExceptionGroup as group:
-            error = _first_provider_error(group)
+            error = first_provider_error(group)
+            if error is None:  # not the provider's: it goes on up
+                raise
         if not isinstance(error, RetryableError) or attempt >= retry.max_attempts:
             raise error
         if await host.pause(retry.delay(attempt, error.retry_after)):
             raise Stopping
-
-
-def _first_provider_error(group: BaseExceptionGroup[BaseException]) -> ProviderError:
-    """The provider's error that ended the task group; anything else goes on up."""
-    for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            return _first_provider_error(error)
-        if isinstance(error, ProviderError):
-            return error
-    raise group
 
 
 async def _both(

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rollback_operator.api import targets
-from rollback_operator.providers import errors, http
+from rollback_operator.providers import errors, http, http_failures
 from rollback_operator.providers.deployments.pacing import Pacing
 
 Json = dict[str, Any]
@@ -170,7 +170,9 @@ class RailwayApi:
         return data
 
     def _graphql_error(self, call: http.Call, listed: Any) -> errors.ProviderError:
-        text = "; ".join(http.graphql_messages(listed if isinstance(listed, list) else [listed]))
+        text = "; ".join(
+            http_failures.graphql_messages(listed if isinstance(listed, list) else [listed])
+        )
         text = text[:300]
         kind = next((k for words, k in _ERRORS if any(w in text.lower() for w in words)), None)
         message = f"{call.operation}: {call.describe()}: {text}"

@@ -208,7 +208,7 @@ class VercelProject:
         try:
             await s.send(self._call("rollback", "POST", path, {"description": f"rollback {key}"}))
             return "rollback"
-        except http.Refused as refused:
+        except errors.Refused as refused:
             if refused.status == JOB_RUNNING:
                 return await self._adopt(s, to, refused)
             if refused.status not in ROLLBACK_REFUSED:
@@ -216,7 +216,7 @@ class VercelProject:
             logger.info("vercel: instant rollback to %s refused (%s); promoting", to, refused)
         try:
             await s.send(self._call("rollback", "POST", f"/v10/projects/{project_id}/promote/{to}"))
-        except http.Refused as refused:
+        except errors.Refused as refused:
             if refused.status == JOB_RUNNING:
                 return await self._adopt(s, to, refused)
             raise self._http.error(
@@ -226,7 +226,7 @@ class VercelProject:
             ) from None
         return "promote"
 
-    async def _adopt(self, s: http.Session, to: str, refused: http.Refused) -> str:
+    async def _adopt(self, s: http.Session, to: str, refused: errors.Refused) -> str:
         """A 409: wait for the running job if it moves to `to`, else try again later."""
         job = _job(await self._read_project(s, "rollback"), to, running=True)
         if job is None:

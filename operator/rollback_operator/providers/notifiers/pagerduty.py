@@ -89,7 +89,7 @@ class PagerDutyNotifier:
     def _clean(self, error: errors.ProviderError) -> errors.ProviderError:
         """`error` without the routing key; UnauthorizedError when PagerDuty refused the key."""
         text = error.message.replace(self._key, "***")
-        refused_key = isinstance(error, http.Refused) and "routing" in text.lower()
+        refused_key = isinstance(error, errors.Refused) and "routing" in text.lower()
         if refused_key:
             return errors.UnauthorizedError(text, provider=error.provider)
         error.message, error.args = text, (text,)

@@ -23,7 +23,7 @@ from rollback_operator.api.targets import S3Target
 from rollback_operator.providers import base
 from rollback_operator.providers.base import PointCopy, StepResult
 from rollback_operator.providers.context import BuildContext
-from rollback_operator.providers.errors import PermanentError, ProviderError
+from rollback_operator.providers.errors import PermanentError, first_provider_error
 from rollback_operator.providers.objectstore import layout, s3api
 from rollback_operator.providers.storage import dated, diff, snapshots, spool, writes
 from rollback_operator.providers.storage.diff import Action, Kind
@@ -219,8 +219,8 @@ class S3Storage:
                         continue
                     await slots.acquire()
                     group.create_task(self._apply(action, pool, slots, done))
-        except BaseExceptionGroup as errors:
-            raise _first_provider_error(errors) from None
+        except BaseExceptionGroup as group:
+            raise first_provider_error(group) or group from None
         finally:
             await _close(pool)
         return done
@@ -243,16 +243,6 @@ async def _close(pool: ThreadPoolExecutor) -> None:
     S3 call gave up); if the wait itself is cancelled, the copies end on their own."""
     pool.shutdown(wait=False, cancel_futures=True)
     await asyncio.to_thread(pool.shutdown, wait=True)
-
-
-def _first_provider_error(errors: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first ProviderError in a task group's failure, else the group itself."""
-    for error in errors.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            return _first_provider_error(error)
-        if isinstance(error, ProviderError):
-            return error
-    return errors
 
 
 async def build(target: S3Target, context: BuildContext) -> S3Storage:
