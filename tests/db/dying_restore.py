@@ -20,6 +20,7 @@ from mypy_boto3_s3 import S3Client
 
 from rollback_operator.providers.postgres import database as postgres
 from rollback_operator.providers.postgres import dumps
+from rollback_operator.providers.postgres.backups import Backup
 from sandbox.services.postgres import PG_BIN
 from tests.db import supabase, world
 
@@ -35,9 +36,7 @@ class HalfDownload(postgres.PostgresDatabase):
         super().__init__(target, url, cast("S3Client", None), options)
         self.dump = dump
 
-    def _download(
-        self, backup: postgres.Backup, *, window: int | None = None
-    ) -> AsyncIterator[bytes]:
+    def _download(self, backup: Backup, *, window: int | None = None) -> AsyncIterator[bytes]:
         return self._half() if window is None else self._start_of(window)
 
     async def _start_of(self, window: int) -> AsyncIterator[bytes]:
@@ -55,7 +54,7 @@ class HalfDownload(postgres.PostgresDatabase):
 async def restore(url: str, dump: bytes, key: str) -> None:
     """Restore `dump` through the adapter's own restore path (format check, tools, marker)."""
     fmt = dumps.detect(dump[: dumps.HEADER_BYTES], "b")
-    backup = postgres.Backup("b", "database/b", len(dump), datetime.now(UTC), fmt)
+    backup = Backup("b", "database/b", len(dump), datetime.now(UTC), fmt)
     await HalfDownload(url, dump)._apply(backup, key)
 
 

@@ -14,7 +14,8 @@ import pytest
 from mypy_boto3_s3 import S3Client
 
 from rollback_operator.providers.errors import PermanentError, RetryableError
-from rollback_operator.providers.postgres.database import Backup, PostgresDatabase
+from rollback_operator.providers.postgres.backups import Backup
+from rollback_operator.providers.postgres.database import PostgresDatabase
 from tests.db import supabase, world
 from tests.db.world import PREFIX, Db
 

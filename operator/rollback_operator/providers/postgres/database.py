@@ -7,6 +7,7 @@ verified after the upload. A restore streams from S3 into pg_restore or psql in 
 so a failed restore changes nothing, and a completed one leaves a marker so it never runs twice.
 It replaces whole schemas (`schemas`, or every schema the backup holds) and nothing else, as
 `scope` and `contents` explain; the safety dump holds the schemas a restore could replace.
+Which object is the backup to take is `backups`' question.
 """
 
 from __future__ import annotations
@@ -28,21 +29,21 @@ from rollback_operator.api.targets import PostgresTarget
 from rollback_operator.providers.base import Candidate, StepResult
 from rollback_operator.providers.context import BuildContext
 from rollback_operator.providers.errors import (
-    NotFoundError,
     ProviderError,
     RetryableError,
 )
 from rollback_operator.providers.objectstore import layout, s3api
 from rollback_operator.providers.postgres import (
+    backups,
     contents,
     dumps,
-    listing,
     locks,
     safety,
     scope,
     server,
     tools,
 )
+from rollback_operator.providers.postgres.backups import Backup
 from rollback_operator.providers.postgres.dumps import DumpFormat
 from rollback_operator.providers.postgres.points import PointDumps
 
@@ -76,18 +77,6 @@ class Options:
     environ: Mapping[str, str] = field(default_factory=_tool_env)
 
 
-@dataclass(frozen=True)
-class Backup:
-    """One backup object and what we learned about it."""
-
-    name: str
-    key: str
-    size: int
-    taken_at: datetime
-    format: DumpFormat | None = None
-    entries: tuple[contents.Entry, ...] = ()  # an archive's table of contents, once read
-
-
 class PostgresDatabase(PointDumps):
     """`Database` for PostgreSQL, with backups under `target.backups` in the object store."""
 
@@ -100,9 +89,10 @@ class PostgresDatabase(PointDumps):
         self.dumps_first = target.safety_backup
         self.schemas = list(target.schemas) if target.schemas else None
         self.s3 = s3
+        self.backups = backups.BackupFolder(s3, self.bucket, self.prefix)
 
     async def plan(self, pin: str | None) -> DatabasePlan:
-        backup = await self._inspect(await self._find(pin))
+        backup = await self._inspect(await self.backups.find(pin))
         await server.ping(self.dsn)
         await server.check_session_pooling(self.dsn)
         schemas = await self._scope(backup)
@@ -125,7 +115,7 @@ class PostgresDatabase(PointDumps):
         object_key = layout.safety_key(self.prefix, rollback, self.options.now())
         await self._dump(object_key, key)
         name = layout.backup_name(self.prefix, object_key)
-        dump = await self._inspect(await self._find(name))
+        dump = await self._inspect(await self.backups.find(name))
         return self._safety_result(dump, "dumped the current database to")
 
     async def restore(self, backup: str, key: str) -> StepResult:
@@ -134,7 +124,7 @@ class PostgresDatabase(PointDumps):
             restored, when = done
             message = f"restore already completed at {when.isoformat()} from {restored}"
             return StepResult(message, {"backup": restored})
-        found = await self._find(backup)
+        found = await self.backups.find(backup)
         if found.size == 0:
             raise dumps.BadDump(f"backup {backup} is empty", provider=PROVIDER)
         await server.ping(self.dsn)
@@ -142,72 +132,15 @@ class PostgresDatabase(PointDumps):
         fmt = await self._apply(found, key)
         took = time.monotonic() - started
         message = (
-            f"restored {backup} ({fmt}, {listing.size(found.size)}) into "
+            f"restored {backup} ({fmt}, {backups.size(found.size)}) into "
             f"{self.dsn.describe()} in {took:.1f}s"
         )
         return StepResult(message, {"backup": backup})
 
     async def candidates(self, limit: int) -> list[Candidate]:
-        listed = sorted([b async for b in self._listing()], key=listing.by_time, reverse=True)
-        default = next((b for b in listed if layout.is_backup(self.prefix, b.key)), None)
-        shown = listed[:limit] + ([default] if default and default not in listed[:limit] else [])
-        states = await asyncio.gather(*(self._state(b) for b in shown))
-        pairs = zip(shown, states, strict=True)
-        return [listing.candidate(b, state, b == default) for b, state in pairs]
+        return await self.backups.candidates(limit)
 
-    # ----- finding and checking backups -----
-
-    async def _find(self, pin: str | None) -> Backup:
-        if pin is not None:
-            return await self._head(pin)
-        backups = [b async for b in self._listing() if layout.is_backup(self.prefix, b.key)]
-        if not backups:
-            raise NotFoundError(
-                f"no backups under {self._where()} (a backup is named *.dump, *.sql, *.backup "
-                "or *.pgdump, optionally .gz)",
-                provider=PROVIDER,
-            )
-        return max(backups, key=listing.by_time)
-
-    async def _listing(self) -> AsyncIterator[Backup]:
-        """Every dump under the prefix, safety dumps included, in key order; objects that are
-        not named as dumps and the operator's reports are no backups and are left out."""
-        paginated = self.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.prefix
-        )
-        async for page in s3api.pages("listing backups", paginated):
-            for item in page.get("Contents", []):
-                name = layout.backup_name(self.prefix, item["Key"])
-                if layout.is_dump_name(name) and not item["Key"].startswith(layout.REPORTS_FOLDER):
-                    when = layout.taken_at(name, item["LastModified"])
-                    yield Backup(name, item["Key"], item.get("Size", 0), when)
-
-    async def _state(self, backup: Backup) -> str:
-        """The format its first bytes show; "empty" or "unreadable" when they show none, and
-        "backup" when they cannot be read (a listing is still worth showing)."""
-        if backup.size == 0:
-            return "empty"
-        try:
-            header = await s3api.read_range(
-                "reading backup", self.s3, self.bucket, backup.key, dumps.HEADER_BYTES
-            )
-            return dumps.detect(header, backup.name).value
-        except dumps.BadDump:
-            return "unreadable"
-        except ProviderError:
-            return "backup"
-
-    async def _head(self, name: str) -> Backup:
-        key = layout.backup_key(self.prefix, name)
-        try:
-            head = await s3api.call(
-                "reading backup", self.s3.head_object, Bucket=self.bucket, Key=key
-            )
-        except NotFoundError:
-            raise NotFoundError(
-                f"backup {name} not found under {self._where()}", provider=PROVIDER
-            ) from None
-        return Backup(name, key, head["ContentLength"], layout.taken_at(name, head["LastModified"]))
+    # ----- checking backups -----
 
     async def _inspect(self, backup: Backup) -> Backup:
         """The backup with its format, after every check that can be made without changes."""
@@ -378,11 +311,8 @@ class PostgresDatabase(PointDumps):
         )  # fmt: skip
 
     def _safety_result(self, dump: Backup, did: str) -> StepResult:
-        message = f"{did} s3://{self.bucket}/{dump.key} ({listing.size(dump.size)})"
+        message = f"{did} s3://{self.bucket}/{dump.key} ({backups.size(dump.size)})"
         return StepResult(message, {"safetyBackup": dump.name})
-
-    def _where(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
 
 
 async def _offload(work: Callable[[], bytes]) -> bytes:

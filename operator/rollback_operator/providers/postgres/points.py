@@ -19,7 +19,8 @@ from rollback_operator.providers.postgres import dumps, server
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from rollback_operator.providers.postgres.database import Backup, Options
+    from rollback_operator.providers.postgres.backups import Backup, BackupFolder
+    from rollback_operator.providers.postgres.database import Options
 
 PROVIDER = "postgres"
 KEY_METADATA = "rollback-key"  # what the safety dump's upload records of the step key
@@ -33,10 +34,9 @@ class _Host(Protocol):
     prefix: str
     dsn: server.Dsn
     options: Options
+    backups: BackupFolder
 
     async def _dump(self, object_key: str, step_key: str) -> None: ...
-
-    async def _head(self, name: str) -> Backup: ...
 
     async def _inspect(self, backup: Backup) -> Backup: ...
 
@@ -57,14 +57,14 @@ class PointDumps:
             )
         if head is not None:
             try:
-                dump = await self._inspect(await self._head(name))
+                dump = await self._inspect(await self.backups.named(name))
                 return PointDump(name, dump.size, head["LastModified"])
             except dumps.BadDump:
                 pass  # an unusable dump of ours: take it again
         await server.ping(self.dsn)
         started = self.options.now()
         await self._dump(object_key, key)
-        dump = await self._inspect(await self._head(name))
+        dump = await self._inspect(await self.backups.named(name))
         return PointDump(name, dump.size, started)
 
     async def drop_point(self: _Host, point: str, key: str) -> bool:

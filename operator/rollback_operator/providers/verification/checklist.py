@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 import psycopg
@@ -26,6 +26,8 @@ from rollback_operator.api.rollback import CheckResult
 from rollback_operator.providers.base import SecretReader
 from rollback_operator.providers.errors import PermanentError
 from rollback_operator.providers.http import make_client
+
+Spec = TypeVar("Spec", HealthCheck, SqlCheck)
 
 
 class Check(Protocol):
@@ -42,15 +44,21 @@ class Check(Protocol):
 
 
 @dataclass
-class HttpCheck:
-    """GET a URL and expect a status code."""
+class PolicyCheck(Generic[Spec]):
+    """A check a block of the policy's `verify` asks for, named as that block names it."""
 
-    spec: HealthCheck
-    timeout: float = 5.0
+    spec: Spec
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+
+@dataclass
+class HttpCheck(PolicyCheck[HealthCheck]):
+    """GET a URL and expect a status code."""
+
+    timeout: float = 5.0
 
     async def run(self) -> CheckResult:
         started = time.monotonic()
@@ -85,16 +93,11 @@ def meets(value: Any, expect: Expect) -> str | None:
 
 
 @dataclass
-class SqlQueryCheck:
+class SqlQueryCheck(PolicyCheck[SqlCheck]):
     """One value from a read-only query must meet `expect`."""
 
-    spec: SqlCheck
     url: str
     statement_timeout_ms: int = 5000
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
 
     async def run(self) -> CheckResult:
         try:
