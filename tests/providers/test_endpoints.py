@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from rollback_operator.api.common import ProviderBlock
 from rollback_operator.api.policy import RollbackPolicy
+from rollback_operator.api.targets import RailwayTarget, VercelTarget
 from rollback_operator.providers import registry
 from rollback_operator.providers.endpoints import OFFICIAL, OFFICIAL_ONLY, Endpoints
 from rollback_operator.providers.errors import PermanentError
@@ -23,7 +25,7 @@ from rollback_operator.providers.metrics.prometheus import PrometheusFactory
 from sandbox import manifests
 from tests.providers.conftest import DictSecrets, only_target
 
-VERCEL = OFFICIAL["vercel"]
+VERCEL = VercelTarget.OFFICIAL_API
 TOKEN = {"name": "vercel", "key": "token"}
 
 
@@ -65,8 +67,22 @@ def test_an_official_api_is_official_for_its_own_provider_only() -> None:
     assert OFFICIAL_ONLY.refusal("https://api.vercel.com", OFFICIAL["pagerduty"]) is not None
 
 
+@pytest.mark.parametrize(
+    "block",
+    [b for b in ProviderBlock.__subclasses__() if "api_url" in b.model_fields],
+    ids=lambda b: b.__name__,
+)
+def test_a_target_blocks_default_api_url_is_under_the_official_api_it_declares(
+    block: type[ProviderBlock],
+) -> None:
+    default = str(block.model_fields["api_url"].default)
+
+    assert block.OFFICIAL_API
+    assert OFFICIAL_ONLY.refusal(default, block.OFFICIAL_API) is None
+
+
 def test_railways_official_api_is_the_graphql_path_on_either_host() -> None:
-    railway = OFFICIAL["railway"]
+    railway = RailwayTarget.OFFICIAL_API
 
     assert OFFICIAL_ONLY.refusal("https://backboard.railway.com/graphql/v2", railway) is None
     assert OFFICIAL_ONLY.refusal("https://backboard.railway.app/graphql/v2", railway) is None

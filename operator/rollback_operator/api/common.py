@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
     AfterValidator,
@@ -46,6 +46,10 @@ class Model(BaseModel):
 
 class ProviderBlock(Model):
     """The settings of one provider for one layer (`targets.frontend.vercel`, ...)."""
+
+    OFFICIAL_API: ClassVar[tuple[str, ...]] = ()
+    """The provider's own API prefixes: its `apiUrl` may receive the block's credentials there
+    without an operator `--allow-endpoint` prefix (`providers.endpoints`)."""
 
     def summary(self) -> str:
         """One line naming what this block reaches, for people (no credentials)."""

@@ -28,6 +28,7 @@ from rollback_operator.api.common import (
 class VercelTarget(ProviderBlock):
     """The frontend as a Vercel project."""
 
+    OFFICIAL_API = ("https://api.vercel.com",)
     project_id: NonEmpty = Field(description="Vercel project id (prj_...) or name.")
     team_id: NonEmpty | None = Field(default=None, description="Team id for team-owned projects.")
     token_secret_ref: SecretKeyRef = Field(description="Secret key holding a Vercel API token.")
@@ -45,6 +46,10 @@ class VercelTarget(ProviderBlock):
 class RailwayTarget(ProviderBlock):
     """The backend as a Railway service in one environment."""
 
+    OFFICIAL_API = (
+        "https://backboard.railway.com/graphql/v2",
+        "https://backboard.railway.app/graphql/v2",
+    )
     project_id: NonEmpty = Field(description="Railway project id.")
     environment_id: NonEmpty = Field(description="Railway environment id (production).")
     service_id: NonEmpty = Field(description="Railway service id of the backend.")

@@ -21,16 +21,12 @@ from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers.errors import PermanentError
 
 OFFICIAL: Mapping[str, tuple[str, ...]] = {
-    "vercel": ("https://api.vercel.com",),
-    "railway": (
-        "https://backboard.railway.com/graphql/v2",
-        "https://backboard.railway.app/graphql/v2",
-    ),
     "statuspage": ("https://api.statuspage.io",),
     "pagerduty": ("https://events.pagerduty.com",),
     "slack": ("https://hooks.slack.com/",),
 }
-"""Each provider's own API, by the key of its policy block. Prometheus and S3 have none."""
+"""Each notifier's own API, by the key of its policy block. A target's provider block names
+its own (`ProviderBlock.OFFICIAL_API`); Prometheus and S3 have none."""
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -99,7 +95,7 @@ def credentialed_urls(policy: RollbackPolicy) -> Iterator[tuple[str, str, tuple[
         name, block = layer.chosen()
         url = getattr(block, "api_url", None)
         if url is not None:
-            yield f"spec.targets.{layer_name}.{name}.apiUrl", str(url), OFFICIAL.get(name, ())
+            yield f"spec.targets.{layer_name}.{name}.apiUrl", str(url), block.OFFICIAL_API
     for name in ("statuspage", "pagerduty"):
         notifier = getattr(spec.notifications, name)
         if notifier is not None:
