@@ -134,7 +134,7 @@ def _rollback_commands(sub: Any) -> None:
     )  # fmt: skip
     for name, text in (
         ("abort", "abort a rollback (steps not started are skipped)"),
-        ("report", "print a finished rollback's report"),
+        ("report", "print a rollback's report (once it is deleted: the one the operator kept)"),
         ("resume-traffic", "serve traffic again that a failed or aborted full rollback left "
          "stopped"),
     ):  # fmt: skip

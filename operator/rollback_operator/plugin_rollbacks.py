@@ -13,12 +13,17 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from rollback_operator.api import (
     ABORT_ANNOTATION,
     API_VERSION,
     APPROVED_BY_ANNOTATION,
+    KEPT_FINISHED_ANNOTATION,
+    KEPT_FOR_ANNOTATION,
+    KEPT_REPORT_LABEL,
+    KEPT_UID_ANNOTATION,
     REQUESTED_BY_ANNOTATION,
     RESUME_TRAFFIC_ANNOTATION,
     TRIGGER_LABEL,
@@ -194,14 +199,63 @@ def show_status(kube: Kube, args: argparse.Namespace) -> int:
 
 
 def report(kube: Kube, args: argparse.Namespace) -> int:
-    """`kubectl rollback report NAME`."""
-    body = kube.get(path_of("rollbacks", args.namespace, args.name))
+    """`kubectl rollback report NAME`: its report; once it is deleted, the one the operator kept."""
+    try:
+        body = kube.get(path_of("rollbacks", args.namespace, args.name))
+    except KubeError as error:
+        if not error.not_found:
+            raise
+        return _kept_report(kube, args.namespace, args.name)
     ref = (body.get("status", {}).get("reportRef") or {}).get("configMap")
     if not ref:
         raise PluginError(f"rollback/{args.name} has no report yet")
     found = kube.get(f"/api/v1/namespaces/{args.namespace}/configmaps/{ref}")
     print((found.get("data") or {}).get("report.md", ""))
     return 0
+
+
+def _kept_report(kube: Kube, namespace: str, name: str) -> int:
+    """Print the newest report the operator kept of deleted rollback `name` (a ConfigMap owned
+    by nothing); stderr says which, and names older ones of Rollbacks that had the same name."""
+    listed = kube.get(
+        f"/api/v1/namespaces/{namespace}/configmaps", labelSelector=f"{KEPT_REPORT_LABEL}=true"
+    )
+    kept = sorted(
+        (c for c in listed.get("items", []) if _annotation(c, KEPT_FOR_ANNOTATION) == name),
+        key=_ended,
+        reverse=True,
+    )
+    if not kept:
+        raise PluginError(
+            f"rollback/{name} not found, and no report of it was kept here (ConfigMaps labelled "
+            f"{KEPT_REPORT_LABEL}=true); a report archived in S3 is reports/{namespace}/{name}.md "
+            "in the policy's backups bucket"
+        )
+    newest, *older = kept
+    uid = _annotation(newest, KEPT_UID_ANNOTATION) or "unknown"
+    print(f"rollback/{name} is deleted; its report was kept in ConfigMap "
+          f"{newest['metadata']['name']} (Rollback uid {uid})", file=sys.stderr)  # fmt: skip
+    if older:
+        names = ", ".join(c["metadata"]["name"] for c in older)
+        print(f"older reports of Rollbacks named {name}: {names}", file=sys.stderr)
+    print((newest.get("data") or {}).get("report.md", ""))
+    return 0
+
+
+def _ended(kept: Body) -> datetime:
+    """When the Rollback of a kept report ended (its ConfigMap's creation, if it does not say)."""
+    meta = kept["metadata"]
+    when = _annotation(kept, KEPT_FINISHED_ANNOTATION) or meta.get("creationTimestamp")
+    try:
+        ended = datetime.fromisoformat(when or "")
+    except ValueError:
+        ended = datetime.min
+    return ended if ended.tzinfo else ended.replace(tzinfo=UTC)
+
+
+def _annotation(body: Body, key: str) -> str | None:
+    found: str | None = (body["metadata"].get("annotations") or {}).get(key)
+    return found
 
 
 def _finish(body: Body, timed_out: bool) -> int:

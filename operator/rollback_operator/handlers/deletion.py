@@ -31,7 +31,16 @@ from typing import Any, cast
 import kopf
 from pydantic import ValidationError
 
-from rollback_operator.api import GROUP, POLICY_LABEL, TRIGGER_LABEL, VERSION
+from rollback_operator.api import (
+    GROUP,
+    KEPT_FINISHED_ANNOTATION,
+    KEPT_FOR_ANNOTATION,
+    KEPT_REPORT_LABEL,
+    KEPT_UID_ANNOTATION,
+    POLICY_LABEL,
+    TRIGGER_LABEL,
+    VERSION,
+)
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import STARTED_PHASES, TERMINAL_PHASES, Rollback, RollbackStatus
 from rollback_operator.handlers import rollback as daemon
@@ -42,10 +51,6 @@ from rollback_operator.reconcile.engine import Engine
 
 logger = logging.getLogger(__name__)
 RECHECK_SECONDS = 5.0
-KEPT_LABEL = f"{GROUP}/kept-report"
-ROLLBACK_ANNOTATION = f"{GROUP}/rollback"
-"""On a kept report: the name of the Rollback it reports on (a label value is too short)."""
-UID_ANNOTATION = f"{GROUP}/uid"
 
 
 class Leaving(LiveRollback):
@@ -191,12 +196,16 @@ async def _keep_report(deps: Deps, body: kopf.Body, policies: Any) -> None:
     trigger = meta.labels.get(TRIGGER_LABEL, "manual")
     now = status.finished_at or deps.clock.now()
     markdown = report.render(report.ReportInput(rollback, status, None, now, trigger, contacts))
-    labels = {KEPT_LABEL: "true", TRIGGER_LABEL: trigger}
+    labels = {KEPT_REPORT_LABEL: "true", TRIGGER_LABEL: trigger}
     if len(rollback.spec.policy_ref.name) <= 63:
         labels[POLICY_LABEL] = rollback.spec.policy_ref.name
     kept = {
         "labels": labels,
-        "annotations": {ROLLBACK_ANNOTATION: meta.name, UID_ANNOTATION: meta.uid},
+        "annotations": {
+            KEPT_FOR_ANNOTATION: meta.name,
+            KEPT_UID_ANNOTATION: meta.uid,
+            KEPT_FINISHED_ANNOTATION: now.isoformat(),
+        },
     }
     await deps.kube.keep_config_map(
         meta.namespace, kept_name(meta.name, meta.uid), {"report.md": markdown}, kept
