@@ -22,7 +22,7 @@ from tests.metrics.world import Series, minutes, origin, policy, rule
 
 ALLOWED = Endpoints(("https://prometheus.test:9090",))  # may receive the Authorization header
 FAST = http.Options(
-    retry=http.RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02, budget=2.0),
+    retry=http.RequestRetries(attempts=2, base_delay=0.01, max_delay=0.02, budget=2.0),
     timeouts=httpx.Timeout(connect=0.5, read=2.0, write=1.0, pool=1.0),
 )
 T0 = origin()

@@ -42,7 +42,7 @@ class VirtualTime:
 def fast_options(time: VirtualTime) -> http.Options:
     """Three attempts, tiny backoff, real but short timeouts, no jitter."""
     return http.Options(
-        retry=http.RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, budget=30.0),
+        retry=http.RequestRetries(attempts=3, base_delay=0.01, max_delay=0.05, budget=30.0),
         timeouts=httpx.Timeout(connect=1.0, read=READ_TIMEOUT, write=1.0, pool=1.0),
         sleep=time.sleep,
         clock=time.clock,

@@ -293,7 +293,7 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date() -> None:
 async def test_a_retry_after_beyond_the_local_wait_goes_up_at_once(world: World) -> None:
     world.fake.inject(FAULTS["429-retry-after"], times=1)
     options = dataclasses.replace(
-        fast_options(world.time), retry=http.RetryPolicy(attempts=3, max_wait=0.5)
+        fast_options(world.time), retry=http.RequestRetries(attempts=3, max_wait=0.5)
     )
 
     with pytest.raises(errors.RateLimitedError) as raised:

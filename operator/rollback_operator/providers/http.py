@@ -60,7 +60,7 @@ OBSERVER: ContextVar[RequestObserver | None] = ContextVar("http_observer", defau
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RequestRetries:
     """How hard one request tries before its failure goes up to the step's own retries."""
 
     attempts: int = 4
@@ -81,7 +81,7 @@ class RetryPolicy:
 class Options:
     """Everything tunable about the wire; tests shrink the delays and inject time."""
 
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RequestRetries = field(default_factory=RequestRetries)
     timeouts: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUTS)
     """Per-phase timeouts of one attempt, in seconds."""
     sleep: Sleep = asyncio.sleep

@@ -45,7 +45,9 @@ PROVIDER = "prometheus"
 QUERY_PATH = "/api/v1/query"
 RANGE_PATH = "/api/v1/query_range"
 DEFAULT_OPTIONS = http.Options(
-    retry=http.RetryPolicy(attempts=3, base_delay=0.25, max_delay=2.0, budget=10.0, max_wait=5.0),
+    retry=http.RequestRetries(
+        attempts=3, base_delay=0.25, max_delay=2.0, budget=10.0, max_wait=5.0
+    ),
     timeouts=httpx.Timeout(connect=3.0, read=10.0, write=5.0, pool=10.0),
 )
 IN_FLIGHT = 4
