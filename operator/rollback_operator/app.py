@@ -32,10 +32,26 @@ logger = logging.getLogger(__name__)
 PEER_SETTLE = 2.0  # seconds replicas started together get to see each other before acting
 
 
+class HandledConfiguration(kopf.AnnotationsDiffBaseStorage):
+    """kopf's record of the last configuration it handled, kept for the kinds whose handlers of
+    creation and change compare against it. A Rollback has none (a daemon runs it, a deletion
+    handler ends it): its record was a patch per Rollback that nothing read, so a Rollback's
+    configuration counts as handled as it is."""
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        if body.get("kind") == "Rollback":
+            return self.build(body=body)
+        return super().fetch(body=body)
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        if body.get("kind") != "Rollback":
+            super().store(body=body, patch=patch, essence=essence)
+
+
 def _configure(settings: kopf.OperatorSettings, own: Settings) -> None:
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = HandledConfiguration(
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.INFO

@@ -14,6 +14,7 @@ from tests.e2e.bed import Bed
 from tests.invalid_manifests import POLICY_CASES, ROLLBACK_CASES, Case
 
 pytestmark = pytest.mark.e2e
+ESSENCE = "rollback.mindmate.app/last-handled-configuration"
 MUTATING = ("stop_traffic", "rollback", "resume_traffic", "safety_backup", "restore")
 
 
@@ -44,6 +45,10 @@ def test_quick_rollback_example_reaches_ready_and_kubectl_wait_sees_it(bed: Bed)
     reasons = {e["reason"] for e in bed.events_for("high-error-rates")}
     assert {"Running", "Succeeded"} <= reasons  # the start and the end
     assert not reasons & {"Planning", "Verifying", "StepSucceeded"}  # the status says those
+    # kopf's record of the last configuration it handled is for handlers of creation and change:
+    # a Rollback has none, so kopf's only write to it is the finalizer; a policy keeps it
+    assert ESSENCE not in body["metadata"].get("annotations", {})
+    assert ESSENCE in bed.get("rollbackpolicy", "mindmate")["metadata"]["annotations"]
 
 
 def test_full_rollback_waits_for_approval_then_runs_every_step(bed: Bed) -> None:
