@@ -30,11 +30,16 @@ class ConditionType(StrEnum):
     BREACHING = "Breaching"
 
 
-class Reason(StrEnum):
-    """Machine-readable reasons (one CamelCase word each)."""
+class ReasonWord(StrEnum):
+    """What a condition may give as its reason: a `Reason`, or a phase (`Phase`, `PointPhase`
+    derive from this class), since the summary conditions (Ready, Reconciling, Stalled) give
+    their phase as their reason; a phase's word is declared once, with the phase."""
+
+
+class Reason(ReasonWord):
+    """Machine-readable reasons (one CamelCase word each), besides the phases."""
 
     INVALID_SPEC = "InvalidSpec"
-    PLANNING = "Planning"
     PLANNED = "Planned"
     PLAN_FAILED = "PlanFailed"
     PLAN_WAITING = "PlanWaiting"
@@ -45,13 +50,6 @@ class Reason(StrEnum):
     APPROVED = "Approved"
     SELF_APPROVAL = "SelfApproval"
     NOT_REQUIRED = "NotRequired"
-    QUEUED = "Queued"
-    RUNNING = "Running"
-    VERIFYING = "Verifying"
-    SUCCEEDED = "Succeeded"
-    PARTIALLY_FAILED = "PartiallyFailed"
-    FAILED = "Failed"
-    ABORTED = "Aborted"
     CHECKS_PASSED = "ChecksPassed"
     CHECKS_FAILED = "ChecksFailed"
     NO_CHECKS = "NoChecks"
@@ -96,7 +94,7 @@ def set_condition(
     conditions: list[Condition],
     type_: ConditionType,
     status: bool | None,
-    reason: Reason,
+    reason: ReasonWord,
     message: str,
     *,
     now: datetime,

@@ -11,7 +11,6 @@ both layers to one moment. Field descriptions double as CRD documentation
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Literal, Self
 
 from croniter import croniter
@@ -25,7 +24,7 @@ from rollback_operator.api.common import (
     Target,
     repeated,
 )
-from rollback_operator.api.conditions import Condition
+from rollback_operator.api.conditions import Condition, ReasonWord
 
 POINT_TARGETS: tuple[Target, ...] = (Target.DATABASE, Target.STORAGE)
 SCHEDULE_TRIGGER = "schedule"
@@ -36,7 +35,7 @@ deletes."""
 CRON_PATTERN = r"^\s*[0-9A-Za-z*?,/\-]+(\s+[0-9A-Za-z*?,/\-]+){4}\s*$"
 
 
-class PointPhase(StrEnum):
+class PointPhase(ReasonWord):
     """Where a restore point is in its life."""
 
     PENDING = "Pending"

@@ -22,7 +22,7 @@ from rollback_operator.api.common import (
     Timestamp,
     default_targets,
 )
-from rollback_operator.api.conditions import Condition
+from rollback_operator.api.conditions import Condition, ReasonWord
 
 
 class DeploymentPin(Model):
@@ -118,7 +118,7 @@ def _restore_point_fits(to: Pins, chosen: list[Target]) -> None:
         )
 
 
-class Phase(StrEnum):
+class Phase(ReasonWord):
     """Where a rollback is in its life."""
 
     PENDING = "Pending"

@@ -72,12 +72,12 @@ async def take(
     except ProviderError as error:
         _enter(status, PointPhase.FAILED, str(error), point, clock.now())
         await host.save(status)
-        await host.event(warning=True, reason=Reason.FAILED.value, message=str(error))
+        await host.event(warning=True, reason=PointPhase.FAILED.value, message=str(error))
         return status
     _record(status, dump, copy)
     _enter(status, PointPhase.SUCCEEDED, _summary(status), point, clock.now())
     await host.save(status)
-    await host.event(warning=False, reason=Reason.SUCCEEDED.value, message=_summary(status))
+    await host.event(warning=False, reason=PointPhase.SUCCEEDED.value, message=_summary(status))
     return status
 
 
@@ -130,11 +130,7 @@ def _enter(
     status.observed_generation = point.metadata.generation
     if phase in (PointPhase.SUCCEEDED, PointPhase.FAILED):
         status.finished_at = now
-    reason = {
-        PointPhase.RUNNING: Reason.RUNNING,
-        PointPhase.SUCCEEDED: Reason.SUCCEEDED,
-        PointPhase.FAILED: Reason.FAILED,
-    }.get(phase, Reason.RUNNING)
+    reason = PointPhase.RUNNING if phase is PointPhase.PENDING else phase
     for type_, value in (
         (ConditionType.READY, phase is PointPhase.SUCCEEDED),
         (ConditionType.RECONCILING, phase is PointPhase.RUNNING),

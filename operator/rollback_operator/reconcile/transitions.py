@@ -9,23 +9,31 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rollback_operator.api.conditions import ConditionType, Reason, find, set_condition
+from rollback_operator.api.conditions import (
+    ConditionType,
+    Reason,
+    ReasonWord,
+    find,
+    set_condition,
+)
 from rollback_operator.api.rollback import Phase, RollbackStatus
 
-# phase -> (Ready, Reconciling, Stalled, reason)
-_TABLE: dict[Phase, tuple[bool, bool, bool, Reason]] = {
-    Phase.PENDING: (False, True, False, Reason.PLANNING),
-    Phase.PLANNING: (False, True, False, Reason.PLANNING),
-    Phase.PLANNED: (True, False, False, Reason.DRY_RUN),
-    Phase.AWAITING_APPROVAL: (False, True, False, Reason.AWAITING_APPROVAL),
-    Phase.QUEUED: (False, True, False, Reason.QUEUED),
-    Phase.RUNNING: (False, True, False, Reason.RUNNING),
-    Phase.VERIFYING: (False, True, False, Reason.VERIFYING),
-    Phase.SUCCEEDED: (True, False, False, Reason.SUCCEEDED),
-    Phase.PARTIALLY_FAILED: (False, False, True, Reason.PARTIALLY_FAILED),
-    Phase.FAILED: (False, False, True, Reason.FAILED),
-    Phase.ABORTED: (False, False, True, Reason.ABORTED),
+# phase -> (Ready, Reconciling, Stalled)
+_TABLE: dict[Phase, tuple[bool, bool, bool]] = {
+    Phase.PENDING: (False, True, False),
+    Phase.PLANNING: (False, True, False),
+    Phase.PLANNED: (True, False, False),
+    Phase.AWAITING_APPROVAL: (False, True, False),
+    Phase.QUEUED: (False, True, False),
+    Phase.RUNNING: (False, True, False),
+    Phase.VERIFYING: (False, True, False),
+    Phase.SUCCEEDED: (True, False, False),
+    Phase.PARTIALLY_FAILED: (False, False, True),
+    Phase.FAILED: (False, False, True),
+    Phase.ABORTED: (False, False, True),
 }
+# the summary's reason where it is not the phase itself
+_REASONS: dict[Phase, ReasonWord] = {Phase.PENDING: Phase.PLANNING, Phase.PLANNED: Reason.DRY_RUN}
 
 
 def enter(
@@ -38,12 +46,10 @@ def enter(
     reason: Reason | None = None,
 ) -> bool:
     """Move to `phase` and set Ready/Reconciling/Stalled; False if nothing changed."""
-    ready, reconciling, stalled, default_reason = _TABLE[phase]
     changed = status.phase != phase or status.message != message
     status.phase = phase
-    _summarise(
-        status, (ready, reconciling, stalled), reason or default_reason, message, now, generation
-    )
+    summary = reason or _REASONS.get(phase, phase)
+    _summarise(status, _TABLE[phase], summary, message, now, generation)
     return changed
 
 
@@ -51,7 +57,7 @@ def mark(
     status: RollbackStatus,
     type_: ConditionType,
     value: bool | None,
-    reason: Reason,
+    reason: ReasonWord,
     message: str,
     *,
     now: datetime,
@@ -92,7 +98,7 @@ def input_fixed(status: RollbackStatus, *, now: datetime, generation: int) -> bo
 def _summarise(
     status: RollbackStatus,
     values: tuple[bool, bool, bool],
-    reason: Reason,
+    reason: ReasonWord,
     message: str,
     now: datetime,
     generation: int,
