@@ -93,9 +93,10 @@ def test_abort_annotation_stops_a_rollback_waiting_for_approval(bed: Bed) -> Non
 
 
 def test_second_rollback_of_the_same_targets_queues_until_the_first_ends(bed: Bed) -> None:
-    bed.edit_world(latency=0.3)
+    frontend = {"history": ["dpl_older", "dpl_old", "dpl_new"], "live": "dpl_new", "serving": True}
+    bed.edit_world(latency=0.3, frontend=frontend)
     # the first holds before changing the frontend (Retry-After 5 s), however slow the machine:
-    # the second must plan while the frontend still has an earlier deployment to go back to
+    # the second plans while the first has not moved it, and is planned again at its turn
     bed.world().inject("frontend.rollback", {"kind": "rate-limited", "retry_after": 5})
     bed.start()
     bed.apply(manifests.policy())
@@ -107,9 +108,13 @@ def test_second_rollback_of_the_same_targets_queues_until_the_first_ends(bed: Be
     while queued["status"].get("queuePosition") is None and time.monotonic() < deadline:
         queued = bed.get("rollback", "second")
     assert queued["status"]["queuePosition"] == 1
+    assert queued["status"]["plan"]["frontend"]["from"] == "dpl_new"
     first = bed.wait_for("first", {"Succeeded"})
     second = bed.wait_for("second", {"Succeeded"})
     assert second["status"]["startedAt"] >= first["status"]["finishedAt"]
+    assert second["status"]["plan"]["frontend"] == {"from": "dpl_old", "to": "dpl_older",
+                                                    "serving": True}  # fmt: skip
+    assert "Replanned" in {e["reason"] for e in bed.events_for("second")}
 
 
 def test_spec_edit_after_the_start_is_refused_with_a_condition(bed: Bed) -> None:
