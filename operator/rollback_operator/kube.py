@@ -72,7 +72,7 @@ class KubeApi:
                     f"no usable Kubernetes configuration: not in a pod, and {where}: {error}",
                     provider="kubernetes",
                 ) from None
-        return cls(client.ApiClient(configuration=cfg))
+        return cls(_straight(client.ApiClient(configuration=cfg)))
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -226,6 +226,18 @@ class KubeApi:
                 raise _translate(error, what) from None
             return False
         return True
+
+
+def _straight(api: client.ApiClient) -> client.ApiClient:
+    """`api` with a session that ignores proxy variables and ~/.netrc, as kopf's does.
+
+    kubernetes_asyncio's session trusts the environment: before every request it looks up a
+    netrc entry and a proxy in two worker threads (two GIL hand-offs per call, 7% of the
+    operator's busy py-spy samples while 100 rollbacks ran at once; docs/benchmarks.md).
+    kopf's own connection never reads them either: now the whole operator reaches the server
+    one way, directly or through the proxy its kubeconfig names (`proxy-url`)."""
+    api.rest_client.pool_manager._trust_env = False
+    return api
 
 
 def _config_map(namespace: str, name: str, meta: dict[str, Any], data: dict[str, str]) -> Body:
