@@ -102,10 +102,10 @@ def test_validation_message_names_the_field_path() -> None:
     assert message.startswith("spec.rules[0].for: ")
 
 
-def test_an_invalid_policy_is_indexed_with_a_message_naming_its_field_once() -> None:
+async def test_an_invalid_policy_is_indexed_with_a_message_naming_its_field_once() -> None:
     bad = manifests.policy(restartEverything=True)
     body = kopf.Body(cast(kopf.RawBody, manifests.stored(bad)))
-    indexed = index_policies(body=body, namespace="default", name="mindmate")
+    indexed = await index_policies(body=body, namespace="default", name="mindmate")
     message = indexed[("default", "mindmate")]
     assert message.startswith("spec.restartEverything: Extra inputs are not permitted"), message
     assert "spec.spec" not in message

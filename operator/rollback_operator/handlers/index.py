@@ -26,7 +26,7 @@ ROLLBACKS = "rollback_index"
 """Handlers get the rollback index as this keyword: (namespace, policy name) -> entries."""
 
 
-def index_policies(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
+async def index_policies(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
     """Index every RollbackPolicy by (namespace, name), parsed, or the reason it is invalid."""
     try:
         return {(namespace, name): RollbackPolicy.model_validate(dict(body))}
@@ -34,7 +34,9 @@ def index_policies(*, body: kopf.Body, namespace: str | None, name: str, **_: An
         return {(namespace, name): describe(error)}
 
 
-def index_rollbacks(*, body: kopf.Body, namespace: str | None, spec: kopf.Spec, **_: Any) -> Any:
+async def index_rollbacks(
+    *, body: kopf.Body, namespace: str | None, spec: kopf.Spec, **_: Any
+) -> Any:
     """Index every Rollback by (namespace, policy name) as a `RollbackEntry`."""
     policy = (spec.get("policyRef") or {}).get("name", "")
     return {(namespace, policy): rollback_entry(body)}

@@ -41,7 +41,7 @@ RECHECK_SECONDS = 5.0
 Prepared = tuple[RestorePoint, list[Target], Providers]
 
 
-def index_points(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
+async def index_points(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
     """Index every valid RestorePoint by (namespace, name)."""
     try:
         return {(namespace, name): RestorePoint.model_validate(dict(body))}

@@ -27,7 +27,7 @@ KINDS = {
 
 
 def _watcher(kind: str) -> Any:
-    def seen(*, event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    async def seen(*, event: kopf.RawEvent, memo: Any, **_: Any) -> None:
         deps: Deps = memo
         body = event["object"]
         uid = str(body.get("metadata", {}).get("uid", ""))
