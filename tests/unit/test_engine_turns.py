@@ -188,3 +188,14 @@ def test_a_plan_change_names_moved_destinations_and_ignores_readings_that_drift(
     assert plan_change(before, moved) == (
         "frontend: b -> nothing; database: backup b1.dump -> backup b0.dump"
     )
+
+
+async def test_a_restart_while_waiting_to_plan_plans_once_when_nobody_is_ahead_any_more() -> None:
+    h = _frontend_only()
+    h.world.inject("frontend.plan", {"kind": "permanent"})
+    h.host.queue, h.host.stop_after_pauses = [1], 1
+    assert await h.run() is None
+    assert h.host.last.queue_position == 1
+    h.host.stop_after_pauses = None  # the first ended while the operator was down
+    assert await h.resume() == Phase.SUCCEEDED
+    assert h.world.state["requests"]["frontend.plan"] == 2  # the failed one, then one plan

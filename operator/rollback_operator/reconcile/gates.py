@@ -88,19 +88,19 @@ class Gates:
         them and is made again. Else the phase the rollback ended in."""
         status, record, note = ctx.status, self.record, "Planning: reading each target's state"
         while True:
-            await record.enter(
-                status, Phase.PLANNING, note, durable=False
-            )  # reading changes nothing
+            status.queue_position = None  # a plan made now waited behind nobody yet
+            # reading changes nothing: the phase rides on the next write
+            await record.enter(status, Phase.PLANNING, note, durable=False)
             try:
                 return await self._read_plan(ctx)
             except (PlanError, ProviderError) as error:
                 failed = error
             if ctx.rollback.spec.dry_run:
                 break
-            why = f"; it plans when the rollbacks ahead end (planning now: {failed})"
-            record.mark(status, ConditionType.PLANNED, False, Reason.PLAN_WAITING, why[2:])
-            status.queue_position = None  # a new wait: its position is written again
-            waited = await self._wait_turn(status, why)
+            now = f"planning now: {failed}"
+            waits = f"Waits to plan until the rollbacks of these targets ahead of it end ({now})"
+            record.mark(status, ConditionType.PLANNED, False, Reason.PLAN_WAITING, waits)
+            waited = await self._wait_turn(status, f"; it plans when they end ({now})")
             await self.controls.release()  # the turn to act is taken after planning and approval
             if waited is None:
                 return await self._end_unrun(status, Phase.ABORTED, ABORTED_UNPLANNED)
