@@ -215,7 +215,7 @@ class _Webhook(httpx.AsyncBaseTransport):
 
     def __init__(self, url: str, inner: httpx.AsyncBaseTransport | None) -> None:
         self._url = httpx.URL(url)
-        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._inner = inner or httpx.AsyncHTTPTransport(verify=http.tls_context())
         self._owned = inner is None
         self.code: str | None = None
         """Slack's error string of the last failed answer."""

@@ -253,7 +253,7 @@ class _Shaping(httpx.AsyncBaseTransport):
     """Presents a 420 as the 429 it means, and an `error` text as the `message` it is."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport | None) -> None:
-        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._inner = inner or httpx.AsyncHTTPTransport(verify=http.tls_context())
         self._owned = inner is None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
