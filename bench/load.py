@@ -1,10 +1,12 @@
 """Benchmark: 100 quick Rollbacks on 100 policies at once, through one operator process.
 
 The real operator process runs on the real API server (or, with `--bed emulator`, the emulator)
-with the real Vercel and Railway adapters, against the fake Vercel and Railway servers (one
-project and one service per app, no added latency; Railway's adapter polls its deployment
-every 2 s, so one rollback takes about 4-5 s even alone). Notifications and verification are
-the in-memory fakes. Measured in the same run:
+with the real Vercel, Railway and Slack adapters, against the fake Vercel, Railway and Slack
+servers (one project, one service and one Slack webhook per app, no added latency; Railway's
+adapter polls its deployment every 2 s, so one rollback takes about 4-5 s even alone).
+Verification (none configured) is the in-memory fake. The notifications go to Slack as in
+production: the in-memory notifier of the tests saves its world file on every notice, a cost
+that grows with every rollback and that no real notifier has. Measured in the same run:
 
 1. Baseline: quick rollbacks of spare apps, one at a time (median apply -> Succeeded).
 2. Load: one policy per app and one quick Rollback per policy, all created at once; time until
@@ -12,7 +14,9 @@ the in-memory fakes. Measured in the same run:
    created), and the ratios against the baseline.
 3. The operator's CPU seconds (utime + stime from /proc) and peak RSS (VmHWM), and the API's
    (kube-apiserver and etcd, or the emulator), to show which process is the bottleneck; on the
-   real API server, the writes per rollback it counted during the burst (`bench.apicalls`).
+   real API server, the writes per rollback it counted during the burst (`bench.apicalls`);
+   and this process's (the fake SaaS servers and the client), to show that it is not the
+   bottleneck.
 
     python -m bench.load [--rollbacks 100] [--solo 3] [--bed apiserver|emulator]
 """
@@ -39,12 +43,15 @@ from bench import apicalls, beds
 from sandbox import manifests
 from sandbox.fakes.railway_server import FakeRailway
 from sandbox.fakes.saas import HOUR_MS, RAILWAY_TOKEN, VERCEL_TOKEN, Saas
+from sandbox.fakes.slack_server import FakeSlack
 from sandbox.fakes.vercel_server import FakeVercel
 from tests.apiserver.namespace import KubeNamespace
 from tests.e2e.bed import WATCHED, Bed
 
 GROUP = "/apis/rollback.mindmate.app/v1alpha1"
 POLICIES = "rollback.mindmate.app/v1alpha1/rollbackpolicies"
+WEBHOOKS = "slack-webhooks"
+"""The Secret holding each app's Slack webhook URL under the app's name."""
 ENDED = {"Succeeded", "Failed", "PartiallyFailed"}
 API_NAMES = {"apiserver": "real API server (kube-apiserver, etcd)", "emulator": "emulated API"}
 API_PROCESSES = {"apiserver": "kube-apiserver + etcd", "emulator": "emulator"}
@@ -66,13 +73,16 @@ class App:
 
 @dataclass
 class Fleet:
-    """Both fake SaaS servers, seeded with `apps`."""
+    """The fake SaaS servers, seeded with `apps`."""
 
     vercel: FakeVercel
     railway: FakeRailway
+    slack: FakeSlack
     vercel_url: str
     railway_url: str
+    slack_url: str
     apps: list[App] = field(default_factory=list)
+    webhooks: dict[str, str] = field(default_factory=dict)  # app name -> webhook URL
 
     def add(self, name: str) -> App:
         start = int(time.time() * 1000) - 100 * HOUR_MS
@@ -86,21 +96,25 @@ class Fleet:
         self.railway.add_deployment(service, env, created_at=time.time() - 3600)
         app = App(name, project, old, service, env, railway_project, r_old)
         self.apps.append(app)
+        self.webhooks[name] = self.slack_url + self.slack.add_webhook(f"#{name}")
         return app
 
     def policy(self, app: App) -> Manifest:
-        """The app's policy: frontend and backend on the fakes, no database or storage."""
+        """The app's policy: frontend and backend on the fakes, no database or storage, its
+        Slack channel told."""
         vercel = {"projectId": app.project, "apiUrl": self.vercel_url}
         railway = {"projectId": app.railway_project, "environmentId": app.env,
                    "serviceId": app.service,
                    "apiUrl": f"{self.railway_url}/graphql/v2"}  # fmt: skip
         targets = {"frontend": {"vercel": vercel}, "backend": {"railway": railway},
                    "database": None, "storage": None}  # fmt: skip
-        return manifests.policy(app.name, targets=targets)
+        slack = {"webhookSecretRef": {"name": WEBHOOKS, "key": app.name}}
+        return manifests.policy(app.name, targets=targets, notifications={"slack": slack})
 
     def changes(self, apps: list[App]) -> list[str]:
-        """What is wrong with the fakes' record for `apps`: each rolled back exactly once, and
-        now live on its old deployment. Empty when all is well."""
+        """What is wrong with the fakes' record for `apps`: each rolled back exactly once, now
+        live on its old deployment, and its channel told twice (started, finished). Empty when
+        all is well."""
         calls = self.vercel.log.matching("POST /v1/projects/*/rollback/*")
         vercel = Counter(r.path.split("/")[3] for r in calls)
         calls = self.railway.log.matching("deploymentRollback", mutating=True)
@@ -112,6 +126,8 @@ class Fleet:
                                 f"{railway[app.railway_old]} Railway rollback calls")  # fmt: skip
             if self.vercel.production_deployment(app.project) != app.old:
                 problems.append(f"{app.name}: Vercel is not live on {app.old}")
+            if (told := len(self.slack.messages(f"#{app.name}"))) != 2:
+                problems.append(f"{app.name}: {told} Slack messages")
         return problems
 
 
@@ -122,13 +138,15 @@ def _rollback_target(body: Any) -> str:
 
 @contextmanager
 def fleet() -> Iterator[Fleet]:
-    """Serve both fakes (no latency) for the duration of the block."""
+    """Serve the fakes (no latency) for the duration of the block."""
     vercel = FakeVercel(token=VERCEL_TOKEN)
     railway = FakeRailway(token=RAILWAY_TOKEN, rate_limit=1_000_000)
+    slack = FakeSlack()
     with ExitStack() as stack:
         v_url = stack.enter_context(vercel.serve()).url
         r_url = stack.enter_context(railway.serve()).url
-        yield Fleet(vercel, railway, v_url, r_url)
+        s_url = stack.enter_context(slack.serve()).url
+        yield Fleet(vercel, railway, slack, v_url, r_url, s_url)
 
 
 # ----- the API -----
@@ -182,9 +200,9 @@ def seconds_taken(body: Manifest, created: float, stamp: str = "finishedAt") -> 
     return when.timestamp() - created
 
 
-def secrets(api: httpx.Client, ns: str) -> None:
-    """The fakes' token Secrets, in namespace `ns`."""
-    for secret in Saas.secrets():
+def secrets(api: httpx.Client, ns: str, fakes: Fleet) -> None:
+    """The fakes' token Secrets and every app's Slack webhook, in namespace `ns`."""
+    for secret in [*Saas.secrets(), manifests.secret(WEBHOOKS, fakes.webhooks)]:
         secret["metadata"]["namespace"] = ns
         api.post(f"/api/v1/namespaces/{ns}/secrets", json=secret).raise_for_status()
 
@@ -220,6 +238,7 @@ class Figures:
     all_done: float = 0.0
     cpu: float = 0.0
     api_cpu: float = 0.0
+    bench_cpu: float = 0.0  # this process: the fake SaaS servers and the API client
     rss_before: float = 0.0
     hwm: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -233,9 +252,9 @@ def run(bed: Bed, fakes: Fleet, rollbacks: int, solo: int) -> Figures:
     pid, api_pids, ns = bed.process.pid, beds.api_pids(bed), bed.namespace
     figures = Figures()
     with bed.cluster.client(timeout=60) as api:
-        secrets(api, ns)
         spare = [fakes.add(f"solo-{i}") for i in range(solo)]
         apps = [fakes.add(f"app-{i:03d}") for i in range(rollbacks)]
+        secrets(api, ns, fakes)
         create(api, ns, "rollbackpolicies", [fakes.policy(a) for a in spare + apps])
         for app in spare:
             created = create(api, ns, "rollbacks", [rollback_for(app)])
@@ -244,12 +263,14 @@ def run(bed: Bed, fakes: Fleet, rollbacks: int, solo: int) -> Figures:
             figures.solo_waited.append(seconds_taken(body, created[app.name], "startedAt"))
         figures.rss_before = memory_mib(pid, "VmRSS")
         counted = apicalls.read(api) if isinstance(bed.cluster, KubeNamespace) else None
-        cpu, api_cpu, started = cpu_seconds(pid), _total_cpu(api_pids), time.time()
+        cpu, api_cpu, bench_cpu = cpu_seconds(pid), _total_cpu(api_pids), _own_cpu()
+        started = time.time()
         created = create(api, ns, "rollbacks", [rollback_for(a) for a in apps])
         bodies = wait_all(api, ns, set(created), timeout=60 + 2 * rollbacks)
         figures.all_done = time.time() - started
         figures.cpu = cpu_seconds(pid) - cpu
         figures.api_cpu = _total_cpu(api_pids) - api_cpu
+        figures.bench_cpu = _own_cpu() - bench_cpu
         figures.hwm = memory_mib(pid, "VmHWM")
         if counted is not None:
             figures.writes = apicalls.per_rollback(counted, apicalls.read(api), rollbacks)
@@ -263,6 +284,11 @@ def run(bed: Bed, fakes: Fleet, rollbacks: int, solo: int) -> Figures:
 
 def _total_cpu(pids: list[int]) -> float:
     return sum(cpu_seconds(pid) for pid in pids)
+
+
+def _own_cpu() -> float:
+    """User + system CPU seconds of this process, every thread (the fakes serve in threads)."""
+    return cpu_seconds(os.getpid())
 
 
 def rollback_for(app: App) -> Manifest:
@@ -300,6 +326,7 @@ def report(f: Figures, rollbacks: int, kind: str) -> None:
     print(
         f"  {API_PROCESSES[kind]} CPU: {f.api_cpu:.1f}s ({f.api_cpu / f.all_done:.0%} of one core)"
     )
+    print(f"  this process (fake SaaS servers, client) CPU: {f.bench_cpu:.1f}s")
     print(f"  operator RSS: {f.rss_before:.0f} MiB before the burst, peak (VmHWM) {f.hwm:.0f} MiB")
     if f.writes:
         print(f"  {f.writes}")
@@ -318,7 +345,7 @@ def main() -> None:
         fleet() as fakes,
     ):
         try:  # stopped also when it never comes up
-            bed.start(wait=False, real=("frontend", "backend"))
+            bed.start(wait=False, real=("frontend", "backend", "notifiers"))
             bed.wait_for_watch(WATCHED, timeout=beds.START_TIMEOUT)
             bed.wait_for_watch(POLICIES, timeout=beds.START_TIMEOUT)
             figures = run(bed, fakes, args.rollbacks, args.solo)
