@@ -187,26 +187,20 @@ class KubeApi:
         """Add `line` under `key` to the log ConfigMap `name`, creating it (marked as the
         operator's log, owned by nothing: deleting a policy or a rollback keeps the record);
         the same key again rewrites the same line. Only a ConfigMap carrying the mark is
-        written (PermanentError otherwise), and it keeps the newest `keep` lines."""
+        written (PermanentError otherwise), and it keeps the newest `keep` lines. The log
+        exists after a namespace's first rollback, so the line is patched in first: one
+        request, where creating first cost a refused create every time."""
         what = f"ConfigMap {namespace}/{name}"
-        body = _config_map(namespace, name, {"annotations": {LOG_MARK: "true"}}, {key: line})
-        if await self._create_config_map(body, what):
-            return
         mark = {"op": "test", "path": f"/metadata/annotations/{_pointer(LOG_MARK)}",
                 "value": "true"}  # fmt: skip
-        try:
-            written = await self._core.patch_namespaced_config_map(
-                name, namespace, [mark, {"op": "add", "path": f"/data/{key}", "value": line}],
-                _content_type=JSON_PATCH,
-            )  # fmt: skip
-        except ApiException as error:
-            if error.status != 422:
-                raise _translate(error, what) from None
-            raise PermanentError(
-                f"{what} exists and is not the operator's deployment log (no annotation "
-                f"{LOG_MARK}: true); left unchanged", provider="kubernetes",
-            ) from None  # fmt: skip
-        oldest = sorted(written.data or {})[:-keep]
+        add = [mark, {"op": "add", "path": f"/data/{key}", "value": line}]
+        written = await self._patch_log(namespace, name, add, what)
+        if written is None:
+            body = _config_map(namespace, name, {"annotations": {LOG_MARK: "true"}}, {key: line})
+            if await self._create_config_map(body, what):
+                return
+            written = await self._patch_log(namespace, name, add, what)  # created meanwhile
+        oldest = sorted(written.data or {} if written else {})[:-keep]
         if oldest:
             trim = [mark, *({"op": "remove", "path": f"/data/{k}"} for k in oldest)]
             try:  # another replica trimming the same lines first is as good
@@ -216,6 +210,25 @@ class KubeApi:
             except ApiException as error:
                 if error.status != 422:
                     raise _translate(error, what) from None
+
+    async def _patch_log(
+        self, namespace: str, name: str, patch: list[Body], what: str
+    ) -> client.V1ConfigMap | None:
+        """The log ConfigMap after `patch` (a JSON patch testing the log's mark first); None
+        when there is no such ConfigMap."""
+        try:
+            return await self._core.patch_namespaced_config_map(
+                name, namespace, patch, _content_type=JSON_PATCH
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            if error.status != 422:
+                raise _translate(error, what) from None
+            raise PermanentError(
+                f"{what} exists and is not the operator's deployment log (no annotation "
+                f"{LOG_MARK}: true); left unchanged", provider="kubernetes",
+            ) from None  # fmt: skip
 
     async def _create_config_map(self, body: Body, what: str) -> bool:
         """Create the ConfigMap `body`; False when one of its name exists already."""

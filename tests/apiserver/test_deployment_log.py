@@ -59,3 +59,32 @@ async def test_a_configmap_without_the_mark_is_refused_and_unchanged(kube: KubeN
         await api.close()
 
     assert _data(kube) == {"notes": "mine"}
+
+
+def _refused_creates(kube: KubeNamespace) -> int:
+    """ConfigMap creates the server refused as existing (409), as it counts them itself."""
+    with kube.client() as api:
+        text = api.get("/metrics").raise_for_status().text
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("apiserver_request_total{")
+        and all(f'{k}="{v}"' in line for k, v in
+                {"code": "409", "resource": "configmaps", "verb": "POST"}.items())
+    )  # fmt: skip
+
+
+async def test_a_line_added_to_the_log_is_one_write_once_the_log_exists(
+    kube: KubeNamespace,
+) -> None:
+    api = await KubeApi.connect(str(kube.kubeconfig))
+    try:
+        await api.add_log_line(kube.namespace, LOG, "20261201T000000Z.rb-1", "line 1")
+        refused = _refused_creates(kube)
+        for n in range(2, 5):
+            await api.add_log_line(kube.namespace, LOG, f"2026120{n}T000000Z.rb-{n}", f"line {n}")
+    finally:
+        await api.close()
+
+    assert _refused_creates(kube) == refused  # each was a patch alone, no create tried first
+    assert len(_data(kube)) == 4
