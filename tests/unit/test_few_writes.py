@@ -8,7 +8,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from rollback_operator.api.rollback import Phase, RollbackStatus, StepState
+from rollback_operator.reconcile import writes
 from rollback_operator.reconcile.engine import Engine
 from rollback_operator.reconcile.runner import RetryPolicy
 from rollback_operator.reconcile.steplist import TRAITS
@@ -162,3 +165,48 @@ async def test_a_failed_linger_write_leaves_the_change_to_the_runs_next_write() 
         Phase.SUCCEEDED
     )
     assert h.host.last.phase == Phase.SUCCEEDED
+
+
+async def test_a_change_waits_linger_from_when_it_was_noted_not_from_an_earlier_one() -> None:
+    host = MemoryHost()
+    retry = RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0)
+    w = writes.Writes(recorder=host, retry=retry, controls=host, linger=1.0)
+    status = RollbackStatus()
+    w.later(status)  # a change, then a write that carries it before linger ran out
+    await asyncio.sleep(0.8)
+    await w.save(status)
+    w.later(status)  # a new change: it may wait a full second for the run's next write
+    await asyncio.sleep(0.3)
+    assert len(host.statuses) == 1, "the new change was written after 0.3 s, on its own"
+    await asyncio.sleep(1.0)
+    assert len(host.statuses) == 2  # written on its own once it had waited
+    await w.close()
+
+
+@dataclass
+class SlowHost(MemoryHost):
+    """A write takes a while to land."""
+
+    async def save(self, status: RollbackStatus) -> None:
+        await asyncio.sleep(0.2)
+        await super().save(status)
+
+
+async def test_a_write_in_flight_when_the_run_is_cancelled_lands_and_posts_its_events() -> None:
+    # kopf cancels a Rollback's daemon as soon as the watch brings back its final status, which
+    # can be before the write's own answer: the write, its bookkeeping and its Event still go
+    host = SlowHost()
+    retry = RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0)
+    w = writes.Writes(recorder=host, retry=retry, controls=host, linger=60.0)
+    status = RollbackStatus(phase=Phase.SUCCEEDED)
+    w.later(status)
+    await w.event(warning=False, reason="Succeeded", message="Rollback succeeded")
+    run = asyncio.create_task(w.save(status))
+    await asyncio.sleep(0.1)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    await asyncio.sleep(0.3)
+    assert [s.phase for s in host.statuses] == [Phase.SUCCEEDED]
+    assert host.events == [(False, "Succeeded", "Rollback succeeded")]
+    await w.close()

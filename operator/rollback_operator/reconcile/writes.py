@@ -60,7 +60,8 @@ class Writes:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
     _asked: int = field(default=0, init=False)  # saves asked for so far
     _written: int = field(default=0, init=False)  # saves covered by a write that landed
-    _changed: bool = field(default=False, init=False)  # changes no write carries yet
+    _changed_at: float | None = field(default=None, init=False)
+    """Loop time of the oldest change no write carries yet (None: every change is written)."""
     _events: list[_Event] = field(default_factory=list, init=False)  # waiting for a write
     _flusher: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _context: contextvars.Context = field(default_factory=contextvars.copy_context, init=False)
@@ -69,8 +70,9 @@ class Writes:
 
     def later(self, status: RollbackStatus) -> None:
         """`status` changed: the next `save` carries the change, or a write `linger` seconds
-        from now if none comes first."""
-        self._changed = True
+        after it was noted if none comes first."""
+        if self._changed_at is None:
+            self._changed_at = asyncio.get_running_loop().time()
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._write_soon(status))
 
@@ -102,7 +104,7 @@ class Writes:
         one is only logged)."""
         if not warning and reason in QUIET:
             logger.info("%s: %s", reason, message)
-        elif self._changed:
+        elif self._changed_at is not None:
             self._events.append(_Event(warning, reason, message, contextvars.copy_context()))
         else:
             await self._post(_Event(warning, reason, message))
@@ -113,25 +115,42 @@ class Writes:
                 return  # a write made while this one waited carried it
             # What the write holds is taken now, before its first await: every save asked so
             # far, every change noted so far, and the Events that report them.
-            covers, events, changed = self._asked, self._events, self._changed
-            self._events, self._changed = [], False
+            covers, events, changed_at = self._asked, self._events, self._changed_at
+            self._events, self._changed_at = [], None
+            landing = asyncio.create_task(self._land(status, events), context=self._context.copy())
             try:
-                await asyncio.create_task(self.recorder.save(status), context=self._context.copy())
+                # Shielded: kopf cancels a Rollback's daemon once the watch brings back its final
+                # status, maybe before this write's answer. The write still lands, is counted
+                # and posts its Events; only the run stops waiting for it.
+                await asyncio.shield(landing)
+            except asyncio.CancelledError:
+                raise
             except BaseException:
-                self._events, self._changed = events + self._events, changed or self._changed
+                self._events = events + self._events
+                if changed_at is not None:  # the older change is still unwritten
+                    self._changed_at = min(changed_at, self._changed_at or changed_at)
                 raise
             self._written = covers
+
+    async def _land(self, status: RollbackStatus, events: list[_Event]) -> None:
+        """One write, then the Events it made durable."""
+        await self.recorder.save(status)
         for event in _folded(events):
             await self._post(event)
 
     async def _write_soon(self, status: RollbackStatus) -> None:
-        await asyncio.sleep(self.linger)
-        if not self._changed:
+        """Write once the oldest unwritten change has waited `linger` (a write that carried
+        the changes meanwhile starts the wait again at the next change)."""
+        loop = asyncio.get_running_loop()
+        while (changed_at := self._changed_at) is not None:
+            if (left := changed_at + self.linger - loop.time()) > 0:
+                await asyncio.sleep(left)
+                continue
+            try:
+                await self.save(status)
+            except Exception as error:  # any failure: the change stays noted for the next write
+                logger.warning("Status write deferred to the next one: %s", error)
             return
-        try:
-            await self.save(status)
-        except Exception as error:  # any failure: the change stays noted for the next write
-            logger.warning("Status write deferred to the next one: %s", error)
 
     async def _post(self, event: _Event) -> None:
         post = self.recorder.event(
