@@ -18,7 +18,7 @@ from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import Phase, Rollback
 from rollback_operator.api.validation import describe
 from rollback_operator.reconcile.automatic import EPISODES_ANNOTATION
-from rollback_operator.reconcile.queue import RollbackEntry
+from rollback_operator.reconcile.queue import RollbackEntry, moved
 
 POLICIES = "policy_index"
 """Handlers get the policy index as this keyword: (namespace, name) -> policy, or why invalid."""
@@ -47,11 +47,12 @@ def rollback_entry(body: kopf.Body) -> RollbackEntry:
     status, spec = body.get("status", {}), body.get("spec", {})
     is_auto = body.metadata.labels.get(TRIGGER_LABEL) == "policy"
     listed = body.metadata.annotations.get(EPISODES_ANNOTATION, "") if is_auto else ""
+    phase = Phase(status.get("phase", Phase.PENDING.value))
     return RollbackEntry(
         uid=body.metadata.uid or "",
         name=body.metadata.name or "",
         created=body.metadata.get("creationTimestamp") or "",
-        phase=Phase(status.get("phase", Phase.PENDING.value)),
+        phase=phase,
         targets=frozenset(status.get("targets") or spec.get("targets") or _defaults(body)),
         episodes=frozenset(e for e in listed.split(",") if e),
         automatic=is_auto,
@@ -59,6 +60,8 @@ def rollback_entry(body: kopf.Body) -> RollbackEntry:
             c.get("type") == ConditionType.TRAFFIC_STOPPED and c.get("status") == "True"
             for c in status.get("conditions") or []
         ),
+        finished=status.get("finishedAt") or "",
+        rolled_back=moved(phase, status),
     )
 
 
