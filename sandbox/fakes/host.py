@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from rollback_operator.api.rollback import RollbackStatus
+from rollback_operator.reconcile.queue import RolledBack
 
 
 @dataclass
@@ -61,6 +62,8 @@ class MemoryHost:
     on_pause: list[str] = field(default_factory=list)  # "approve[:NAME]", "abort", "resume"
     meanwhile: list[Callable[[], object]] = field(default_factory=list)
     """What others do to the world while this rollback waits: one call per pause, in order."""
+    ahead: dict[str, RolledBack] = field(default_factory=dict)
+    """Targets a rollback that went ahead of this one rolled back (the index's account)."""
 
     async def save(self, status: RollbackStatus) -> None:
         self.statuses.append(status.model_copy(deep=True))
@@ -88,6 +91,9 @@ class MemoryHost:
 
     async def release(self) -> None:
         self.released = True
+
+    def rolled_back_ahead(self) -> dict[str, RolledBack]:
+        return dict(self.ahead)
 
     async def pause(self, seconds: float) -> bool:
         self.pauses += 1

@@ -1,9 +1,11 @@
 """A rollback that waits behind others of its targets acts on the state they leave.
 
 The host's queue says how many rollbacks are ahead; `meanwhile` is what the one ahead does to
-the world while this one waits. Claims: a rollback that waited is planned again at its turn and
-runs that plan; an approval given to a plan whose destinations then moved never runs; a plan
-that fails while others go first waits and is made again at the turn; a dry run never waits.
+the world while this one waits, and `host.ahead` what the index says it rolled back. Claims: a
+target a rollback that went ahead rolled back is left alone, not taken one further (unless
+pinned); a rollback that waited is planned again at its turn and runs that plan; an approval
+given to a plan whose destinations then moved never runs; a plan that fails while others go
+first waits and is made again at the turn; a dry run never waits.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rollback_operator.api.rollback import (
     StepState,
 )
 from rollback_operator.reconcile.planner import plan_change
+from rollback_operator.reconcile.queue import RolledBack
 from tests.unit.test_engine import Harness
 
 THREE_DEPLOYMENTS = {"history": ["dpl_older", "dpl_old", "dpl_new"], "live": "dpl_new"}
@@ -32,10 +35,109 @@ def _frontend_only(**spec: Any) -> Harness:
     return h
 
 
-def _first_rolls_frontend_back(h: Harness, to: str = "dpl_old") -> None:
-    """The rollback ahead moves the frontend while this one waits its turn."""
+def _frontend_moves_meanwhile(h: Harness, to: str = "dpl_old") -> None:
+    """The rollback ahead moves the frontend while this one waits its turn, and is not done
+    with it (it is aborted, say): the index does not count the frontend as rolled back."""
     h.host.queue = [1, 1]
     h.host.meanwhile = [lambda: h.world.state["frontend"].update(live=to)]
+
+
+def _first_rolls_frontend_back(h: Harness, to: str = "dpl_old") -> None:
+    """rb-1, running when this one was created, rolls the frontend back and succeeds."""
+    _frontend_moves_meanwhile(h, to)
+    h.host.meanwhile.append(lambda: h.host.ahead.update(frontend=RolledBack(by="rb-1", to=to)))
+
+
+LEFT_BY_RB_1 = (
+    "frontend: already rolled back by rb-1 to dpl_old while this rollback waited; "
+    "not rolled back further"
+)
+
+
+async def test_a_rollback_created_while_another_ran_leaves_what_that_one_rolled_back() -> None:
+    h = _frontend_only()
+    _first_rolls_frontend_back(h)
+    assert await h.run() == Phase.SUCCEEDED
+    assert h.world.state["frontend"]["live"] == "dpl_old"  # N-1, not N-2
+    assert h.world.calls("frontend.rollback") == 0
+    assert h.world.state["requests"]["frontend.plan"] == 1  # before the first acted; not again
+    assert [(n, st, m) for n, t, st, m in _step_records(h) if t == "frontend"] == [
+        ("instant-rollback", StepState.SKIPPED, LEFT_BY_RB_1)
+    ]
+    assert (
+        h.host.last.message
+        == f"Nothing to do: {LEFT_BY_RB_1.removesuffix('; not rolled back further')}"
+    )
+    said = [(w, m) for w, r, m in h.host.events if r == Reason.ALREADY_ROLLED_BACK]
+    assert said == [(False, LEFT_BY_RB_1)]
+    assert "Replanned" not in h.host.reasons()
+    assert LEFT_BY_RB_1 in next(iter(h.reports.reports.values()))
+    assert [n["phase"] for n in h.world.state["notices"]] == ["Running", "Succeeded"]
+
+
+async def test_targets_the_rollback_ahead_did_not_roll_back_are_still_rolled_back() -> None:
+    h = Harness(targets=["frontend", "backend"])
+    h.world.state["frontend"].update(THREE_DEPLOYMENTS)
+    _first_rolls_frontend_back(h)
+    assert await h.run() == Phase.SUCCEEDED
+    assert h.world.calls("frontend.rollback") == 0
+    assert h.world.calls("backend.rollback") == 1
+    assert h.host.last.message == (
+        "Rollback succeeded: instant-rollback (backend); left alone: "
+        "frontend: already rolled back by rb-1 to dpl_old while this rollback waited"
+    )
+
+
+async def test_a_pinned_target_is_acted_on_whatever_the_rollback_ahead_did() -> None:
+    h = _frontend_only(to={"frontend": {"deploymentId": "dpl_older"}})
+    _first_rolls_frontend_back(h)
+    assert await h.run() == Phase.SUCCEEDED
+    assert h.world.state["frontend"]["live"] == "dpl_older"
+    assert Reason.ALREADY_ROLLED_BACK not in h.host.reasons()
+
+
+async def test_a_database_restored_by_the_rollback_ahead_is_not_restored_again() -> None:
+    h = Harness(mode="full", targets=["database"])
+    h.host.queue = [1, 1]
+    done = RolledBack(by="rb-1", to="backup backup_20240101.dump")
+    h.host.meanwhile = [lambda: h.host.ahead.update(database=done)]
+    assert await h.run() == Phase.SUCCEEDED
+    assert h.world.calls("database.restore") == 0
+    assert h.world.calls("database.safety_backup") == 0
+    database_steps = [st for _, t, st, _ in _step_records(h) if t == "database"]
+    assert database_steps == [StepState.SKIPPED, StepState.SKIPPED]
+
+
+async def test_an_approved_rollback_whose_target_went_back_ahead_of_it_has_nothing_to_do() -> None:
+    h = _frontend_only(requireApproval=True)
+    h.host.on_pause = ["approve"]
+    h.host.queue = [1, 1]
+    h.host.meanwhile = [
+        lambda: None,
+        lambda: h.world.state["frontend"].update(live="dpl_old"),
+        lambda: h.host.ahead.update(frontend=RolledBack(by="rb-1", to="dpl_old")),
+    ]
+    assert await h.run() == Phase.SUCCEEDED  # leaving a target alone is no change to approve
+    assert h.world.calls("frontend.rollback") == 0
+    assert _condition(h, ConditionType.APPROVED)[1] == Reason.APPROVED
+    assert (h.host.last.message or "").startswith(
+        "Nothing to do: frontend: already rolled back by rb-1"
+    )
+
+
+async def test_one_that_plans_only_after_the_one_ahead_ended_leaves_its_target_too() -> None:
+    h = _frontend_only()  # created while rb-1 ran; its daemon started once rb-1 had ended
+    h.host.ahead = {"frontend": RolledBack(by="rb-1", to="dpl_old")}
+    assert await h.run() == Phase.SUCCEEDED
+    assert h.world.calls("frontend.rollback") == 0
+    assert h.world.state["requests"].get("frontend.plan", 0) == 0  # nothing left to read
+
+
+def _step_records(h: Harness) -> list[tuple[str, str | None, StepState, str | None]]:
+    return [
+        (s.name, s.target.value if s.target else None, s.state, s.message)
+        for s in h.host.last.steps
+    ]
 
 
 def _frontend_move(status: RollbackStatus) -> tuple[str | None, str]:
@@ -53,7 +155,7 @@ def _condition(h: Harness, type_: ConditionType) -> tuple[str, str, str]:
 
 async def test_a_rollback_that_waited_behind_another_is_planned_against_the_state_it_left() -> None:
     h = _frontend_only()
-    _first_rolls_frontend_back(h)
+    _frontend_moves_meanwhile(h)
     assert await h.run() == Phase.SUCCEEDED
     queued = next(s for s in h.host.statuses if s.phase == Phase.QUEUED)
     assert _frontend_move(queued) == ("dpl_new", "dpl_old")  # planned before the first acted
@@ -129,7 +231,7 @@ async def test_a_plan_failing_again_at_its_turn_fails_and_nothing_changes() -> N
 
 async def test_a_replan_failing_at_the_turn_fails_and_gives_the_turn_back() -> None:
     h = Harness(targets=["frontend"])  # two deployments: after the first, none is earlier
-    _first_rolls_frontend_back(h)
+    _frontend_moves_meanwhile(h)
     assert await h.run() == Phase.FAILED
     assert h.host.released
     assert h.world.state["calls"] == {}
@@ -162,10 +264,24 @@ async def test_an_operator_restart_in_the_queue_still_plans_again_at_the_turn() 
     h = _frontend_only()
     h.host.queue, h.host.stop_after_pauses = [1], 1
     assert await h.run() is None
-    h.world.state["frontend"]["live"] = "dpl_old"  # the first ran while the operator was down
+    h.world.state["frontend"]["live"] = "dpl_old"  # something moved it while the operator was down
     h.host.stop_after_pauses = None
     assert await h.resume() == Phase.SUCCEEDED
     assert h.world.state["frontend"]["live"] == "dpl_older"
+
+
+async def test_an_operator_restart_in_the_queue_still_leaves_what_the_one_ahead_rolled_back() -> (
+    None
+):
+    h = _frontend_only()
+    h.host.queue, h.host.stop_after_pauses = [1], 1
+    assert await h.run() is None
+    h.world.state["frontend"]["live"] = "dpl_old"  # rb-1 ran while the operator was down
+    h.host.ahead = {"frontend": RolledBack(by="rb-1", to="dpl_old")}
+    h.host.stop_after_pauses = None
+    assert await h.resume() == Phase.SUCCEEDED
+    assert h.world.state["frontend"]["live"] == "dpl_old"
+    assert h.world.calls("frontend.rollback") == 0
 
 
 def test_a_plan_change_names_moved_destinations_and_ignores_readings_that_drift() -> None:

@@ -45,6 +45,7 @@ class Reason(ReasonWord):
     PLAN_WAITING = "PlanWaiting"
     REPLANNED = "Replanned"
     PLAN_CHANGED = "PlanChanged"
+    ALREADY_ROLLED_BACK = "AlreadyRolledBack"
     DRY_RUN = "DryRun"
     AWAITING_APPROVAL = "AwaitingApproval"
     APPROVED = "Approved"

@@ -117,6 +117,9 @@ class LiveRollback:
     async def release(self) -> None:
         self.deps.admission.running.discard(self.body.metadata.uid or "")
 
+    def rolled_back_ahead(self) -> dict[str, queue.RolledBack]:
+        return queue.rolled_back_ahead(index.rollback_entry(self.body), list(self.peers))
+
     async def pause(self, seconds: float) -> bool:
         if self.stopped is None:  # a deletion handler: kopf cancels it if the operator stops
             await asyncio.sleep(seconds)

@@ -11,6 +11,10 @@ again when its turn comes, and what runs is always a plan of the state it acts o
   plan_change`), a rollback without approval runs the new plan and says so (condition Planned,
   reason Replanned, and an Event); a rollback whose approval was given to the earlier plan does
   not run: it fails with reason PlanChanged, nothing changed, naming both destinations.
+- A rollback of the same targets that went ahead (it had not ended when this one was created)
+  answered the same request: a target it rolled back is left alone, not taken one further
+  (`queue.rolled_back_ahead`; pinned targets excepted). Its steps are Skipped saying who took
+  it where, an Event (AlreadyRolledBack) says so, and that is no change of plan to approve.
 """
 
 from __future__ import annotations
@@ -18,12 +22,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from rollback_operator.api.common import Target
 from rollback_operator.api.conditions import ConditionType, Reason, find
 from rollback_operator.api.rollback import Phase, RollbackPlan, RollbackStatus, StepState
 from rollback_operator.providers.errors import ProviderError
 from rollback_operator.reconcile import approval, transitions
-from rollback_operator.reconcile.planner import PlanError, make_plan, plan_change
+from rollback_operator.reconcile.outcome import left_alone
+from rollback_operator.reconcile.planner import (
+    PlanError,
+    destinations,
+    make_plan,
+    pinned,
+    plan_change,
+)
 from rollback_operator.reconcile.ports import Clock, Controls
+from rollback_operator.reconcile.queue import RolledBack
 from rollback_operator.reconcile.record import Record
 from rollback_operator.reconcile.runner import RetryPolicy, StepRunner
 from rollback_operator.reconcile.steplist import steps_for
@@ -31,6 +44,9 @@ from rollback_operator.reconcile.steps import StepContext
 
 NOT_RUN = "Not run: the rollback ended before its turn to act"
 ABORTED_UNPLANNED = "Aborted while it waited to plan: nothing was planned or changed"
+
+Left = dict[Target, RolledBack]
+"""Targets this rollback leaves alone: a rollback that went ahead rolled them back."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,12 +80,15 @@ class Gates:
 
     async def _plan(self, ctx: StepContext) -> Phase | None:
         spec, status, record = ctx.rollback.spec, ctx.status, self.record
-        plan = await self._first_plan(ctx)
-        if isinstance(plan, Phase):
-            return plan
-        self._adopt(ctx, plan)
+        planned = await self._first_plan(ctx)
+        if isinstance(planned, Phase):
+            return planned
+        plan, left = planned
+        self._adopt(ctx, plan, left)
         status.accepted_generation = self.controls.generation()
-        record.mark(status, ConditionType.PLANNED, True, Reason.PLANNED, "Plan ready")
+        ready = "; ".join(["Plan ready", *_notes(left)])
+        record.mark(status, ConditionType.PLANNED, True, Reason.PLANNED, ready)
+        await self._say_left(left)
         if spec.dry_run:
             await record.enter(status, Phase.PLANNED, "Dry run: plan ready, nothing changed")
             return Phase.PLANNED
@@ -83,7 +102,7 @@ class Gates:
             await record.enter(status, Phase.QUEUED, note, durable=False)  # written once admitted
         return None
 
-    async def _first_plan(self, ctx: StepContext) -> RollbackPlan | Phase:
+    async def _first_plan(self, ctx: StepContext) -> tuple[RollbackPlan, Left] | Phase:
         """The plan; one that fails while other rollbacks of these targets go first waits for
         them and is made again. Else the phase the rollback ended in."""
         status, record, note = ctx.status, self.record, "Planning: reading each target's state"
@@ -110,19 +129,42 @@ class Gates:
         await record.enter(status, Phase.FAILED, f"Planning failed: {failed}", Reason.PLAN_FAILED)
         return Phase.FAILED
 
-    async def _read_plan(self, ctx: StepContext) -> RollbackPlan:
+    async def _read_plan(self, ctx: StepContext) -> tuple[RollbackPlan, Left]:
+        """The plan of the targets not left alone, and those left alone."""
         spec, providers, now = ctx.rollback.spec, ctx.providers, self.clock.now()
-        return await StepRunner.with_retries(
-            self.retry, self.controls, make_plan, spec, providers, now
+        left = self._left_alone(ctx)
+        plan = await StepRunner.with_retries(
+            self.retry, self.controls, make_plan, spec, providers, now, tuple(left)
         )
+        return plan, left
 
-    def _adopt(self, ctx: StepContext, plan: RollbackPlan) -> None:
-        """Make `plan` the one the steps execute."""
+    def _left_alone(self, ctx: StepContext) -> Left:
+        """The unpinned targets a rollback that went ahead of this one already rolled back."""
+        spec, done = ctx.rollback.spec, self.controls.rolled_back_ahead()
+        pins = pinned(spec)
+        chosen = [t for t in spec.chosen_targets() if t not in pins]
+        return {t: done[t.value] for t in chosen if t.value in done}
+
+    def _adopt(self, ctx: StepContext, plan: RollbackPlan, left: Left) -> None:
+        """Make `plan` the one the steps execute; the steps of targets left alone are skipped."""
         spec, status = ctx.rollback.spec, ctx.status
         status.plan, status.mode = plan, spec.mode
         status.targets = spec.chosen_targets()
         safety = plan.database is None or plan.database.safety_backup
         status.steps = steps_for(spec.mode, status.targets, safety_backup=safety)
+        for step in status.steps:
+            if step.target in left:
+                done = left[step.target]
+                step.state = StepState.SKIPPED
+                step.message = left_alone(step.target.value, done.by, done.to)
+
+    async def _say_left(self, left: Left) -> None:
+        """One Normal Event naming the targets newly left alone, who took them and where."""
+        if left:
+            message = "; ".join(_notes(left))
+            await self.record.event(
+                warning=False, reason=Reason.ALREADY_ROLLED_BACK.value, message=message
+            )
 
     async def _await_approval(self, status: RollbackStatus) -> bool:
         while True:
@@ -156,7 +198,9 @@ class Gates:
         waited = await self._wait_turn(ctx.status, "")
         if waited is None:
             return await self.abort(ctx)
-        return await self._replan(ctx) if waited else None
+        planned = destinations(ctx.status.plan)
+        newly = any(t.value in planned for t in self._left_alone(ctx))
+        return await self._replan(ctx) if waited or newly else None
 
     async def _wait_turn(self, status: RollbackStatus, why: str) -> int | None:
         """Wait until admitted: the last queue position held before (0: none), None if aborted."""
@@ -175,16 +219,17 @@ class Gates:
             await self.record.refuse_spec_change(status)
 
     async def _replan(self, ctx: StepContext) -> Phase | None:
-        """Plan again against the state the rollbacks ahead left; a plan approved for another
-        state never runs. The phase the rollback ended in, or None when it runs."""
+        """Plan again against the state the rollbacks ahead left, leaving alone the targets
+        they rolled back; a plan approved for another state never runs. The phase the
+        rollback ended in, or None when it runs."""
         status, spec, record = ctx.status, ctx.rollback.spec, self.record
         try:
-            fresh = await self._read_plan(ctx)
+            fresh, left = await self._read_plan(ctx)
         except (PlanError, ProviderError) as error:
             message = f"Planning again at its turn failed: {error}"
             record.mark(status, ConditionType.PLANNED, False, Reason.PLAN_FAILED, message)
             return await self._end_unrun(status, Phase.FAILED, message, Reason.PLAN_FAILED)
-        change = plan_change(status.plan, fresh)
+        change = plan_change(status.plan, fresh, left)
         if change and spec.require_approval:
             message = (
                 f"Not run: the plan changed while it waited behind other rollbacks of its "
@@ -193,12 +238,16 @@ class Gates:
             )
             record.mark(status, ConditionType.APPROVED, False, Reason.PLAN_CHANGED, message)
             return await self._end_unrun(status, Phase.FAILED, message, Reason.PLAN_CHANGED)
-        self._adopt(ctx, fresh)
+        planned = destinations(status.plan)
+        newly = {t: done for t, done in left.items() if t.value in planned}
+        self._adopt(ctx, fresh, left)
         message = "Planned again at its turn, against the state the rollbacks ahead left"
         message += f"; the destinations moved: {change}" if change else ""
+        message = "; ".join([message, *_notes(left)])
         record.mark(status, ConditionType.PLANNED, True, Reason.REPLANNED, message)
         if change:
             await record.event(warning=False, reason=Reason.REPLANNED.value, message=message)
+        await self._say_left(newly)
         return None
 
     async def _end_unrun(
@@ -211,3 +260,8 @@ class Gates:
         await self.controls.release()
         await self.record.enter(status, phase, message, reason)
         return phase
+
+
+def _notes(left: Left) -> list[str]:
+    """Each target left alone, who took it and where, in words."""
+    return [left_alone(t.value, done.by, done.to) for t, done in left.items()]

@@ -7,6 +7,12 @@ from rollback_operator.reconcile.steplist import TRAITS, VERIFY
 
 ABORTED_MESSAGE = "skipped: the rollback was aborted before this step started"
 AFTER_FAILURE_MESSAGE = "skipped: an earlier step failed"
+NOT_FURTHER = "; not rolled back further"
+
+
+def left_alone(target: str, by: str, to: str) -> str:
+    """Why a step of `target` was skipped: a rollback of the same request went ahead."""
+    return f"{target}: already rolled back by {by} to {to} while this rollback waited{NOT_FURTHER}"
 
 
 def failed_critical(steps: list[StepStatus]) -> list[StepStatus]:
@@ -36,10 +42,23 @@ def summary(steps: list[StepStatus], phase: Phase) -> str:
     """One sentence for the final message."""
     done = [s for s in steps if TRAITS[s.name].destructive and s.state == StepState.SUCCEEDED]
     did = ", ".join(f"{s.name} ({s.target.value})" for s in done if s.target) or "nothing"
+    left = _left_alone(steps)
+    if phase == Phase.SUCCEEDED and left and not done:
+        return f"Nothing to do: {left}"
     if phase == Phase.SUCCEEDED:
-        return f"Rollback succeeded: {did}"
+        return f"Rollback succeeded: {did}" + (f"; left alone: {left}" if left else "")
     failed = failed_critical(steps)
     why = "; ".join(f"{s.name}: {s.message}" for s in failed)
     if phase == Phase.ABORTED:
         return f"Aborted; already done: {did}"
     return f"{phase.value}: {why}; already done: {did}"
+
+
+def _left_alone(steps: list[StepStatus]) -> str:
+    """The targets a rollback ahead already rolled back, once each, in words."""
+    notes = [
+        s.message
+        for s in steps
+        if s.state == StepState.SKIPPED and s.message and s.message.endswith(NOT_FURTHER)
+    ]
+    return "; ".join(n.removesuffix(NOT_FURTHER) for n in dict.fromkeys(notes))

@@ -3,11 +3,13 @@
 Planning only reads. It is what a dry run shows and what the steps later execute, so a spec
 edited after the start cannot change what runs. A rollback that waited behind others of its
 targets is planned again at its turn; `plan_change` says whether that moved any destination
-(which voids an approval given to the first plan).
+(which voids an approval given to the first plan). Targets another rollback of the same
+request already rolled back are left out (`leave`), unless `spec.to` pins them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from rollback_operator.api.common import Target, format_duration
@@ -33,9 +35,11 @@ def check_against_policy(spec: RollbackSpec, policy: RollbackPolicySpec) -> str 
     return None
 
 
-async def make_plan(spec: RollbackSpec, providers: Providers, now: datetime) -> RollbackPlan:
-    """The plan for every chosen target, in the runbook's order."""
-    chosen = spec.chosen_targets()
+async def make_plan(
+    spec: RollbackSpec, providers: Providers, now: datetime, leave: Collection[Target] = ()
+) -> RollbackPlan:
+    """The plan for every chosen target but those to `leave` alone, in the runbook's order."""
+    chosen = [t for t in spec.chosen_targets() if t not in leave]
     plan = RollbackPlan()
     if Target.FRONTEND in chosen and providers.frontend:
         pin = spec.to.frontend.deployment_id if spec.to.frontend else None
@@ -75,15 +79,31 @@ def destinations(plan: RollbackPlan | None) -> dict[str, str]:
     return found
 
 
-def plan_change(before: RollbackPlan | None, after: RollbackPlan) -> str | None:
-    """The targets whose destination differs between two plans ("frontend: A -> B"), or None."""
+def plan_change(
+    before: RollbackPlan | None, after: RollbackPlan, left: Collection[Target] = ()
+) -> str | None:
+    """The targets whose destination differs between two plans ("frontend: A -> B"), or None.
+    Targets `left` alone by the later plan are no change: nothing is done to them."""
     was, now = destinations(before), destinations(after)
     moved = [
         f"{target}: {was.get(target, 'nothing')} -> {now.get(target, 'nothing')}"
-        for target in (t.value for t in Target)
+        for target in (t.value for t in Target if t not in left)
         if was.get(target) != now.get(target)
     ]
     return "; ".join(moved) or None
+
+
+def pinned(spec: RollbackSpec) -> set[Target]:
+    """The targets whose destination `spec.to` names (a restore point names database and
+    storage): explicit intent, acted on whatever other rollbacks did."""
+    to = spec.to
+    pins = {
+        Target.FRONTEND: to.frontend,
+        Target.BACKEND: to.backend,
+        Target.DATABASE: to.database or to.restore_point,
+        Target.STORAGE: to.storage or to.restore_point,
+    }
+    return {target for target, pin in pins.items() if pin is not None}
 
 
 def restore_point(spec: RollbackSpec, providers: Providers) -> RestorePoint | None:

@@ -5,10 +5,12 @@ The kopf handlers implement these against the Kubernetes API; tests implement th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
 from rollback_operator.api.rollback import RollbackStatus
+from rollback_operator.reconcile.queue import RolledBack
 
 
 class Stopping(Exception):
@@ -64,6 +66,11 @@ class Controls(Protocol):
 
     async def release(self) -> None:
         """Give up the targets this rollback held in the queue."""
+        ...
+
+    def rolled_back_ahead(self) -> Mapping[str, RolledBack]:
+        """Targets (by name) of this rollback that a rollback which went ahead of it already
+        rolled back (`queue.rolled_back_ahead`)."""
         ...
 
     async def pause(self, seconds: float) -> bool:
