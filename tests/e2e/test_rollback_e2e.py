@@ -96,7 +96,8 @@ def test_second_rollback_of_the_same_targets_queues_until_the_first_ends(bed: Be
     frontend = {"history": ["dpl_older", "dpl_old", "dpl_new"], "live": "dpl_new", "serving": True}
     bed.edit_world(latency=0.3, frontend=frontend)
     # the first holds before changing the frontend (Retry-After 5 s), however slow the machine:
-    # the second plans while the first has not moved it, and is planned again at its turn
+    # the second plans while the first has not moved it; at its turn the first has rolled it
+    # back, and the second, the same request made twice, leaves it there
     bed.world().inject("frontend.rollback", {"kind": "rate-limited", "retry_after": 5})
     bed.start()
     bed.apply(manifests.policy())
@@ -112,9 +113,12 @@ def test_second_rollback_of_the_same_targets_queues_until_the_first_ends(bed: Be
     first = bed.wait_for("first", {"Succeeded"})
     second = bed.wait_for("second", {"Succeeded"})
     assert second["status"]["startedAt"] >= first["status"]["finishedAt"]
-    assert second["status"]["plan"]["frontend"] == {"from": "dpl_old", "to": "dpl_older",
-                                                    "serving": True}  # fmt: skip
-    assert "Replanned" in {e["reason"] for e in bed.events_for("second")}
+    assert "frontend" not in second["status"]["plan"]
+    assert bed.world().state["frontend"]["live"] == "dpl_old"  # not dpl_older
+    left = [s for s in second["status"]["steps"] if s.get("target") == "frontend"]
+    assert [s["state"] for s in left] == ["Skipped"]
+    assert left[0]["message"].startswith("frontend: already rolled back by first to dpl_old")
+    assert "AlreadyRolledBack" in {e["reason"] for e in bed.events_for("second")}
 
 
 def test_spec_edit_after_the_start_is_refused_with_a_condition(bed: Bed) -> None:
