@@ -1,9 +1,9 @@
 """Which targets a rollback that went ahead already rolled back, as the index tells it.
 
 Claims: a rollback that had not ended when this one was created and has ended counts, whichever
-was created first; one that ended before this one was created is history; only a target whose
-every changing step succeeded in a Succeeded or PartiallyFailed rollback counts, with where it
-went; the index entry of a stored Rollback carries both its end and those targets.
+was created first; one that ended before this one was created (or in its second) is history;
+only a target whose every changing step succeeded in a Succeeded or PartiallyFailed rollback
+counts, with where it went; the index entry of a stored Rollback carries its end and those.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ def test_one_created_after_but_admitted_first_went_ahead_too() -> None:
 def test_one_that_ended_before_this_one_was_created_is_history() -> None:
     history = _entry("history", "2024-01-01T02:00:00Z", "2024-01-01T03:00:09.9Z", FRONTEND)
     assert rolled_back_ahead(ME, [history]) == {}
+
+
+def test_one_that_ended_in_the_second_this_one_was_created_in_is_history_too() -> None:
+    just = _entry("just", "2024-01-01T03:00:00Z", "2024-01-01T03:00:10.3Z", FRONTEND)
+    assert rolled_back_ahead(ME, [just]) == {}
 
 
 def test_one_still_running_or_that_rolled_back_other_targets_did_not_roll_back_mine() -> None:

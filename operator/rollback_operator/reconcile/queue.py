@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from rollback_operator.api.rollback import (
@@ -113,7 +113,8 @@ def rolled_back_ahead(me: RollbackEntry, others: Iterable[RollbackEntry]) -> dic
     rollbacks are one request made twice (two people, or a policy and a person, at the same
     incident), so the second must not take a target further than the first took it. One that
     ended before `me` was created is history: `me` is a new request and plans from the state
-    it left. A creation time has whole seconds: an end in the same second counts as not ended.
+    it left. A creation time has whole seconds: an end in the same second counts as before it
+    (a script applying a rollback as soon as the last one ended asks for a new one).
     """
     created = _moment(me.created)
     found: dict[str, RolledBack] = {}
@@ -121,7 +122,7 @@ def rolled_back_ahead(me: RollbackEntry, others: Iterable[RollbackEntry]) -> dic
         if other.uid == me.uid or not other.finished or created is None:
             continue
         finished = _moment(other.finished)
-        if finished is None or finished < created:
+        if finished is None or finished < created + timedelta(seconds=1):
             continue
         for target, to in other.rolled_back:
             if target in me.targets:
