@@ -9,6 +9,7 @@ the contract suite; nothing outside `providers/` changes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -96,12 +97,18 @@ class RealProviderFactory:
         backend = _entry(BACKENDS, "backend", targets.backend)
         database = _entry(DATABASES, "database", targets.database)
         storage = _entry(STORAGES, "storage", targets.storage)
+        front, back, (data, files), notifiers = await _at_once(
+            _deployment(frontend, context),
+            _deployment(backend, context),
+            _data_layers(database, storage, context),
+            _notifiers(context),
+        )
         return Providers(
-            frontend=await frontend[0](frontend[1], context) if frontend else None,
-            backend=await backend[0](backend[1], context) if backend else None,
-            database=await database[0].build(database[1], context) if database else None,
-            storage=await storage[0].build(storage[1], context) if storage else None,
-            notifiers=await _notifiers(context),
+            frontend=front,
+            backend=back,
+            database=data,
+            storage=files,
+            notifiers=notifiers,
             verifier=await checklist.build(
                 policy,
                 secrets,
@@ -114,6 +121,35 @@ class RealProviderFactory:
     async def notifiers(self, policy: RollbackPolicy, secrets: SecretReader) -> list[Notifier]:
         self.endpoints.check_policy(policy)
         return await _notifiers(BuildContext(policy, secrets, self.endpoints))
+
+
+async def _at_once(*builds: Awaitable[Any]) -> list[Any]:
+    """What `builds` return, run at the same time (each reads its own Secrets, so a rollback
+    waits for the slowest read, not for all in turn). The error is the first in their order, as
+    when they ran one after another; the builds still running then are cancelled."""
+    running = [asyncio.ensure_future(build) for build in builds]
+    try:
+        return [await build for build in running]
+    finally:
+        for build in running:
+            if not build.done():
+                build.cancel()
+            elif not build.cancelled():
+                build.exception()  # a later one's error: the first one's is raised
+
+
+async def _deployment(entry: tuple[Any, Any] | None, context: BuildContext) -> Any:
+    """The frontend's or backend's adapter; None without the layer."""
+    return await entry[0](entry[1], context) if entry else None
+
+
+async def _data_layers(
+    database: tuple[Any, Any] | None, storage: tuple[Any, Any] | None, context: BuildContext
+) -> tuple[Database | None, Storage | None]:
+    """The database's adapter, then the storage's: both may make the policy's one S3 client."""
+    data = await database[0].build(database[1], context) if database else None
+    files = await storage[0].build(storage[1], context) if storage else None
+    return data, files
 
 
 async def _sql_url(context: BuildContext, database: tuple[Any, Any] | None) -> str | None:
