@@ -34,8 +34,13 @@ from rollback_operator.reconcile.ports import Controls, Recorder, Stopping
 from rollback_operator.reconcile.runner import RetryPolicy
 
 logger = logging.getLogger(__name__)
-LINGER = 1.0
-"""Seconds a change waits for the engine's next write before it is written on its own."""
+LINGER = 5.0
+"""Seconds a change waits for the engine's next write before it is written on its own. Such a
+change is progress a person may like to see (one instant rollback done while the other still
+polls, Planning while the targets are read, the report being written), never one crash safety
+needs; each such write is a status patch the API server stores and every watcher is sent. At
+1 s, 100 quick rollbacks at once made 2.3 of them per rollback; a person does not tell 5 s
+behind from 1 s."""
 QUIET = frozenset({"StepSucceeded", Phase.PLANNING.value, Phase.VERIFYING.value})
 """Reasons of Normal Events that only repeat what the status says: logged, never posted."""
 PHASES = frozenset(Phase)
