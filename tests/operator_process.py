@@ -38,9 +38,9 @@ class HybridFactory:
 
     async def build(self, policy: RollbackPolicy, secrets: SecretReader) -> Providers:
         providers = await FakeProviderFactory(self.world).build(policy, secrets)
-        if self.real_notifiers:
-            providers.notifiers = await self.notifiers(policy, secrets)
         if not self.real:
+            if self.real_notifiers:
+                providers.notifiers = await self.notifiers(policy, secrets)
             return providers
         kept = {t: getattr(policy.spec.targets, t) for t in self.real}
         only_real = policy.spec.targets.model_copy(
@@ -52,6 +52,8 @@ class HybridFactory:
         )
         for target in self.real:
             setattr(providers, target, getattr(real, target))
+        if self.real_notifiers:  # built with the real targets: their Secrets read once
+            providers.notifiers = real.notifiers
         if self.real & {"database", "storage"}:
             providers.archive = real.archive  # reports go to the real backups bucket too
         return providers
