@@ -18,6 +18,10 @@ ESSENCE = "rollback.mindmate.app/last-handled-configuration"
 MUTATING = ("stop_traffic", "rollback", "resume_traffic", "safety_backup", "restore")
 
 
+def _reasons(bed: Bed, name: str) -> set[str]:
+    return {e["reason"] for e in bed.events_for(name)}
+
+
 def _mutating_requests(bed: Bed) -> dict[str, int]:
     requests: dict[str, int] = bed.world().state["requests"]
     return {op: n for op, n in requests.items() if op.rsplit(".", 1)[-1] in MUTATING}
@@ -42,8 +46,10 @@ def test_quick_rollback_example_reaches_ready_and_kubectl_wait_sees_it(bed: Bed)
     assert world.state["backend"]["live"] == "d-old"
     report = bed.get("configmap", "high-error-rates-report")
     assert f"Rollback report: {bed.namespace}/high-error-rates" in report["data"]["report.md"]
-    reasons = {e["reason"] for e in bed.events_for("high-error-rates")}
-    assert {"Running", "Succeeded"} <= reasons  # the start and the end
+    deadline = time.monotonic() + 15  # kopf posts an Event after the write it follows
+    while not {"Running", "Succeeded"} <= (reasons := _reasons(bed, "high-error-rates")):
+        assert time.monotonic() < deadline, reasons  # the start and the end
+        time.sleep(0.2)
     assert not reasons & {"Planning", "Verifying", "StepSucceeded"}  # the status says those
     # kopf's record of the last configuration it handled is for handlers of creation and change:
     # a Rollback has none, so kopf's only write to it is the finalizer; a policy keeps it
