@@ -47,11 +47,14 @@ STARTED = {  # after the started notice of a policy-made rollback only
 
 
 async def tell(notifier: Notifier, journal: MemoryJournal, scenario: str) -> list[StepResult]:
-    """Send the started and then the finished notice of `scenario`, as the engine would."""
-    return [
-        await notifier.notify(notice(kind, scenario), key(kind), journal)
-        for kind in ("started", "finished")
-    ]
+    """Send the started and then the finished notice of `scenario`, as the engine would (it
+    keeps each result's ids in the journal)."""
+    results = []
+    for kind in ("started", "finished"):
+        result = await notifier.notify(notice(kind, scenario), key(kind), journal)
+        journal.ids.update(result.external_ids)
+        results.append(result)
+    return results
 
 
 def assert_no_secret(harness: Harness, texts: list[str], logs: str) -> None:

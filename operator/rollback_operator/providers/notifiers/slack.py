@@ -13,10 +13,12 @@ Slack's plain-text error bodies (`invalid_payload`, `no_service`, ...: S2, S3) i
 shape the shared wire layer reads, so 429 + Retry-After (S4), 5xx retries and the error classes
 come from `providers.http` like every other adapter.
 
-Idempotency: a webhook cannot deduplicate, so the journal records `posted_<kind>=<key>` (one
-slot per notice kind, as the journal is shared by a rollback's notices) after Slack answered
-200, and `notify` checks it first: a retry or an operator restart never posts twice.
-Two windows remain, both unavoidable with webhooks: a crash between Slack's 200 and the record,
+Idempotency: a webhook cannot deduplicate, so after Slack answered 200 the result names
+`posted_<kind>=<key>` (one slot per notice kind, as the journal is shared by a rollback's
+notices) and `notify` checks the journal for it first: a retry or an operator restart never
+posts twice. The engine keeps a result's ids with the step's next write, which comes before any
+other provider call, so the post needs no write of its own (it was one status patch per notice).
+Two windows remain, both unavoidable with webhooks: a crash between Slack's 200 and that write,
 and a resend after a 5xx or a timed-out answer (a lost "rollback failed" message costs more
 than a repeated one, as Alertmanager also judges). Each can repeat one message, never more.
 """
@@ -85,7 +87,6 @@ class SlackNotifier:
                 await session.send(call)
         except errors.ProviderError as error:
             raise self._clean(error, webhook.code) from None
-        await journal.record(**{slot: key})
         return StepResult(f"posted the {notice.kind} message to Slack", {slot: key})
 
     def _clean(self, error: errors.ProviderError, code: str | None) -> errors.ProviderError:
