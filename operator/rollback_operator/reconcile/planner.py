@@ -9,13 +9,20 @@ request already rolled back are left out (`leave`), unless `spec.to` pins them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from datetime import datetime
 
 from rollback_operator.api.common import Target, format_duration
 from rollback_operator.api.policy import RollbackPolicySpec
 from rollback_operator.api.restorepoint import PointPhase, RestorePoint
-from rollback_operator.api.rollback import DatabasePlan, RollbackPlan, RollbackSpec
+from rollback_operator.api.rollback import (
+    DatabasePlan,
+    DeploymentPlan,
+    RollbackPlan,
+    RollbackSpec,
+    StoragePlan,
+)
 from rollback_operator.providers.base import VERSIONS_SOURCE, Providers
 
 
@@ -38,26 +45,57 @@ def check_against_policy(spec: RollbackSpec, policy: RollbackPolicySpec) -> str 
 async def make_plan(
     spec: RollbackSpec, providers: Providers, now: datetime, leave: Collection[Target] = ()
 ) -> RollbackPlan:
-    """The plan for every chosen target but those to `leave` alone, in the runbook's order."""
+    """The plan for every chosen target but those to `leave` alone.
+
+    The frontend, the backend and the data layers are read at the same time (a rollback's start
+    waits for the slowest, not for their sum); an error is the first in the runbook's order,
+    whichever read failed first, so the same failure always reads the same.
+    """
     chosen = [t for t in spec.chosen_targets() if t not in leave]
-    plan = RollbackPlan()
-    if Target.FRONTEND in chosen and providers.frontend:
-        pin = spec.to.frontend.deployment_id if spec.to.frontend else None
-        plan.frontend = await providers.frontend.plan(pin)
-    if Target.BACKEND in chosen and providers.backend:
-        pin = spec.to.backend.deployment_id if spec.to.backend else None
-        plan.backend = await providers.backend.plan(pin)
+    reads = (
+        asyncio.ensure_future(_app(chosen, Target.FRONTEND, spec, providers)),
+        asyncio.ensure_future(_app(chosen, Target.BACKEND, spec, providers)),
+        asyncio.ensure_future(_data_layers(chosen, spec, providers, now)),
+    )
+    try:
+        plan = RollbackPlan(frontend=await reads[0], backend=await reads[1])
+        plan.database, plan.storage = await reads[2]
+        return plan
+    finally:
+        for read in reads:  # cancel what still runs; an error after the first is not reported
+            if not read.done():
+                read.cancel()
+            elif not read.cancelled():
+                read.exception()
+
+
+async def _app(
+    chosen: list[Target], target: Target, spec: RollbackSpec, providers: Providers
+) -> DeploymentPlan | None:
+    """Where the frontend or the backend is and where it goes; None when it is not chosen."""
+    adapter = providers.frontend if target is Target.FRONTEND else providers.backend
+    if target not in chosen or adapter is None:
+        return None
+    to = spec.to.frontend if target is Target.FRONTEND else spec.to.backend
+    return await adapter.plan(to.deployment_id if to else None)
+
+
+async def _data_layers(
+    chosen: list[Target], spec: RollbackSpec, providers: Providers, now: datetime
+) -> tuple[DatabasePlan | None, StoragePlan | None]:
+    """The database's plan, then the storage's (whose moment defaults to the backup's)."""
+    database: DatabasePlan | None = None
     point = restore_point(spec, providers)
     if Target.DATABASE in chosen:
         pin = _point_dump(point) if point else _database_pin(spec)
-        plan.database = await _database(pin, providers, now)
-    if Target.STORAGE in chosen and providers.storage and point:
+        database = await _database(pin, providers, now)
+    if Target.STORAGE not in chosen or not providers.storage:
+        return database, None
+    if point:
         as_of, source = _point_moment(point)
-        plan.storage = await providers.storage.plan(as_of, source)
-    elif Target.STORAGE in chosen and providers.storage:
-        as_of = await _storage_time(spec, plan.database, providers, now)
-        plan.storage = await providers.storage.plan(as_of)
-    return plan
+        return database, await providers.storage.plan(as_of, source)
+    as_of = await _storage_time(spec, database, providers, now)
+    return database, await providers.storage.plan(as_of)
 
 
 def destinations(plan: RollbackPlan | None) -> dict[str, str]:
