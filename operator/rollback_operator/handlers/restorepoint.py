@@ -10,6 +10,7 @@ seconds. The metrics of each policy's last restore point come from `handlers.wat
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import kopf
@@ -26,10 +27,10 @@ from rollback_operator.api.restorepoint import (
 )
 from rollback_operator.api.rollback import Rollback
 from rollback_operator.api.validation import describe
+from rollback_operator.handlers import references
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.patching import StatusPatches
 from rollback_operator.providers.base import Providers
-from rollback_operator.providers.errors import ProviderError
 from rollback_operator.reconcile import points
 from rollback_operator.reconcile.ports import Stopping
 
@@ -115,19 +116,11 @@ async def _prepare(body: kopf.Body, policies: Any, deps: Deps) -> Prepared | str
     except ValidationError as error:
         return describe(error)
     namespace, ref = point.metadata.namespace, point.spec.policy_ref.name
-    found = list(policies.get((namespace, ref), [])) if policies is not None else []
-    if not found:
-        return f"spec.policyRef.name: RollbackPolicy {ref!r} not found in namespace {namespace!r}"
-    policy = found[0]
-    if isinstance(policy, str):
-        return f"spec.policyRef.name: RollbackPolicy {ref!r} is invalid: {policy}"
-    problem = _layers_problem(point, policy)
-    if problem:
-        return problem
-    try:
-        providers = await deps.providers.build(policy, deps.kube)
-    except ProviderError as error:
-        return f"spec.policyRef.name: RollbackPolicy {ref!r} cannot be used: {error}"
+    check = partial(_layers_problem, point)
+    resolved = await references.resolve(policies, namespace, ref, deps, check)
+    if isinstance(resolved, str):
+        return resolved
+    policy, providers = resolved
     return point, point.spec.chosen_targets(policy.spec.targets.defined()), providers
 
 

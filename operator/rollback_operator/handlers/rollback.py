@@ -7,6 +7,7 @@ restart kopf starts it again, and the engine resumes from the recorded status.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import kopf
@@ -17,7 +18,7 @@ from rollback_operator.api.conditions import ConditionType
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.api.rollback import TERMINAL_PHASES, Rollback
 from rollback_operator.api.validation import describe
-from rollback_operator.handlers import restorepoint
+from rollback_operator.handlers import references, restorepoint
 from rollback_operator.handlers.deps import Deps
 from rollback_operator.handlers.live import LiveRollback
 from rollback_operator.providers.base import Providers
@@ -61,25 +62,21 @@ async def prepare(body: kopf.Body, policies: Any, deps: Deps) -> Prepared | str:
     except ValidationError as error:
         return describe(error)
     namespace, ref = rollback.metadata.namespace, rollback.spec.policy_ref.name
-    found = list(policies.get((namespace, ref), []))
-    if not found:
-        return f"spec.policyRef.name: RollbackPolicy {ref!r} not found in namespace {namespace!r}"
-    policy = found[0]
-    if isinstance(policy, str):
-        return f"spec.policyRef.name: RollbackPolicy {ref!r} is invalid: {policy}"
-    problem = check_against_policy(rollback.spec, policy.spec)
-    if problem:
-        return problem
-    try:
-        providers = await deps.providers.build(policy, deps.kube)
-    except ProviderError as error:
-        return f"spec.policyRef.name: RollbackPolicy {ref!r} cannot be used: {error}"
+    check = partial(_policy_problem, rollback)
+    resolved = await references.resolve(policies, namespace, ref, deps, check)
+    if isinstance(resolved, str):
+        return resolved
+    policy, providers = resolved
     if providers.metrics is None and policy.spec.rules and deps.metrics is not None:
         try:  # rules are watched in verification and sampled for the report
             providers.metrics = await deps.metrics.build(policy, deps.kube)
         except ProviderError as error:  # never blocks a rollback; verification says why
             providers.metrics = monitoring.Unavailable(error)
     return rollback, policy, providers
+
+
+def _policy_problem(rollback: Rollback, policy: RollbackPolicy) -> str | None:
+    return check_against_policy(rollback.spec, policy.spec)
 
 
 async def run_rollback(
