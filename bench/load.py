@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from bench import apicalls, beds
+from bench import apicalls, beds, timeline
 from sandbox import manifests
 from sandbox.fakes.railway_server import FakeRailway
 from sandbox.fakes.saas import HOUR_MS, RAILWAY_TOKEN, VERCEL_TOKEN, Saas
@@ -244,6 +244,8 @@ class Figures:
     problems: list[str] = field(default_factory=list)
     phases: Counter[str] = field(default_factory=Counter)
     writes: str | None = None  # per rollback, as the real API server counted them
+    steps_alone: timeline.Moments = field(default_factory=dict)
+    steps_burst: timeline.Moments = field(default_factory=dict)
 
 
 def run(bed: Bed, fakes: Fleet, rollbacks: int, solo: int) -> Figures:
@@ -261,6 +263,8 @@ def run(bed: Bed, fakes: Fleet, rollbacks: int, solo: int) -> Figures:
             body = wait_all(api, ns, {app.name}, timeout=120)[app.name]
             figures.solo.append(seconds_taken(body, created[app.name]))
             figures.solo_waited.append(seconds_taken(body, created[app.name], "startedAt"))
+            for key, values in timeline.moments({app.name: body}, created).items():
+                figures.steps_alone.setdefault(key, []).extend(values)
         figures.rss_before = memory_mib(pid, "VmRSS")
         counted = apicalls.read(api) if isinstance(bed.cluster, KubeNamespace) else None
         cpu, api_cpu, bench_cpu = cpu_seconds(pid), _total_cpu(api_pids), _own_cpu()
@@ -277,6 +281,7 @@ def run(bed: Bed, fakes: Fleet, rollbacks: int, solo: int) -> Figures:
         figures.took = [seconds_taken(b, created[n]) for n, b in bodies.items()]
         figures.waited = [seconds_taken(b, created[n], "startedAt") for n, b in bodies.items()]
         figures.phases = Counter(b["status"]["phase"] for b in bodies.values())
+        figures.steps_burst = timeline.moments(bodies, created)
         figures.phases["(not ended)"] = len(created) - len(bodies)
         figures.problems = fakes.changes(spare + apps)
     return figures
@@ -330,6 +335,7 @@ def report(f: Figures, rollbacks: int, kind: str) -> None:
     print(f"  operator RSS: {f.rss_before:.0f} MiB before the burst, peak (VmHWM) {f.hwm:.0f} MiB")
     if f.writes:
         print(f"  {f.writes}")
+    print("\n".join(timeline.lines(f.steps_alone, f.steps_burst)))
 
 
 def main() -> None:
