@@ -61,6 +61,13 @@ class Settings(BaseSettings):
         "is cancelled and counts as a transient failure, so a stalled S3 or database cannot "
         "hold a step (traffic stopped) for longer than attempts x (deadline + retry delay).",
     )
+    notice_patience: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a rollback waits for its start notice (Slack, Statuspage, "
+        "PagerDuty) before it acts anyway: a notifier that has not answered by then is reported "
+        "failed, so a slow or unreachable channel never holds the rollback itself.",
+    )
     poll_interval: float = Field(
         default=0.5, gt=0, description="How often a waiting rollback looks again."
     )

@@ -23,7 +23,7 @@ from mypy_boto3_s3 import S3Client
 
 from sandbox import manifests
 from sandbox.fakes.fault_proxy import FaultProxy, s3_error
-from sandbox.fakes.http_server import Dropped, RateLimited, ServerError
+from sandbox.fakes.http_server import Dropped, RateLimited, ServerError, Slow
 from sandbox.fakes.saas import VERCEL_TOKEN, serving
 from sandbox.services.postgres import PostgresServer
 from sandbox.services.prometheus import PrometheusServer
@@ -137,6 +137,8 @@ def _notifier_scenarios(stack: ExitStack) -> list[Scenario]:
     slack, status, pager = (stack.enter_context(served(n)) for n in ("slack", "statuspage",
                                                                       "pagerduty"))  # fmt: skip
     slack.fake.inject(ServerError(500), times=None)
+    silent = stack.enter_context(served("slack"))  # answers nothing for a minute
+    silent.fake.inject(Slow(60.0), times=None)
     pager.fake.inject(RateLimited(retry_after=1), times=None)
     channels: dict[str, tuple[dict[str, Any], dict[str, str], str, tuple[str, ...]]] = {
         "slack": ({"slack": {"webhookSecretRef": {"name": "slack-hook", "key": "url"}}},
@@ -161,6 +163,17 @@ def _notifier_scenarios(stack: ExitStack) -> list[Scenario]:
              rollback(f"{name}-{fault}", f"{name}-{fault}", ["frontend"], label=True)],
             frozenset({"Succeeded"}), ("notify-started", *words), list(data.values()),
         ))  # fmt: skip
+    s = stack.enter_context(serving())  # a channel that never answers holds nothing
+    hook = {"slack": {"webhookSecretRef": {"name": "slack-silent", "key": "url"}}}
+    out.append(Scenario(
+        "slack-timeout", "slack", "notify", "timeout",
+        [manifests.secret("slack-silent", {"url": silent.secret}),
+         frontend_policy("slack-timeout", s.vercel_url, s.project, notifications=hook),
+         rollback("slack-timeout", "slack-timeout", ["frontend"], label=True)],
+        frozenset({"Succeeded"}),
+        ("notify-started: slack: no answer within 10s; the rollback went on without waiting",),
+        [silent.secret],
+    ))  # fmt: skip
     return out
 
 
@@ -306,8 +319,8 @@ def ran(
 
 
 NAMES = ["vercel-500", "vercel-token", "railway-429", "railway-dropped", "slack-500",
-         "statuspage-bad-credentials", "pagerduty-429", "postgres-password", "postgres-dropped",
-         "s3-bad-credentials", "s3-500", "prometheus-500"]  # fmt: skip
+         "slack-timeout", "statuspage-bad-credentials", "pagerduty-429", "postgres-password",
+         "postgres-dropped", "s3-bad-credentials", "s3-500", "prometheus-500"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", NAMES)

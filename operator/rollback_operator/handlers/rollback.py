@@ -137,6 +137,7 @@ async def _drive(
             reports=live,
             retry=deps.retry,
             tick=deps.settings.poll_interval,
+            notice_patience=deps.settings.notice_patience,
             trigger=rollback.metadata.labels.get(TRIGGER_LABEL, "manual"),
         )
         ended_before = _terminal(body)

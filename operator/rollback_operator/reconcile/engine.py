@@ -39,7 +39,7 @@ from rollback_operator.reconcile.steplist import (
     VERIFY,
     groups,
 )
-from rollback_operator.reconcile.steps import StepContext, refresh_report
+from rollback_operator.reconcile.steps import NOTICE_PATIENCE, StepContext, refresh_report
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class Engine:
     tick: float = 0.5
     trigger: str = "manual"
     linger: float = writes.LINGER
+    notice_patience: float = NOTICE_PATIENCE
 
     @cached_property
     def _writes(self) -> writes.Writes:
@@ -118,6 +119,7 @@ class Engine:
             rules=tuple(policy.rules),
             verify_window=parse_duration(policy.verification.window),
             traffic_policy=policy.failure_policy.traffic,
+            notice_patience=self.notice_patience,
         )
 
     async def _drive(self, ctx: StepContext) -> Phase | None:

@@ -23,7 +23,13 @@ from rollback_operator.api.rollback import (
     StepStatus,
 )
 from rollback_operator.api.rules import Rule
-from rollback_operator.providers.base import DeploymentTarget, Notice, Providers, StepResult
+from rollback_operator.providers.base import (
+    DeploymentTarget,
+    Notice,
+    Notifier,
+    Providers,
+    StepResult,
+)
 from rollback_operator.providers.errors import PermanentError, ProviderError
 from rollback_operator.reconcile import monitoring, steplist, traffic
 from rollback_operator.reconcile.ports import ReportStore
@@ -37,6 +43,12 @@ from rollback_operator.reconcile.report import (
 
 class StepFailed(Exception):
     """A step finished but did not achieve its aim (such as a failed verification check)."""
+
+
+NOTICE_PATIENCE = 10.0
+"""Seconds a rollback waits for its start notice before its first change, by default (the
+operator's setting `notice_patience`): the runbook tells people first, but a channel that is
+slow or down (Slack's outage is often the same incident) must not hold the rollback."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +70,8 @@ class StepContext:
     rules: tuple[Rule, ...]  # the policy's rules: watched in verification and the report
     verify_window: timedelta
     traffic_policy: str = "keepStopped"  # the policy's failurePolicy.traffic
+    notice_patience: float = NOTICE_PATIENCE
+    """Seconds the start notice may hold the rollback before its first change."""
     outcome: Phase | None = None  # judged before the report and the last notice
 
     def key(self, step: StepStatus) -> str:
@@ -281,14 +295,35 @@ async def _notify(step: StepStatus, ctx: StepContext, kind: str) -> StepResult:
     started = next((s for s in ctx.status.steps if s.name == steplist.NOTIFY_STARTED), None)
     if kind == "finished" and started is not None and started.state == StepState.SKIPPED:
         return StepResult("nothing was announced, so there is nothing to close")
-    notice, errors, told, unsaved = _notice(ctx, kind), [], 0, False
-    for notifier in ctx.providers.notifiers:
-        sent = f"{notifier.name}.sent"
-        if sent in step.external_ids:
-            told += 1
+    if not ctx.providers.notifiers:
+        return StepResult("no notifiers configured")
+    waiting = list(ctx.providers.notifiers)
+    errors: list[str] = []
+    try:  # the start notice comes first, but never holds the rollback past its patience
+        async with asyncio.timeout(ctx.notice_patience if kind == "started" else None):
+            await _tell_each(step, ctx, _notice(ctx, kind), waiting, errors)
+    except TimeoutError:
+        errors += [
+            f"{n.name}: no answer within {ctx.notice_patience:g}s; the rollback went on "
+            "without waiting for it"
+            for n in waiting
+        ]
+    if errors:
+        raise StepFailed("; ".join(errors))
+    return StepResult(f"{len(ctx.providers.notifiers)} notifier(s) told")
+
+
+async def _tell_each(
+    step: StepStatus, ctx: StepContext, notice: Notice, waiting: list[Notifier], errors: list[str]
+) -> None:
+    """Tell each notifier in `waiting` in turn, taking it off once it answered (told, or its
+    error appended to `errors`); one already told for this step is not told again."""
+    unsaved = False
+    for notifier in list(waiting):
+        if f"{notifier.name}.sent" in step.external_ids:
+            waiting.remove(notifier)
             continue
-        prefix = f"{notifier.name}."
-        journal = NotifierJournal(step, ctx.status.steps, prefix, ctx.checkpoint)
+        journal = NotifierJournal(step, ctx.status.steps, f"{notifier.name}.", ctx.checkpoint)
         if unsaved:  # the last notifier's `sent`, durable before the next one is told
             await ctx.checkpoint()
         try:
@@ -298,14 +333,11 @@ async def _notify(step: StepStatus, ctx: StepContext, kind: str) -> StepResult:
             errors.append(
                 text if text.startswith(f"{notifier.name}:") else f"{notifier.name}: {text}"
             )
+            waiting.remove(notifier)
             continue
         journal.note(**result.external_ids, sent="true")  # written with the step's end
-        told, unsaved = told + 1, True
-    if errors:
-        raise StepFailed("; ".join(errors))
-    if not ctx.providers.notifiers:
-        return StepResult("no notifiers configured")
-    return StepResult(f"{told} notifier(s) told")
+        waiting.remove(notifier)
+        unsaved = True
 
 
 async def _notify_started(step: StepStatus, ctx: StepContext) -> StepResult:
