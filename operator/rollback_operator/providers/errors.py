@@ -6,6 +6,10 @@ provider's own error text, never from request headers or URLs with credentials.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
 
 class ProviderError(Exception):
     """Anything that went wrong talking to a provider."""
@@ -61,3 +65,18 @@ def first_provider_error(group: BaseExceptionGroup[BaseException]) -> ProviderEr
         if isinstance(found, ProviderError):
             return found
     return None
+
+
+async def in_order(*calls: Awaitable[Any]) -> list[Any]:
+    """What `calls` return, run at the same time (the caller waits for the slowest, not for
+    their sum). The error raised is the first in their order, whichever failed first, so the
+    same failure always reads the same; the calls still running then are cancelled."""
+    running = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return [await call for call in running]
+    finally:
+        for call in running:
+            if not call.done():
+                call.cancel()
+            elif not call.cancelled():
+                call.exception()  # a later one's error: the first one's is raised

@@ -9,7 +9,6 @@ the contract suite; nothing outside `providers/` changes.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,7 @@ from rollback_operator.providers.base import (
 from rollback_operator.providers.context import BuildContext
 from rollback_operator.providers.deployments import railway, vercel
 from rollback_operator.providers.endpoints import OFFICIAL_ONLY, Endpoints
-from rollback_operator.providers.errors import PermanentError
+from rollback_operator.providers.errors import PermanentError, in_order
 from rollback_operator.providers.metrics import prometheus
 from rollback_operator.providers.notifiers import pagerduty, slack, statuspage
 from rollback_operator.providers.objectstore import reports
@@ -97,7 +96,7 @@ class RealProviderFactory:
         backend = _entry(BACKENDS, "backend", targets.backend)
         database = _entry(DATABASES, "database", targets.database)
         storage = _entry(STORAGES, "storage", targets.storage)
-        front, back, (data, files), notifiers = await _at_once(
+        front, back, (data, files), notifiers = await in_order(
             _deployment(frontend, context),
             _deployment(backend, context),
             _data_layers(database, storage, context),
@@ -121,21 +120,6 @@ class RealProviderFactory:
     async def notifiers(self, policy: RollbackPolicy, secrets: SecretReader) -> list[Notifier]:
         self.endpoints.check_policy(policy)
         return await _notifiers(BuildContext(policy, secrets, self.endpoints))
-
-
-async def _at_once(*builds: Awaitable[Any]) -> list[Any]:
-    """What `builds` return, run at the same time (each reads its own Secrets, so a rollback
-    waits for the slowest read, not for all in turn). The error is the first in their order, as
-    when they ran one after another; the builds still running then are cancelled."""
-    running = [asyncio.ensure_future(build) for build in builds]
-    try:
-        return [await build for build in running]
-    finally:
-        for build in running:
-            if not build.done():
-                build.cancel()
-            elif not build.cancelled():
-                build.exception()  # a later one's error: the first one's is raised
 
 
 async def _deployment(entry: tuple[Any, Any] | None, context: BuildContext) -> Any:

@@ -9,7 +9,6 @@ request already rolled back are left out (`leave`), unless `spec.to` pins them.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Collection
 from datetime import datetime
 
@@ -24,6 +23,7 @@ from rollback_operator.api.rollback import (
     StoragePlan,
 )
 from rollback_operator.providers.base import VERSIONS_SOURCE, Providers
+from rollback_operator.providers.errors import in_order
 
 
 class PlanError(Exception):
@@ -52,21 +52,12 @@ async def make_plan(
     whichever read failed first, so the same failure always reads the same.
     """
     chosen = [t for t in spec.chosen_targets() if t not in leave]
-    reads = (
-        asyncio.ensure_future(_app(chosen, Target.FRONTEND, spec, providers)),
-        asyncio.ensure_future(_app(chosen, Target.BACKEND, spec, providers)),
-        asyncio.ensure_future(_data_layers(chosen, spec, providers, now)),
+    frontend, backend, (database, storage) = await in_order(
+        _app(chosen, Target.FRONTEND, spec, providers),
+        _app(chosen, Target.BACKEND, spec, providers),
+        _data_layers(chosen, spec, providers, now),
     )
-    try:
-        plan = RollbackPlan(frontend=await reads[0], backend=await reads[1])
-        plan.database, plan.storage = await reads[2]
-        return plan
-    finally:
-        for read in reads:  # cancel what still runs; an error after the first is not reported
-            if not read.done():
-                read.cancel()
-            elif not read.cancelled():
-                read.exception()
+    return RollbackPlan(frontend=frontend, backend=backend, database=database, storage=storage)
 
 
 async def _app(
