@@ -1,9 +1,11 @@
 """Runs one step with retries and records each attempt, its start first where that matters.
 
 A step's start is written before its provider call (`Trait.record_start`): a crash then
-redoes the step and says so, an abort knows it may have acted, and a notice never points
-people at a record that does not exist yet. Only verify (it reads) and report (it rewrites its
-own ConfigMap) skip that write. Every step's end rides on the engine's next write (the next
+redoes the step and says so, and an abort knows it may have acted. Verify (it reads), report (it
+rewrites its own ConfigMap) and the notices skip that write: a notice only tells people, and a
+crash after telling them tells them again whether its start was written or not, so the start
+notice goes out without waiting for a write and rides on the first change's, and the last one
+on the outcome's. Every step's end rides on the engine's next write (the next
 step's start, a wait, the outcome; `reconcile.writes`), which comes before the next step acts.
 
 Two retry layers exist on purpose: the HTTP layer retries briefly inside one call; this one

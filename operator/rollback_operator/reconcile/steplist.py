@@ -35,12 +35,13 @@ class Trait:
     always: bool = False  # runs even after a failure or an abort
     parallel: bool = False  # consecutive parallel steps run together
     cut_safely: bool = False  # an attempt cut short may stay unfinished: it changes nothing
-    record_start: bool = True  # its start is durable before it acts (False: it only reads, or
-    # rewrites its own output: a redo is harmless and nobody needs to know it began)
+    record_start: bool = True  # its start is durable before it acts (False: it only reads,
+    # rewrites its own output, or tells people: a redo is harmless, or tells them again, which
+    # a crash after the telling did before too; nobody needs to know it began)
 
 
 TRAITS: dict[str, Trait] = {
-    NOTIFY_STARTED: Trait(critical=False),
+    NOTIFY_STARTED: Trait(critical=False, record_start=False),
     STOP_TRAFFIC: Trait(destructive=True),
     SAFETY_BACKUP: Trait(cut_safely=True),
     RESTORE_DATABASE: Trait(destructive=True),
@@ -50,7 +51,7 @@ TRAITS: dict[str, Trait] = {
     RESUME_TRAFFIC: Trait(critical=False, always=True, parallel=True),
     VERIFY: Trait(cut_safely=True, record_start=False),
     REPORT: Trait(critical=False, always=True, record_start=False),
-    NOTIFY_FINISHED: Trait(critical=False, always=True),
+    NOTIFY_FINISHED: Trait(critical=False, always=True, record_start=False),
 }
 
 TRAFFIC_TARGETS = (Target.FRONTEND, Target.BACKEND)
