@@ -7,7 +7,8 @@ fakes need the same machinery, kept here once: a server on a free loopback port 
 background thread with its own event loop, per-call latency, injectable faults (429, 5xx,
 provider-shaped errors, slow answers, dropped connections), scripted events (something else
 happens on the provider right after a given call, such as a CI deploy landing mid-rollback), a
-fixed-window rate limiter, and a request log that never holds a credential (`request_log`).
+fixed-window rate limiter, and a request log that never holds a credential (`request_log`) and
+shows which calls were in flight at once (each call's arrival and answer on one count).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import abc
 import asyncio
 import contextlib
 import fnmatch
+import itertools
 import json
 import math
 import socket
@@ -204,6 +206,7 @@ class FakeApi(abc.ABC):
         self.events: FaultInjector[Callable[[], object]] = FaultInjector()
         self.log = RequestLog()
         self.lock = threading.RLock()
+        self._moments = itertools.count(1)  # arrivals and answers, in the order they happen
         observers.fake_started(self)
 
     def inject(self, fault: Fault, *, route: str = "*", times: int | None = 1) -> None:
@@ -255,6 +258,7 @@ class FakeApi(abc.ABC):
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         call = await ApiCall.read(request)
         with self.lock:
+            arrived = next(self._moments)
             route, mutating = self.describe(call)
         fault = self.faults.take(route)
         delay = self.latency + (fault.seconds if isinstance(fault, Slow) else 0.0)
@@ -262,10 +266,10 @@ class FakeApi(abc.ABC):
             try:
                 await asyncio.sleep(delay)
             except asyncio.CancelledError:  # the client hung up first (e.g. its timeout fired)
-                self._record(call, route, mutating, None, fault)
+                self._record(call, route, mutating, None, fault, arrived)
                 raise
         if isinstance(fault, Dropped):
-            self._record(call, route, mutating, None, fault)
+            self._record(call, route, mutating, None, fault, arrived)
             if request.transport is not None:
                 request.transport.close()
             return web.Response()
@@ -280,13 +284,21 @@ class FakeApi(abc.ABC):
                 if event is not None:
                     event()
             self.finish(call, response)
-        self._record(call, route, mutating, response.status, fault)
+        self._record(call, route, mutating, response.status, fault, arrived)
         return response
 
     def _record(
-        self, call: ApiCall, route: str, mutating: bool, status: int | None, fault: Fault | None
+        self,
+        call: ApiCall,
+        route: str,
+        mutating: bool,
+        status: int | None,
+        fault: Fault | None,
+        arrived: int,
     ) -> None:
         secrets = list(self.secrets())
+        with self.lock:
+            answered = next(self._moments)
         self.log.append(
             RequestRecord(
                 method=call.method,
@@ -298,6 +310,8 @@ class FakeApi(abc.ABC):
                 status=status,
                 mutating=mutating,
                 fault=type(fault).__name__ if fault is not None else None,
+                arrived=arrived,
+                answered=answered,
             )
         )
 

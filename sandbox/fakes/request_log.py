@@ -33,6 +33,14 @@ class RequestRecord:
     mutating: bool
     fault: str | None
     """Class name of the injected fault that shaped this answer, if any."""
+    arrived: int = 0
+    """When the call arrived, on the fake's own count of arrivals and answers."""
+    answered: int = 0
+    """When it was answered (or dropped), on the same count."""
+
+    def overlaps(self, other: RequestRecord) -> bool:
+        """Both calls were in flight at once: each arrived before the other was answered."""
+        return self.arrived < other.answered and other.arrived < self.answered
 
 
 class RequestLog:

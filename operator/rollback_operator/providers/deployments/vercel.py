@@ -20,7 +20,7 @@ and is a warning in the step's result when it is not (V4).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,9 +64,15 @@ class VercelProject:
 
     async def plan(self, pin: str | None) -> DeploymentPlan:
         async with self._http.session() as s:
-            project = await self._read_project(s, "plan")
-            live = _production(project)
-            to = await self._check_pin(s, pin, project) if pin else await self._last_good(s, live)
+            if pin:
+                project, dep = await errors.in_order(
+                    self._read_project(s, "plan"), self._read_pin(s, pin)
+                )
+                to = self._check_pin(pin, dep, project)
+            else:
+                pages = self._pages(s, "plan")
+                project, _ = await errors.in_order(self._read_project(s, "plan"), pages.read())
+                to = await self._last_good(pages, _production(project))
         return DeploymentPlan.model_validate(
             {"from": _production_id(project), "to": to, "serving": not project.get("paused")}
         )
@@ -123,20 +129,23 @@ class VercelProject:
 
     async def candidates(self, limit: int) -> list[Candidate]:
         async with self._http.session() as s:
-            project = await self._read_project(s, "candidates")
+            pages = self._pages(s, "candidates")
+            project, _ = await errors.in_order(self._read_project(s, "candidates"), pages.read())
             live = _production_id(project)
-            default = await self._good_before(s, _production(project), "candidates")
-            listed = await self._newest(s, limit, {live, default} - {None})
+            default = await self._good_before(pages, _production(project))
+            listed = await self._newest(pages, limit, {live, default} - {None})
         return [_candidate(item, live, default) for item in listed]
 
     # ----- plan -----
 
-    async def _check_pin(self, s: http.Session, pin: str, project: Json) -> str:
+    async def _read_pin(self, s: http.Session, pin: str) -> Json:
         try:
-            dep = await http.json_object(s, self._call("plan", "GET", f"/v13/deployments/{pin}"))
+            return await http.json_object(s, self._call("plan", "GET", f"/v13/deployments/{pin}"))
         except errors.NotFoundError:
             message = f"plan: pinned deployment {pin} not found"
             raise self._http.error(message, errors.NotFoundError) from None
+
+    def _check_pin(self, pin: str, dep: Json, project: Json) -> str:
         problem = _pin_problem(dep, project)
         if problem:
             raise self._http.error(
@@ -144,9 +153,9 @@ class VercelProject:
             )
         return str(dep["id"])
 
-    async def _last_good(self, s: http.Session, live: Json | None) -> str:
+    async def _last_good(self, pages: _Pages, live: Json | None) -> str:
         """What `_good_before` finds; NotFoundError when there is none."""
-        found = await self._good_before(s, live, "plan")
+        found = await self._good_before(pages, live)
         if found is None:
             where = f"older than the live one {live['id']}" if live else "at all"
             raise self._http.error(
@@ -154,7 +163,7 @@ class VercelProject:
             )
         return found
 
-    async def _good_before(self, s: http.Session, live: Json | None, operation: str) -> str | None:
+    async def _good_before(self, pages: _Pages, live: Json | None) -> str | None:
         """The newest READY production deployment that served production before `live`."""
         newest = live.get("createdAt") if live else None
 
@@ -163,10 +172,10 @@ class VercelProject:
             ready = (item.get("state") or item.get("readyState")) == "READY"
             return older and ready and item.get("isRollbackCandidate") is not False
 
-        found = await self._find_deployment(s, good, operation)
+        found = await self._find_deployment(pages, good)
         return str(found["uid"]) if found else None
 
-    async def _newest(self, s: http.Session, limit: int, marked: set[str | None]) -> list[Json]:
+    async def _newest(self, pages: _Pages, limit: int, marked: set[str | None]) -> list[Json]:
         """The newest `limit` production deployments, and those of `marked` further down."""
         listed: list[Json] = []
 
@@ -175,30 +184,35 @@ class VercelProject:
                 listed.append(item)
             return len(listed) >= limit and marked <= {d.get("uid") for d in listed}
 
-        await self._find_deployment(s, take, "candidates")
+        await self._find_deployment(pages, take)
         return listed
 
-    async def _find_deployment(
-        self, s: http.Session, wanted: Callable[[Json], bool], operation: str = "plan"
-    ) -> Json | None:
+    async def _find_deployment(self, pages: _Pages, wanted: Callable[[Json], bool]) -> Json | None:
         """The first production deployment, newest first, that `wanted` accepts."""
         until: int | None = None
         for _ in range(self._pacing.max_pages):
-            params = {"projectId": self._project, "target": "production",
-                      "limit": str(self._pacing.page_size)}  # fmt: skip
-            params |= {"until": str(until)} if until is not None else {}
-            call = self._call(operation, "GET", "/v6/deployments", params)
-            page = await http.json_object(s, call)
+            page = await pages.read(until)
             found = next((d for d in page.get("deployments") or [] if wanted(d)), None)
             until = (page.get("pagination") or {}).get("next")
             if found is not None or until is None:
                 return found
         raise self._http.error(
-            f"{operation}: no candidate in the newest {self._pacing.max_pages} pages of "
-            "deployments; "
-            "pin the deployment to roll back to",
+            f"{pages.operation}: no candidate in the newest {self._pacing.max_pages} pages of "
+            "deployments; pin the deployment to roll back to",
             errors.PermanentError,
         )
+
+    def _pages(self, s: http.Session, operation: str) -> _Pages:
+        """The production deployments' list, read page by page for one `operation`."""
+
+        async def read(until: int | None) -> Json:
+            params = {"projectId": self._project, "target": "production",
+                      "limit": str(self._pacing.page_size)}  # fmt: skip
+            params |= {"until": str(until)} if until is not None else {}
+            call = self._call(operation, "GET", "/v6/deployments", params)
+            return await http.json_object(s, call)
+
+        return _Pages(operation, read)
 
     # ----- rollback -----
 
@@ -256,7 +270,7 @@ class VercelProject:
 
     async def _newest_created(self, s: http.Session) -> str:
         """When the newest production deployment was created (ms; "0" when there is none)."""
-        newest = await self._find_deployment(s, lambda _: True, "rollback")
+        newest = await self._find_deployment(self._pages(s, "rollback"), lambda _: True)
         return str(_created(newest) if newest else 0)
 
     async def _made_since(self, s: http.Session, since: str | None) -> list[str]:
@@ -269,7 +283,7 @@ class VercelProject:
             return not newer
 
         if since is not None:
-            await self._find_deployment(s, take, "rollback")
+            await self._find_deployment(self._pages(s, "rollback"), take)
         return made
 
     def _check_outcome(
@@ -321,6 +335,23 @@ class VercelProject:
         scope = {"teamId": self._team} if self._team else {}
         body: Json | None = {} if method == "POST" else None
         return http.Call(operation, method, path, {**scope, **(params or {})}, body)
+
+
+class _Pages:
+    """The pages of the deployments' list one operation has read, each read once.
+
+    Only for reads with nothing sent to Vercel in between: after a rollback is asked for, a
+    fresh `_Pages` reads what changed."""
+
+    def __init__(self, operation: str, read: Callable[[int | None], Awaitable[Json]]) -> None:
+        self.operation = operation
+        self._read, self._pages = read, dict[int | None, Json]()
+
+    async def read(self, until: int | None = None) -> Json:
+        """The page of deployments created before `until` (ms; None: the newest page)."""
+        if until not in self._pages:
+            self._pages[until] = await self._read(until)
+        return self._pages[until]
 
 
 def _candidate(item: Json, live: str | None, default: str | None) -> Candidate:
