@@ -56,6 +56,10 @@ ENDED = {"Succeeded", "Failed", "PartiallyFailed"}
 API_NAMES = {"apiserver": "real API server (kube-apiserver, etcd)", "emulator": "emulated API"}
 API_PROCESSES = {"apiserver": "kube-apiserver + etcd", "emulator": "emulator"}
 Manifest = dict[str, Any]
+RAILWAY_DEPLOY_SECONDS = 3.0
+"""How long a Railway rollback's deployment takes to go live, however often it is read, as
+Railway's builds do (docs/providers.md#R11, kinder item 14); the adapter, polling every 2 s,
+sees it live at its poll 4 s after asking, as it did when the fake counted reads."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,9 @@ def _rollback_target(body: Any) -> str:
 def fleet() -> Iterator[Fleet]:
     """Serve the fakes (no latency) for the duration of the block."""
     vercel = FakeVercel(token=VERCEL_TOKEN)
-    railway = FakeRailway(token=RAILWAY_TOKEN, rate_limit=1_000_000)
+    railway = FakeRailway(
+        token=RAILWAY_TOKEN, rate_limit=1_000_000, deploy_seconds=RAILWAY_DEPLOY_SECONDS
+    )
     slack = FakeSlack()
     with ExitStack() as stack:
         v_url = stack.enter_context(vercel.serve()).url
