@@ -38,6 +38,7 @@ from rollback_operator.providers.deployments.railway_api import (
     WAS_GOOD,
     Json,
     RailwayApi,
+    Session,
     gone,
     serves,
 )
@@ -132,12 +133,12 @@ class RailwayService:
 
     # ----- plan -----
 
-    async def _live(self, s: http.Session, operation: str) -> Json | None:
+    async def _live(self, s: Session, operation: str) -> Json | None:
         """The active deployment, stopped or not; else the newest that crashed (it was live)."""
         active = await self._api.find(s, operation, lambda d: d["status"] in ACTIVE)
         return active or await self._api.find(s, operation, lambda d: d["status"] == "CRASHED")
 
-    async def _check_pin(self, s: http.Session, pin: str, live: Json | None) -> str:
+    async def _check_pin(self, s: Session, pin: str, live: Json | None) -> str:
         try:
             dep = await self._api.deployment(s, "plan", pin)
         except errors.NotFoundError:
@@ -157,7 +158,7 @@ class RailwayService:
             return f"is {dep['status']}, not a deployment that was live"
         return None if dep.get("canRollback") else "cannot be rolled back to (canRollback false)"
 
-    async def _last_good(self, s: http.Session, live: Json | None) -> str:
+    async def _last_good(self, s: Session, live: Json | None) -> str:
         """What `_good_before` finds; NotFoundError when there is none."""
         found = await self._good_before(s, live, "plan")
         if found is None:
@@ -166,7 +167,7 @@ class RailwayService:
             raise self._api.error(message, errors.NotFoundError)
         return str(found["id"])
 
-    async def _good_before(self, s: http.Session, live: Json | None, operation: str) -> Json | None:
+    async def _good_before(self, s: Session, live: Json | None, operation: str) -> Json | None:
         """The newest deployment before `live` that was good and can be rolled back to."""
         passed = live is None
 
@@ -179,7 +180,7 @@ class RailwayService:
 
         return await self._api.find(s, operation, good)
 
-    async def _newest(self, s: http.Session, limit: int, marked: set[str]) -> list[Json]:
+    async def _newest(self, s: Session, limit: int, marked: set[str]) -> list[Json]:
         """The newest `limit` deployments of the service, and those of `marked` further down."""
         listed: list[Json] = []
 
@@ -193,11 +194,12 @@ class RailwayService:
 
     # ----- traffic -----
 
-    async def _stop_all(self, s: http.Session, operation: str) -> list[str]:
+    async def _stop_all(self, s: Session, operation: str) -> list[str]:
         """Stop every deployment that serves, and see their instances gone; their ids."""
         stopped: list[str] = []
         for _ in range(STOP_ROUNDS):
-            serving = [d for d in await self._api.every(s, operation, ACTIVE) if serves(d)]
+            active = await self._api.every(s, operation, ACTIVE, fresh=True)
+            serving = [d for d in active if serves(d)]
             if not serving:
                 return stopped
             for dep in serving:
@@ -206,9 +208,9 @@ class RailwayService:
         message = f"{operation}: deployments keep starting to serve (stopped {stopped})"
         raise self._api.error(message, errors.RetryableError)
 
-    async def _await_stopped(self, s: http.Session, operation: str, deployment_id: str) -> str:
+    async def _await_stopped(self, s: Session, operation: str, deployment_id: str) -> str:
         wait = self._pacing.wait(self._api.http)
-        while not gone(await self._api.deployment(s, operation, deployment_id)):
+        while not gone(await self._api.deployment(s, operation, deployment_id, fresh=True)):
             message = (
                 f"{operation}: deployment {deployment_id} still has running instances "
                 f"{wait.seconds:g}s after it was stopped"
@@ -223,7 +225,7 @@ class RailwayService:
         also = f"; stopped {', '.join(stopped)}" if stopped else ""
         return StepResult(f"the service served no traffic when planned; left stopped{also}")
 
-    async def _stopped(self, s: http.Session, active: list[Json], journal: Journal) -> Json:
+    async def _stopped(self, s: Session, active: list[Json], journal: Journal) -> Json:
         """The stopped deployment the service runs, to bring back (recorded in `journal`, so a
         redone resume brings back the same one); an error when there is none."""
         recorded = journal.recorded.get(RESUMED_FROM)

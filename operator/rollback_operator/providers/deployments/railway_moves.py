@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from rollback_operator.providers import errors, http
+from rollback_operator.providers import errors
 from rollback_operator.providers.base import Journal
 from rollback_operator.providers.deployments.pacing import Pacing
 from rollback_operator.providers.deployments.railway_api import (
@@ -25,6 +25,7 @@ from rollback_operator.providers.deployments.railway_api import (
     ROLLBACK,
     Json,
     RailwayApi,
+    Session,
 )
 
 
@@ -70,7 +71,7 @@ class Moves:
         self._api, self._pacing = api, pacing
 
     async def rollback_to(
-        self, s: http.Session, operation: str, target: Json, journal: Journal, keys: Keys
+        self, s: Session, operation: str, target: Json, journal: Journal, keys: Keys
     ) -> Made:
         """A rollback to `target`, asked for once per journal; its deployment, live and alone."""
         made = journal.recorded.get(keys.made)
@@ -84,7 +85,7 @@ class Moves:
         return await self.alone(s, operation, made, journal, keys)
 
     async def alone(
-        self, s: http.Session, operation: str, made: str, journal: Journal, keys: Keys
+        self, s: Session, operation: str, made: str, journal: Journal, keys: Keys
     ) -> Made:
         """`made`, unless another deployment made since the request is on its way or live."""
         before = journal.recorded.get(keys.newest_before)
@@ -101,7 +102,7 @@ class Moves:
         return Made(made, tuple(_label(d) for d in others))
 
     async def _request(
-        self, s: http.Session, operation: str, target: Json, journal: Journal, keys: Keys
+        self, s: Session, operation: str, target: Json, journal: Journal, keys: Keys
     ) -> str:
         """The deployment of a rollback to `target`, asked for unless an earlier attempt did."""
         before = journal.recorded.get(keys.newest_before)
@@ -124,7 +125,7 @@ class Moves:
         return made
 
     async def _claim(
-        self, s: http.Session, operation: str, target: Json, before: str, *, asked: bool
+        self, s: Session, operation: str, target: Json, before: str, *, asked: bool
     ) -> str | None:
         """The rollback's deployment among those made after `before`; None when there is none.
 
@@ -155,19 +156,22 @@ class Moves:
         message = f"{operation}: deployment {listed} {account}"
         return self._api.error(message, errors.PermanentError)
 
-    async def _since(self, s: http.Session, operation: str, before: str) -> list[Json]:
-        """The service's deployments created after `before` (every one when `before` is "")."""
-        nodes = [e["node"] for e in (await self._api.page(s, operation, None))["edges"]]
+    async def _since(self, s: Session, operation: str, before: str) -> list[Json]:
+        """The service's deployments created after `before` (every one when `before` is ""),
+        as Railway lists them now (a fresh read: it looks for what changed)."""
+        page = await self._api.page(s, operation, None, fresh=True)
+        nodes = [e["node"] for e in page["edges"]]
         if not before:
             return nodes
         marker = next((n for n in nodes if n["id"] == before), None)
         marker = marker or await self._api.deployment(s, operation, before)
         return [n for n in nodes if _at(n) > _at(marker)]
 
-    async def _await_success(self, s: http.Session, operation: str, new: str, to: str) -> None:
+    async def _await_success(self, s: Session, operation: str, new: str, to: str) -> None:
         """Once `new` (a rollback to `to`) is active; an error when it ended badly."""
         wait = self._pacing.wait(self._api.http)
-        while (status := (await self._api.deployment(s, operation, new))["status"]) not in ACTIVE:
+        status = (await self._api.deployment(s, operation, new, fresh=True))["status"]
+        while status not in ACTIVE:
             if status in ENDED_BADLY:
                 message = f"{operation}: deployment {new} (rollback to {to}) ended {status}"
                 raise self._api.error(message, errors.PermanentError)
@@ -176,6 +180,7 @@ class Moves:
                 f"after {wait.seconds:g}s"
             )
             await wait.next(late)
+            status = (await self._api.deployment(s, operation, new, fresh=True))["status"]
 
 
 def _label(deployment: Json) -> str:
