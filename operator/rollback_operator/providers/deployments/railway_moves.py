@@ -168,9 +168,13 @@ class Moves:
         return [n for n in nodes if _at(n) > _at(marker)]
 
     async def _await_success(self, s: Session, operation: str, new: str, to: str) -> None:
-        """Once `new` (a rollback to `to`) is active; an error when it ended badly."""
+        """Once `new` (a rollback to `to`) is active; an error when it ended badly.
+
+        The first look is at `new` as this session last saw it (the list that found it, read
+        a moment ago), so a build still running costs no read before the first poll interval;
+        every later look is a fresh read."""
         wait = self._pacing.wait(self._api.http)
-        status = (await self._api.deployment(s, operation, new, fresh=True))["status"]
+        status = (await self._api.deployment(s, operation, new))["status"]
         while status not in ACTIVE:
             if status in ENDED_BADLY:
                 message = f"{operation}: deployment {new} (rollback to {to}) ended {status}"
