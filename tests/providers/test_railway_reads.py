@@ -6,16 +6,20 @@ change asks again (the search for the rollback's new deployment, the polls, the 
 a concurrent deploy: the fake moves a new deployment on only when it is read alone) and
 nothing read by one operation answers another; the first poll comes one poll interval after
 the list that found the new deployment (Railway builds for seconds to minutes,
-docs/providers.md#R11, so an immediate look finds it where the list did).
+docs/providers.md#R11, so an immediate look finds it where the list did); and the journal's
+write of the new deployment's id runs while the adapter polls, and has landed before the
+rollback returns.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from sandbox.fakes.host import MemoryJournal
 from tests.contracts.hosted import RailwayWorld, railway_world
 from tests.providers.conftest import VirtualTime
 
@@ -104,3 +108,29 @@ async def test_the_first_poll_waits_one_interval_after_the_list_that_found_the_d
 
     assert polled_at == pytest.approx([POLL, 2 * POLL, 3 * POLL])
     assert timed.active() == result.external_ids["deploymentId"]
+
+
+class HeldJournal(MemoryJournal):
+    """A journal whose write of `deploymentId` lands only once Railway has been asked for one
+    deployment (after the mutation: before it, the rollback reads only a list)."""
+
+    def __init__(self, world: RailwayWorld) -> None:
+        super().__init__()
+        self.polled = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        world.fake.after("deployment", lambda: loop.call_soon_threadsafe(self.polled.set))
+
+    async def record(self, **ids: str) -> None:
+        if "deploymentId" in ids:
+            await asyncio.wait_for(self.polled.wait(), timeout=5.0)
+        await super().record(**ids)
+
+
+async def test_the_new_deployments_id_is_written_while_the_adapter_polls_and_lands_first(
+    world: RailwayWorld,
+) -> None:
+    journal = HeldJournal(world)
+
+    result = await world.target().rollback(world.old, KEY, journal)
+
+    assert journal.recorded["deploymentId"] == result.external_ids["deploymentId"]

@@ -36,7 +36,10 @@ class Journal(Protocol):
         ...
 
     async def record(self, **ids: str) -> None:
-        """Save these ids durably, now (before the next provider call)."""
+        """Save these ids durably, now (before the next provider call).
+
+        An adapter whose next reads need not wait for the write may run it as a task beside
+        them, and awaits that task before it returns or sends its next change."""
         ...
 
 

@@ -9,10 +9,15 @@ target's build `meta`, or, right after asking, the only newcomer (a rollback's `
 documented, R21); anything else is ambiguous and fails the step naming every newcomer. Once its
 own deployment is live, any other newcomer still on its way or live fails the step too (it
 would replace the rollback, or has); one that ended badly is named in the result as a warning.
+
+The deployment found is recorded in the journal too, by a write that runs while the adapter
+waits for the deployment and has landed before the step ends: a crash before it lands finds
+the deployment again as a newcomer, as a crash right after asking always did.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -75,10 +80,15 @@ class Moves:
     ) -> Made:
         """A rollback to `target`, asked for once per journal; its deployment, live and alone."""
         made = journal.recorded.get(keys.made)
+        saving = None
         if made is None:
-            made = await self._request(s, operation, target, journal, keys)
+            made, saving = await self._request(s, operation, target, journal, keys)
         try:
-            await self._await_success(s, operation, made, target["id"])
+            try:
+                await self._await_success(s, operation, made, target["id"])
+            finally:
+                if saving is not None:
+                    await saving
         except errors.PermanentError:
             await self.alone(s, operation, made, journal, keys)  # names who took over, if any
             raise
@@ -103,14 +113,15 @@ class Moves:
 
     async def _request(
         self, s: Session, operation: str, target: Json, journal: Journal, keys: Keys
-    ) -> str:
-        """The deployment of a rollback to `target`, asked for unless an earlier attempt did."""
+    ) -> tuple[str, asyncio.Task[None]]:
+        """The deployment of a rollback to `target`, asked for unless an earlier attempt did,
+        and the journal's write of it, under way: the wait for the deployment need not wait
+        for the write, but the caller awaits it before it returns."""
         before = journal.recorded.get(keys.newest_before)
         if before is not None:
             made = await self._claim(s, operation, target, before, asked=False)
             if made is not None:
-                await journal.record(**{keys.made: made})
-                return made
+                return made, _record_soon(journal, **{keys.made: made})
         else:
             edges = (await self._api.page(s, operation, None))["edges"]
             newest = max((e["node"] for e in edges), key=_at, default=None)
@@ -121,8 +132,7 @@ class Moves:
         late = f"{operation}: Railway took the rollback but no new deployment appeared"
         while (made := await self._claim(s, operation, target, before, asked=True)) is None:
             await appearing.next(late)
-        await journal.record(**{keys.made: made})
-        return made
+        return made, _record_soon(journal, **{keys.made: made})
 
     async def _claim(
         self, s: Session, operation: str, target: Json, before: str, *, asked: bool
@@ -185,6 +195,11 @@ class Moves:
             )
             await wait.next(late)
             status = (await self._api.deployment(s, operation, new, fresh=True))["status"]
+
+
+def _record_soon(journal: Journal, **ids: str) -> asyncio.Task[None]:
+    """`journal.record(**ids)`, started now and awaited later (docs on `Journal.record`)."""
+    return asyncio.ensure_future(journal.record(**ids))
 
 
 def _label(deployment: Json) -> str:
