@@ -6,22 +6,25 @@ naturally idempotent: production is `targets.production` of the project, and a r
 promote is an asynchronous job visible as the project's `lastAliasRequest` (docs/providers.md#V6),
 so a retried step finds the job it started and waits for it instead of starting another.
 
-Vercel facts this module relies on (docs/providers.md, V1-V12): list items carry `uid`, single
+Vercel facts this module relies on (docs/providers.md, V1-V13): list items carry `uid`, single
 deployments `id` (V4, V5); lists are newest first and page with `until=pagination.next` (V4);
 rollback answers 201 and the job is polled on the project (V6, V7); a refused rollback
 (400/402/422: not a rollback candidate, plan limits) may still be done by promote, which needs
 only a READY production deployment (V7, V9); 409 means another job is running (V7, a guess).
 After an instant rollback Vercel no longer auto-assigns production domains to new deployments
 until someone promotes (V12, unconfirmed); the step says so. A production deployment made while
-the rollback ran (a CI deploy) is named: it fails the step when it is what serves production,
-and is a warning in the step's result when it is not (V4).
+the rollback ran (a CI deploy: created since the job's `requestedAt`, V13) is named: it fails the
+step when it is what serves production, and is a warning in the step's result when it is not.
+
+In a burst of rollbacks each round trip a step waits for costs far more than alone (issue 14):
+reads that do not depend on each other go out together, an operation reads each page of the
+deployments once, and the rollback writes nothing to its journal before asking.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from rollback_operator.api import targets
@@ -29,6 +32,7 @@ from rollback_operator.api.rollback import DeploymentPlan
 from rollback_operator.providers import errors, http
 from rollback_operator.providers.base import Candidate, Journal, StepResult
 from rollback_operator.providers.context import BuildContext
+from rollback_operator.providers.deployments import vercel_shapes as shapes
 from rollback_operator.providers.deployments.pacing import Pacing
 
 logger = logging.getLogger(__name__)
@@ -36,9 +40,6 @@ logger = logging.getLogger(__name__)
 Json = dict[str, Any]
 ROLLBACK_REFUSED = frozenset({400, 402, 422})
 JOB_RUNNING = 409
-NEWEST_BEFORE = "newestBeforeMs"
-"""Journal key: when the newest production deployment was created before the rollback asked."""
-TERMINAL = frozenset({"succeeded", "failed", "skipped"})
 FOLLOW_UP = "promote a deployment to re-enable automatic production domain assignment"
 
 
@@ -72,28 +73,27 @@ class VercelProject:
             else:
                 pages = self._pages(s, "plan")
                 project, _ = await errors.in_order(self._read_project(s, "plan"), pages.read())
-                to = await self._last_good(pages, _production(project))
+                to = await self._last_good(pages, shapes.production(project))
         return DeploymentPlan.model_validate(
-            {"from": _production_id(project), "to": to, "serving": not project.get("paused")}
+            {"from": shapes.production_id(project), "to": to, "serving": not project.get("paused")}
         )
 
     async def rollback(self, to: str, key: str, journal: Journal) -> StepResult:
         async with self._http.session() as s:
             project = await self._read_project(s, "rollback")
-            if _production_id(project) == to:
+            if shapes.production_id(project) == to:
                 return StepResult(
                     f"{to} is already the production deployment", {"deploymentId": to}
                 )
-            running = _job(project, to, running=True)
+            running = shapes.job(project, to, running=True)
             earlier = (
                 None if running else (project.get("lastAliasRequest") or {}).get("requestedAt")
             )
-            if not running and NEWEST_BEFORE not in journal.recorded:
-                await journal.record(**{NEWEST_BEFORE: await self._newest_created(s)})
             method = running["type"] if running else await self._start(s, project["id"], to, key)
             project, job = await self._wait(s, to, earlier)
-            others = await self._made_since(s, journal.recorded.get(NEWEST_BEFORE))
-            failed = await self._failed_aliases(s, project, job)
+            others, failed = await errors.in_order(
+                self._made_since(s, job.get("requestedAt")), self._failed_aliases(s, project, job)
+            )
             self._check_outcome(project, job, to, failed, others)
         ids = {"deploymentId": to, "method": method}
         ids |= {"jobId": f"{job['type']}-{job['requestedAt']}"} if job.get("requestedAt") else {}
@@ -131,10 +131,10 @@ class VercelProject:
         async with self._http.session() as s:
             pages = self._pages(s, "candidates")
             project, _ = await errors.in_order(self._read_project(s, "candidates"), pages.read())
-            live = _production_id(project)
-            default = await self._good_before(pages, _production(project))
+            live = shapes.production_id(project)
+            default = await self._good_before(pages, shapes.production(project))
             listed = await self._newest(pages, limit, {live, default} - {None})
-        return [_candidate(item, live, default) for item in listed]
+        return [shapes.candidate(item, live, default) for item in listed]
 
     # ----- plan -----
 
@@ -146,7 +146,7 @@ class VercelProject:
             raise self._http.error(message, errors.NotFoundError) from None
 
     def _check_pin(self, pin: str, dep: Json, project: Json) -> str:
-        problem = _pin_problem(dep, project)
+        problem = shapes.pin_problem(dep, project)
         if problem:
             raise self._http.error(
                 f"plan: pinned deployment {pin} {problem}", errors.PermanentError
@@ -168,7 +168,7 @@ class VercelProject:
         newest = live.get("createdAt") if live else None
 
         def good(item: Json) -> bool:
-            older = newest is None or _created(item) < newest
+            older = newest is None or shapes.created(item) < newest
             ready = (item.get("state") or item.get("readyState")) == "READY"
             return older and ready and item.get("isRollbackCandidate") is not False
 
@@ -242,7 +242,7 @@ class VercelProject:
 
     async def _adopt(self, s: http.Session, to: str, refused: errors.Refused) -> str:
         """A 409: wait for the running job if it moves to `to`, else try again later."""
-        job = _job(await self._read_project(s, "rollback"), to, running=True)
+        job = shapes.job(await self._read_project(s, "rollback"), to, running=True)
         if job is None:
             raise self._http.error(
                 f"rollback: another rollback or promote is running ({refused.message})",
@@ -253,32 +253,32 @@ class VercelProject:
     async def _wait(self, s: http.Session, to: str, earlier: Any) -> tuple[Json, Json]:
         """The project once its job to `to` has ended (or `to` is live without a visible job).
 
-        A job requested at `earlier` is the one seen before ours was asked for: not ours.
+        A job requested at `earlier` is the one seen before ours was asked for: not ours. The
+        first look comes one poll interval after the job was asked for (or seen running), not at
+        once: a look right away would only find what the step just asked for or saw.
         """
         wait = self._pacing.wait(self._http)
+        state = "pending"
         while True:
+            await wait.next(
+                f"rollback: Vercel's job to {to} is still {state} after {wait.seconds:g}s"
+            )
             project = await self._read_project(s, "rollback")
-            job = _job(project, to, running=False)
+            job = shapes.job(project, to, running=False)
             job = None if job and earlier and job.get("requestedAt") == earlier else job
-            if job is not None and job.get("jobStatus") in TERMINAL:
+            if job is not None and job.get("jobStatus") in shapes.TERMINAL:
                 return project, job
-            if job is None and _production_id(project) == to:
+            if job is None and shapes.production_id(project) == to:
                 return project, {}
-            state = job.get("jobStatus") if job else "not visible"
-            message = f"rollback: Vercel's job to {to} is still {state} after {wait.seconds:g}s"
-            await wait.next(message)
+            state = str(job.get("jobStatus")) if job else "not visible"
 
-    async def _newest_created(self, s: http.Session) -> str:
-        """When the newest production deployment was created (ms; "0" when there is none)."""
-        newest = await self._find_deployment(self._pages(s, "rollback"), lambda _: True)
-        return str(_created(newest) if newest else 0)
-
-    async def _made_since(self, s: http.Session, since: str | None) -> list[str]:
-        """Production deployments created after `since` (ms), newest first; [] without it."""
+    async def _made_since(self, s: http.Session, since: Any) -> list[str]:
+        """Production deployments created since `since` (the job's `requestedAt`, ms), newest
+        first; [] without it (docs/providers.md#V13)."""
         made: list[str] = []
 
         def take(item: Json) -> bool:
-            newer = _created(item) > int(since or 0)
+            newer = shapes.created(item) >= int(since)
             made.extend([str(item["uid"])] if newer else [])
             return not newer
 
@@ -290,7 +290,7 @@ class VercelProject:
         self, project: Json, job: Json, to: str, failed: list[str], others: list[str]
     ) -> None:
         """Raise unless the job ended well and `to` now serves production."""
-        status, live = job.get("jobStatus", "succeeded"), _production_id(project)
+        status, live = job.get("jobStatus", "succeeded"), shapes.production_id(project)
         if live in others:
             raise self._http.error(
                 f"rollback: production is {live}, a deployment made while the rollback to {to} "
@@ -320,7 +320,7 @@ class VercelProject:
             listed = (await http.json_object(s, call)).get("aliases") or []
         except errors.ProviderError:
             return []
-        return [_hostname(a.get("alias")) for a in listed if isinstance(a, dict)]
+        return [shapes.hostname(a.get("alias")) for a in listed if isinstance(a, dict)]
 
     # ----- helpers -----
 
@@ -354,59 +354,8 @@ class _Pages:
         return self._pages[until]
 
 
-def _candidate(item: Json, live: str | None, default: str | None) -> Candidate:
-    """A list item as a candidate; its note is the URL, as `vercel ls` shows it."""
-    uid, created = str(item["uid"]), item.get("createdAt") or item.get("created")
-    refused = " (not a rollback candidate)" if item.get("isRollbackCandidate") is False else ""
-    return Candidate(
-        id=uid,
-        created_at=datetime.fromtimestamp(int(created) / 1000, UTC) if created else None,
-        state=str(item.get("state") or item.get("readyState") or "?"),
-        live=uid == live,
-        default=uid == default,
-        note=f"{item.get('url') or ''}{refused}".strip(),
-    )
-
-
-def _pin_problem(dep: Json, project: Json) -> str | None:
-    state, where = dep.get("readyState") or dep.get("status"), dep.get("projectId")
-    if where != project["id"]:
-        return f"belongs to project {where}, not {project['id']}"
-    if state != "READY":
-        return f"is {state}, not READY"
-    return None if dep.get("target") == "production" else "is not a production deployment"
-
-
-def _created(item: Json) -> int:
-    """A list item's creation time in ms (`createdAt`, or the older `created`)."""
-    return int(item.get("createdAt") or item.get("created") or 0)
-
-
 def _path(project: Json) -> str:
     return f"/v1/projects/{project['id']}"
-
-
-def _production(project: Json) -> Json | None:
-    live = (project.get("targets") or {}).get("production")
-    return live if isinstance(live, dict) and live.get("id") else None
-
-
-def _production_id(project: Json) -> str | None:
-    live = _production(project)
-    return str(live["id"]) if live else None
-
-
-def _job(project: Json, to: str, *, running: bool) -> Json | None:
-    """The project's alias job if it moves production to `to` (and, if asked, still runs)."""
-    job = project.get("lastAliasRequest")
-    if not isinstance(job, dict) or job.get("toDeploymentId") != to:
-        return None
-    return None if running and job.get("jobStatus") in TERMINAL else job
-
-
-def _hostname(alias: Any) -> str:
-    """An alias entry as the CLI (`{alias, deploymentId}`) or the SDK (a string) shapes it."""
-    return str(alias.get("alias") if isinstance(alias, dict) else alias)
 
 
 async def build(config: targets.VercelTarget, context: BuildContext) -> VercelProject:
