@@ -89,13 +89,15 @@ class AliasJob:
     status: JobStatus = "pending"
     polls: int = 0
     description: str | None = None
+    clock_ahead_ms: int = 0
+    """How far ahead of the deployments' clock `requestedAt` is stamped (docs/providers.md#V13)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "type": self.type,
             "fromDeploymentId": self.from_id,
             "toDeploymentId": self.to_id,
-            "requestedAt": self.requested_at,
+            "requestedAt": self.requested_at + self.clock_ahead_ms,
             "jobStatus": self.status,
         }
 

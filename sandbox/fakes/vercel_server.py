@@ -72,7 +72,8 @@ class FakeVercel(FakeApi, VercelWorld):
     (`flat_promote_aliases`; V10); refusal statuses (`rejections`; V7); Hobby "previous
     deployment only" rule (`hobby_plan`; V8); per-endpoint limits (`rate_limit` per 60 s, off
     by default; V3); `X-RateLimit-*` headers (`rate_limit_headers`, off by default; V3);
-    default page size (`default_page_size`, 20).
+    default page size (`default_page_size`, 20); a job's `requestedAt` stamped on a clock
+    ahead of the deployments' `createdAt` (`job_clock_ahead_ms`, 0 by default; V13).
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class FakeVercel(FakeApi, VercelWorld):
         rate_limit: int | None = None,
         rate_limit_headers: bool = False,
         default_page_size: int = 20,
+        job_clock_ahead_ms: int = 0,
     ) -> None:
         FakeApi.__init__(self, latency=latency, clock=clock)
         VercelWorld.__init__(
@@ -108,6 +110,7 @@ class FakeVercel(FakeApi, VercelWorld):
         self.rejections = rejections or RollbackRejections()
         self.rate_limit_headers = rate_limit_headers
         self.default_page_size = default_page_size
+        self.job_clock_ahead_ms = job_clock_ahead_ms
         self._rate = RateWindow(rate_limit, 60.0, clock) if rate_limit is not None else None
         self._last_rate: RateState | None = None
         self._trace_ids = itertools.count(1)
@@ -274,7 +277,7 @@ class FakeVercel(FakeApi, VercelWorld):
             return _error(rej.hobby_not_previous, "Hobby plans may only roll back one deployment")
         project.job = AliasJob(
             kind, project.production, dep.uid, self._now_ms(), self.job_outcome,
-            description=call.query.get("description"),
+            description=call.query.get("description"), clock_ahead_ms=self.job_clock_ahead_ms,
         )  # fmt: skip
         project.updated_at = self._now_ms()
         for alias in project.aliases:

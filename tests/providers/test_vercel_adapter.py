@@ -4,8 +4,9 @@ What every deployment target does (plan, rollback once per key, stop and resume 
 candidates, the fault matrix, the factory) is claimed in `tests/contracts`. Claims here: it
 plans from Vercel's own history, skipping what never served production and paging with
 `until`, and refuses pins Vercel would refuse; it rolls back by instant rollback or promote and
-waits for the alias job, adopting a job already running; every call stays in the team; it
-records what it paused; and the HTTP layer's Vercel-facing rules (401, Retry-After, redirects).
+waits for the alias job, adopting a job already running; a deploy that took over production
+fails the step, even when Vercel stamps the job ahead of the deployments' clock; every call
+stays in the team; it records what it paused; and the HTTP layer's Vercel-facing rules (401, Retry-After, redirects).
 """
 
 from __future__ import annotations
@@ -227,6 +228,24 @@ async def test_a_production_deploy_that_took_over_fails_the_rollback_naming_it(
     world.fake.after("POST /v1/projects/*/rollback/*", job_done_then_a_deploy_goes_live)
 
     with pytest.raises(errors.PermanentError, match="concurrent deploy") as raised:
+        await world.target().rollback(world.old, KEY, world.journal)
+
+    assert f"production is {landed[0]}" in str(raised.value)
+
+
+@with_options(job_clock_ahead_ms=5_000)
+async def test_a_deploy_that_took_over_fails_the_rollback_even_when_vercels_clocks_disagree(
+    world: World,
+) -> None:
+    landed: list[str] = []
+
+    def job_done_then_a_deploy_goes_live() -> None:  # stamped "before" the job was asked for
+        world.fake.complete_job(world.project)
+        landed.append(world.deploy())
+
+    world.fake.after("POST /v1/projects/*/rollback/*", job_done_then_a_deploy_goes_live)
+
+    with pytest.raises(errors.PermanentError) as raised:
         await world.target().rollback(world.old, KEY, world.journal)
 
     assert f"production is {landed[0]}" in str(raised.value)

@@ -218,6 +218,16 @@ def test_instant_rollback_job_succeeds_after_configured_polls(world: World) -> N
     assert project["targets"]["production"]["readySubstate"] == "PROMOTED"
 
 
+@with_options(job_clock_ahead_ms=5_000)
+def test_a_jobs_request_time_can_be_stamped_ahead_of_the_deployments_clock(world: World) -> None:
+    world.post(f"/v1/projects/{world.project}/rollback/{world.old}")
+    made_after_asking = world.fake.add_deployment(world.project, live=False)
+
+    requested = world.poll()["lastAliasRequest"]["requestedAt"]
+
+    assert requested > world.fake.deployment(made_after_asking).created_at
+
+
 def test_production_stays_on_the_old_deployment_while_the_job_runs(world: World) -> None:
     world.post(f"/v9/projects/{world.project}/rollback/{world.old}")
 
