@@ -6,6 +6,7 @@ handlers stay free of client details and the calls we make are easy to list for 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -22,7 +23,12 @@ JSON_PATCH = "application/json-patch+json"
 LOG_MARK = "rollback.mindmate.app/deployment-log"
 LOG_LINES = 1000  # about 150 KB of a ConfigMap's 1 MiB; the backups bucket keeps every line
 _MESSAGE_LIMIT = 600
+SECRET_TTL = 5.0
+"""Seconds one read of a Secret answers every other read of it: a burst of rollbacks whose
+policies share credentials reads each Secret once, and a Secret changed by a person is used
+within this long. A failed read is never kept."""
 Body = dict[str, Any]
+SecretData = dict[str, str]
 
 
 def _translate(error: ApiException, what: str) -> Exception:
@@ -52,13 +58,18 @@ def _status_message(error: ApiException) -> str:
 class KubeApi:
     """A thin async wrapper over kubernetes_asyncio for the calls the operator makes."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, *, secret_ttl: float = SECRET_TTL) -> None:
         self._api = api
         self._custom = client.CustomObjectsApi(api)
         self._core = client.CoreV1Api(api)
+        self._secret_ttl = secret_ttl
+        self._secrets: dict[tuple[str, str], tuple[float, asyncio.Future[SecretData]]] = {}
+        """(namespace, name) -> when the read expires, and the read (done or in flight)."""
 
     @classmethod
-    async def connect(cls, kubeconfig: str | None = None) -> KubeApi:
+    async def connect(
+        cls, kubeconfig: str | None = None, *, secret_ttl: float = SECRET_TTL
+    ) -> KubeApi:
         """In-cluster config when running in a pod, else the kubeconfig."""
         cfg = client.Configuration()
         try:
@@ -72,7 +83,7 @@ class KubeApi:
                     f"no usable Kubernetes configuration: not in a pod, and {where}: {error}",
                     provider="kubernetes",
                 ) from None
-        return cls(_straight(client.ApiClient(configuration=cfg)))
+        return cls(_straight(client.ApiClient(configuration=cfg)), secret_ttl=secret_ttl)
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -148,14 +159,35 @@ class KubeApi:
         whitespace: a token saved with `echo token > file; kubectl create secret --from-file`
         ends in a newline, which no token, key, password or URL means to hold."""
         what = f"Secret {namespace}/{name}"
+        data = await self._secret_data(namespace, name)
+        if key not in data:
+            raise PermanentError(f"{what} has no key {key!r}", provider="kubernetes")
+        return base64.b64decode(data[key]).decode().strip()
+
+    async def _secret_data(self, namespace: str, name: str) -> SecretData:
+        """A Secret's data: one GET answers every read of it within `secret_ttl` seconds,
+        those made while it is in flight included."""
+        now = asyncio.get_running_loop().time()
+        self._secrets = {k: v for k, v in self._secrets.items() if v[0] > now}
+        kept = self._secrets.get((namespace, name))
+        if kept is None:
+            read = asyncio.ensure_future(self._get_secret(namespace, name))
+            kept = self._secrets[(namespace, name)] = (now + self._secret_ttl, read)
+            read.add_done_callback(lambda done: self._forget_failed((namespace, name), done))
+        return dict(await asyncio.shield(kept[1]))
+
+    def _forget_failed(self, key: tuple[str, str], read: asyncio.Future[SecretData]) -> None:
+        failed = read.cancelled() or read.exception() is not None
+        if failed and key in self._secrets and self._secrets[key][1] is read:
+            del self._secrets[key]
+
+    async def _get_secret(self, namespace: str, name: str) -> SecretData:
+        what = f"Secret {namespace}/{name}"
         try:
             secret = await self._core.read_namespaced_secret(name, namespace)
         except ApiException as error:
             raise _translate(error, what) from None
-        data = secret.data or {}
-        if key not in data:
-            raise PermanentError(f"{what} has no key {key!r}", provider="kubernetes")
-        return base64.b64decode(data[key]).decode().strip()
+        return dict(secret.data or {})
 
     async def upsert_config_map(
         self, namespace: str, name: str, data: dict[str, str], owner: Body
