@@ -152,3 +152,4 @@ async def run(
             server.close()
         await metrics.close()
         await kube.close()
+        await http.close_pooled_clients()

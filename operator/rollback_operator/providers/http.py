@@ -11,6 +11,11 @@ are the outer one (docs/architecture.md, "Retries").
 Each attempt is reported to the `OBSERVER` of the running context (the composition root sets
 it to the operator's telemetry), so provider latency and errors are measured in one place.
 
+Connections are kept alive across operations: one client per provider host and event loop
+(`pooled_client`), which holds no credentials (each request carries its own headers) and keeps
+no cookies, so nothing one adapter was told reaches another's request. A client per operation
+paid a new connection each time, and in production a TLS handshake too.
+
 Credentials travel only in headers. Requests are described as `METHOD /path (label)` with no
 query string, and every text that reaches a log line or an exception is scrubbed of the
 secrets this layer was given.
@@ -20,10 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import http.cookiejar
 import logging
 import random
 import ssl
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -117,6 +124,52 @@ def make_client(
     )
 
 
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
+"""One provider host's connections: as many at once as rollbacks running together may ask for,
+20 kept for the next operation."""
+_PoolKey = tuple[str, tuple[float | None, ...], httpx.AsyncBaseTransport | None]
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_PoolKey, httpx.AsyncClient]]
+_POOLS = weakref.WeakKeyDictionary()
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Refuses every cookie: a pooled client serves many adapters, tenants and credentials."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
+def pooled_client(base_url: str, options: Options) -> httpx.AsyncClient:
+    """The running loop's client for `base_url` (with these timeouts and transport), made on
+    first use and kept open until `close_pooled_clients`."""
+    t = options.timeouts
+    key = (base_url, (t.connect, t.read, t.write, t.pool), options.transport)
+    clients = _POOLS.setdefault(asyncio.get_running_loop(), {})
+    found = clients.get(key)
+    if found is None or found.is_closed:
+        found = clients[key] = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"User-Agent": USER_AGENT},
+            cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
+            timeout=options.timeouts,
+            limits=POOL_LIMITS,
+            transport=options.transport,
+            verify=tls_context(),
+            follow_redirects=False,
+        )
+    return found
+
+
+async def close_pooled_clients() -> None:
+    """Close the running loop's pooled clients (the operator stops)."""
+    clients = _POOLS.pop(asyncio.get_running_loop(), {})
+    for client in clients.values():
+        await client.aclose()
+
+
 @dataclass(frozen=True)
 class Call:
     """One request and the operation it serves; `describe` is safe to log."""
@@ -147,14 +200,14 @@ class Http:
         self.provider = provider
         self.options = options or Options()
         self._base_url = base_url.rstrip("/")
-        self._headers = dict(headers)
+        self.headers = dict(headers)
+        """Sent with each request (credentials among them); a pooled client holds none."""
         self._secrets = _secret_parts(headers)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
-        """A client for one adapter operation, closed when the operation ends."""
-        async with make_client(self._base_url, self._headers, self.options) as client:
-            yield Session(self, client)
+        """The calls of one adapter operation, on the host's kept-alive connections."""
+        yield Session(self, pooled_client(self._base_url, self.options))
 
     def scrub(self, text: str) -> str:
         """`text` with every secret this endpoint knows replaced."""
@@ -213,8 +266,9 @@ class Session:
     async def _request(self, call: Call) -> httpx.Response | Failure:
         try:
             response = await self._client.request(
-                call.method, call.path, params=call.params, json=call.json
-            )
+                call.method, call.path, params=call.params, json=call.json,
+                headers=self.http.headers,
+            )  # fmt: skip
         except httpx.TimeoutException as exc:
             return Failure(f"timed out ({type(exc).__name__})", errors.RetryableError,
                             sent=not isinstance(exc, _NOT_SENT))  # fmt: skip

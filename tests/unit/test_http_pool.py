@@ -1,0 +1,107 @@
+"""Adapters keep their connections to a provider host alive across operations, and share them
+without sharing what is personal: each request carries its own credentials, and no cookie a
+server set comes back on anyone's request.
+
+The server here is a few lines of HTTP/1.1 over asyncio that counts the connections it accepts
+and keeps every request's headers: exactly what the claims are about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from rollback_operator.providers import http
+
+
+@dataclass
+class CountingServer:
+    """Answers every request `{}` (with a cookie), on keep-alive connections it counts."""
+
+    connections: int = 0
+    requests: list[dict[str, str]] = field(default_factory=list)
+    url: str = ""
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        while head := await reader.readuntil(b"\r\n\r\n"):
+            lines = head.decode().split("\r\n")[1:]
+            headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines if x)}
+            await reader.readexactly(int(headers.get("content-length", "0")))
+            self.requests.append(headers)
+            body = json.dumps({}).encode()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Set-Cookie: session=from-the-server; Path=/\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[CountingServer]:
+    counting = CountingServer()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await counting.serve(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    listening = await asyncio.start_server(serve, "127.0.0.1", 0)
+    counting.url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}"
+    try:
+        yield counting
+    finally:
+        await http.close_pooled_clients()
+        listening.close()
+
+
+async def _operation(endpoint: http.Http, operation: str) -> None:
+    """One adapter operation: a session and two calls, as adapters make them."""
+    async with endpoint.session() as s:
+        for _ in range(2):
+            await http.json_object(s, http.Call(operation, "GET", "/v1/things"))
+
+
+async def test_operations_of_many_adapters_on_one_host_share_one_connection(
+    server: CountingServer,
+) -> None:
+    first = http.Http("vercel", server.url, {"Authorization": "Bearer team-a-token"})
+    second = http.Http("vercel", server.url, {"Authorization": "Bearer team-b-token"})
+
+    for endpoint, operation in [(first, "plan"), (second, "plan"), (first, "rollback")]:
+        await _operation(endpoint, operation)
+
+    assert server.connections == 1
+    assert [r["authorization"] for r in server.requests] == [
+        "Bearer team-a-token", "Bearer team-a-token",
+        "Bearer team-b-token", "Bearer team-b-token",
+        "Bearer team-a-token", "Bearer team-a-token",
+    ]  # fmt: skip
+
+
+async def test_no_cookie_a_server_set_is_ever_sent_back(server: CountingServer) -> None:
+    first = http.Http("railway", server.url, {"Project-Access-Token": "project-a"})
+    second = http.Http("railway", server.url, {"Project-Access-Token": "project-b"})
+
+    await _operation(first, "plan")
+    await _operation(second, "plan")
+
+    assert len(server.requests) == 4
+    assert all("cookie" not in r for r in server.requests)
+
+
+async def test_once_closed_the_next_operation_connects_again(server: CountingServer) -> None:
+    endpoint = http.Http("slack", server.url, {})
+    await _operation(endpoint, "notify")
+
+    await http.close_pooled_clients()
+    await _operation(endpoint, "notify")
+
+    assert server.connections == 2
