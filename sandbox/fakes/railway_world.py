@@ -164,6 +164,16 @@ class RailwayWorld:
         with self.lock:
             return self._spawn(self._source(service_id, environment_id), origin="source").id
 
+    def end_deployment(self, deployment_id: str, outcome: str = "SUCCESS") -> None:
+        """What Railway does when a deployment's build and deploy end now, however old it is
+        (one seeded in BUILDING, say): it reaches `outcome`, and a SUCCESS makes it the active
+        deployment, replacing the one that went live after it was created (docs/providers.md#R24,
+        the harsh reading)."""
+        if outcome not in STATUSES:
+            raise ValueError(f"unknown Railway deployment status {outcome!r}")
+        with self.lock:
+            self._finish(self._deployments[deployment_id], outcome)
+
     # ----- state machine -----
 
     def _spawn(self, source: RailwayDeployment, *, origin: str) -> RailwayDeployment:
@@ -188,9 +198,14 @@ class RailwayWorld:
         if not done:
             self._set_status(dep, p.path[min(index, len(p.path) - 1)])
             return
+        self._finish(dep, p.outcome)
+
+    def _finish(self, dep: RailwayDeployment, outcome: str) -> None:
+        """`dep` ends its build and deploy as `outcome`; a SUCCESS replaces every other active
+        or crashed deployment of the service, whatever their age (docs/providers.md#R24)."""
         dep.progress = None
-        self._set_status(dep, p.outcome)
-        if p.outcome == "SUCCESS":
+        self._set_status(dep, outcome)
+        if outcome == "SUCCESS":
             dep.can_rollback = True
             for old in self._active(dep.service_id, dep.environment_id, also_crashed=True):
                 if old is not dep:

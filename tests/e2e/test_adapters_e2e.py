@@ -121,3 +121,25 @@ def test_sigkill_during_rollback_jobs_then_restart_sends_one_rollback_per_target
         assert saas.vercel.log.count_mutating("POST /v1/projects/*/rollback/*") == 1
         assert saas.railway.log.count_mutating("deploymentRollback") == 1
         assert saas.live_frontend() == saas.old
+
+
+@pytest.mark.xfail(strict=True, reason="Railway adapter: only deployments after its marker")
+def test_a_backend_build_under_way_before_the_rollback_fails_the_step_naming_it_unasked(
+    bed: Bed,
+) -> None:
+    with serving() as saas:
+        under_way = saas.railway.add_deployment(
+            saas.service, saas.env, status="BUILDING", created_at=time.time() - 60
+        )  # a CI deploy of the bad release, started a minute before
+        bed.start(real=REAL)
+        _prepare(bed, saas)
+        bed.apply(manifests.rollback("building"))
+        body = bed.wait_for("building", {"Succeeded", "Failed", "PartiallyFailed"})
+        steps = {s.get("target"): s for s in body["status"]["steps"]}
+        assert body["status"]["phase"] == "PartiallyFailed", body["status"]
+        assert steps["backend"]["state"] == "Failed"
+        assert (
+            f"{under_way} (BUILDING), started before the rollback" in (steps["backend"]["message"])
+        )
+        assert saas.railway.log.count_mutating() == 0
+        assert saas.live_frontend() == saas.old
