@@ -6,7 +6,7 @@ reads nothing twice within one operation. Claims, each on the fake's request log
 the candidates read the project together with the deployments (or the pinned deployment); one
 operation reads each page of the deployments' list once; a rollback reads the project, asks for
 the job, looks at it no sooner than one poll interval later, and lists deployments once, after
-the job, from the job's own request time (so it writes nothing to its journal first, and still
+the job, asking only for those created since the job's own request time (so it writes nothing to its journal first, and still
 names a deploy made while a job it did not ask for ran).
 """
 
@@ -78,6 +78,10 @@ async def test_a_rollback_reads_the_project_asks_polls_and_then_lists_deployment
         await world.target().rollback(world.old, KEY, world.journal)
 
     project = f"GET /v9/projects/{world.project}"
+    job = world.fake.project(world.project).job
+    assert job is not None
+    listing = world.fake.log.matching("GET /v6/deployments")[0]
+    assert listing.query["since"] == str(job.requested_at - 1)  # only what came since it asked
     assert [r.route for r in world.fake.log.records] == [
         project, f"POST /v1/projects/{world.project}/rollback/{world.old}",
         project, project, project, "GET /v6/deployments",

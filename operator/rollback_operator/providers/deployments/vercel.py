@@ -202,13 +202,15 @@ class VercelProject:
             errors.PermanentError,
         )
 
-    def _pages(self, s: http.Session, operation: str) -> _Pages:
-        """The production deployments' list, read page by page for one `operation`."""
+    def _pages(self, s: http.Session, operation: str, since: int | None = None) -> _Pages:
+        """The production deployments' list (created after `since`, ms, if given), read page by
+        page for one `operation`."""
 
         async def read(until: int | None) -> Json:
             params = {"projectId": self._project, "target": "production",
                       "limit": str(self._pacing.page_size)}  # fmt: skip
             params |= {"until": str(until)} if until is not None else {}
+            params |= {"since": str(since)} if since is not None else {}
             call = self._call(operation, "GET", "/v6/deployments", params)
             return await http.json_object(s, call)
 
@@ -274,7 +276,8 @@ class VercelProject:
 
     async def _made_since(self, s: http.Session, since: Any) -> list[str]:
         """Production deployments created since `since` (the job's `requestedAt`, ms), newest
-        first; [] without it (docs/providers.md#V13)."""
+        first; [] without it (docs/providers.md#V13). Vercel is asked for those only (`since`
+        is "after", V4), so the answer is short and its order does not matter."""
         made: list[str] = []
 
         def take(item: Json) -> bool:
@@ -283,7 +286,7 @@ class VercelProject:
             return not newer
 
         if since is not None:
-            await self._find_deployment(self._pages(s, "rollback"), take)
+            await self._find_deployment(self._pages(s, "rollback", int(since) - 1), take)
         return made
 
     def _check_outcome(
