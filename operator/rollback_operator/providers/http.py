@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import http.cookiejar
+import itertools
 import logging
 import random
 import ssl
@@ -124,12 +125,17 @@ def make_client(
     )
 
 
-POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
-"""One provider host's connections: as many at once as rollbacks running together may ask for,
-20 kept for the next operation."""
-_PoolKey = tuple[str, tuple[float | None, ...], httpx.AsyncBaseTransport | None]
+POOL_SHARDS = 16
+"""Clients per provider host. httpx looks at every connection of a client each time a request
+starts or ends, so one client holding 100 connections (100 rollbacks at once) spent more CPU on
+that than it saved on connecting; each adapter keeps to one shard (its operations reuse their
+connections) and adapters spread over all of them."""
+POOL_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=4, keepalive_expiry=30)
+"""One shard's connections: 256 at once per host, 64 kept for the next operation."""
+_PoolKey = tuple[str, tuple[float | None, ...], httpx.AsyncBaseTransport | None, int]
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_PoolKey, httpx.AsyncClient]]
 _POOLS = weakref.WeakKeyDictionary()
+_SHARDS = itertools.count()
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -142,11 +148,11 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
-def pooled_client(base_url: str, options: Options) -> httpx.AsyncClient:
-    """The running loop's client for `base_url` (with these timeouts and transport), made on
-    first use and kept open until `close_pooled_clients`."""
+def pooled_client(base_url: str, options: Options, shard: int) -> httpx.AsyncClient:
+    """The running loop's client for `base_url` (with these timeouts and transport) in `shard`
+    (any int), made on first use and kept open until `close_pooled_clients`."""
     t = options.timeouts
-    key = (base_url, (t.connect, t.read, t.write, t.pool), options.transport)
+    key = (base_url, (t.connect, t.read, t.write, t.pool), options.transport, shard % POOL_SHARDS)
     clients = _POOLS.setdefault(asyncio.get_running_loop(), {})
     found = clients.get(key)
     if found is None or found.is_closed:
@@ -203,11 +209,12 @@ class Http:
         self.headers = dict(headers)
         """Sent with each request (credentials among them); a pooled client holds none."""
         self._secrets = _secret_parts(headers)
+        self._shard = next(_SHARDS)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
         """The calls of one adapter operation, on the host's kept-alive connections."""
-        yield Session(self, pooled_client(self._base_url, self.options))
+        yield Session(self, pooled_client(self._base_url, self.options, self._shard))
 
     def scrub(self, text: str) -> str:
         """`text` with every secret this endpoint knows replaced."""
