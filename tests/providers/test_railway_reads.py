@@ -79,7 +79,7 @@ async def test_a_target_beyond_the_first_page_is_read_once_by_id(world: RailwayW
 async def test_every_operation_reads_railway_afresh(world: RailwayWorld) -> None:
     target = world.target()
     plan = await target.plan(None)
-    landed = world.fake.deploy_source(world.service, world.env)  # after the plan read
+    landed = world.deploy()  # live since the plan read (one still on its way would fail, R24)
 
     await target.rollback(plan.to, KEY, world.journal)
 

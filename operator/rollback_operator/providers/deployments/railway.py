@@ -4,12 +4,13 @@ Why this module exists: it is the `DeploymentTarget` for Railway, the runbook's 
 rollback` and "stop the backend" as calls to Railway's public GraphQL API (`railway_api`)
 that look before they act.
 
-Railway facts this module relies on (docs/providers.md, R1-R23): deployments list newest first
+Railway facts this module relies on (docs/providers.md, R1-R24): deployments list newest first
 (R8, R9: implied, not documented); a deployment superseded by a newer one reads REMOVED but
 keeps `canRollback`, so REMOVED counts as "was good" when looking for the last good deployment
 (R11); `deploymentRollback` returns a bare Boolean, so the deployment it creates is found by
 listing again, then polled to SUCCESS (R12), and told apart from a deployment someone else
-made meanwhile (`railway_moves`). Traffic is stopped with `deploymentStop` on every
+made meanwhile, or from a deployment already on its way that would replace it when it
+finishes (`railway_moves`, R24). Traffic is stopped with `deploymentStop` on every
 deployment that serves, and the stop is verified (`deploymentStopped`, no instance running),
 because a replica change is only staged and applying it deploys the service's latest source
 (R16-R18, R22). Traffic comes back by a rollback to the stopped deployment: its image and
@@ -90,6 +91,8 @@ class RailwayService:
                 done = Made(live["id"])
                 if made is not None and made == live["id"]:
                     done = await self._moves.alone(s, "rollback", made, journal, ROLLBACK_KEYS)
+                else:
+                    await self._moves.unopposed(s, "rollback")  # what serves may not for long
                 ids = {"deploymentId": done.id, "rolledBackTo": to, **done.ids}
                 return StepResult(f"{done.id} already serves {to}; nothing to do{done.note}", ids)
             done = await self._moves.rollback_to(s, "rollback", target, journal, ROLLBACK_KEYS)

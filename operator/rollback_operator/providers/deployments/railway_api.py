@@ -64,6 +64,9 @@ STOP = Gql(
 ACTIVE = frozenset({"SUCCESS", "SLEEPING"})
 WAS_GOOD = frozenset({"SUCCESS", "SLEEPING", "REMOVING", "REMOVED"})
 ENDED_BADLY = frozenset({"FAILED", "CRASHED", "REMOVED", "REMOVING", "SKIPPED"})
+ON_ITS_WAY = frozenset({"INITIALIZING", "QUEUED", "WAITING", "BUILDING", "DEPLOYING"})
+"""Statuses of a deployment that goes live by itself when it finishes, replacing whatever went
+live after it was created (R24); NEEDS_APPROVAL waits for a person, as a new push would."""
 UP = frozenset({"RUNNING", "RESTARTING", "INITIALIZING", "CREATED"})
 """Instance statuses of an instance that runs or is about to (R22)."""
 _ERRORS: tuple[tuple[tuple[str, ...], type[errors.ProviderError]], ...] = (

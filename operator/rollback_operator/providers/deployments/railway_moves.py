@@ -10,6 +10,13 @@ documented, R21); anything else is ambiguous and fails the step naming every new
 own deployment is live, any other newcomer still on its way or live fails the step too (it
 would replace the rollback, or has); one that ended badly is named in the result as a warning.
 
+A deployment created before the marker that is still on its way (a CI deploy of the bad release
+still building) is no newcomer, yet it replaces the rollback's deployment when it finishes
+(R24). So whatever its age, any deployment but the rollback's own that is on its way fails the
+step naming it: before asking, from the list the request reads anyway (no request of its own,
+no journal record, so a redo judges it afresh), and again once the rollback's own is live, from
+the list that looks for newcomers (one may have set off meanwhile, approved say).
+
 The deployment found is recorded in the journal too, by a write that runs while the adapter
 waits for the deployment and has landed before the step ends: a crash before it lands finds
 the deployment again as a newcomer, as a crash right after asking always did.
@@ -27,6 +34,7 @@ from rollback_operator.providers.deployments.pacing import Pacing
 from rollback_operator.providers.deployments.railway_api import (
     ACTIVE,
     ENDED_BADLY,
+    ON_ITS_WAY,
     ROLLBACK,
     Json,
     RailwayApi,
@@ -97,11 +105,12 @@ class Moves:
     async def alone(
         self, s: Session, operation: str, made: str, journal: Journal, keys: Keys
     ) -> Made:
-        """`made`, unless another deployment made since the request is on its way or live."""
+        """`made`, unless another deployment made since the request is on its way or live, or
+        one of any age is on its way."""
         before = journal.recorded.get(keys.newest_before)
-        if before is None:
-            return Made(made)
-        others = [d for d in await self._since(s, operation, before) if d["id"] != made]
+        listed = await self._listed(s, operation, fresh=True)
+        new = [] if before is None else await self._after(s, operation, listed, before)
+        others = [d for d in new if d["id"] != made]
         threats = [d for d in others if d["status"] not in ENDED_BADLY]
         if threats:
             raise self._not_ours(
@@ -109,7 +118,15 @@ class Moves:
                 "(a concurrent deploy?): it serves, or will replace the rollback's when it "
                 "succeeds; cancel it or roll it back in Railway, then run the rollback again",
             )  # fmt: skip
+        self._none_under_way(operation, listed, made)
         return Made(made, tuple(_label(d) for d in others))
+
+    async def unopposed(self, s: Session, operation: str) -> list[Json]:
+        """The service's newest deployments as this session last listed them, when none of
+        them is on its way; else the step's failure naming those that are."""
+        listed = await self._listed(s, operation)
+        self._none_under_way(operation, listed)
+        return listed
 
     async def _request(
         self, s: Session, operation: str, target: Json, journal: Journal, keys: Keys
@@ -122,9 +139,9 @@ class Moves:
             made = await self._claim(s, operation, target, before, asked=False)
             if made is not None:
                 return made, _record_soon(journal, **{keys.made: made})
-        else:
-            edges = (await self._api.page(s, operation, None))["edges"]
-            newest = max((e["node"] for e in edges), key=_at, default=None)
+        listed = await self.unopposed(s, operation)  # the list just read: no request
+        if before is None:
+            newest = max(listed, key=_at, default=None)
             before = str(newest["id"]) if newest else ""
             await journal.record(**{keys.newest_before: before})
         await self._api.gql(s, operation, ROLLBACK, {"id": target["id"]}, idempotent=False)
@@ -166,16 +183,39 @@ class Moves:
         message = f"{operation}: deployment {listed} {account}"
         return self._api.error(message, errors.PermanentError)
 
+    def _none_under_way(self, operation: str, listed: list[Json], own: str = "") -> None:
+        """The step's failure when a deployment on `listed` other than `own` is on its way:
+        when it finishes it replaces the rollback's, however old it is (R24)."""
+        under_way = [d for d in listed if d["status"] in ON_ITS_WAY and d["id"] != own]
+        if under_way:
+            it = "it" if len(under_way) == 1 else "them"
+            raise self._not_ours(
+                operation, under_way, "started before the rollback and would replace the "
+                f"rollback's deployment when it finishes: cancel {it} in Railway "
+                "(deploymentCancel) and run the rollback again",
+            )  # fmt: skip
+
+    async def _listed(self, s: Session, operation: str, *, fresh: bool = False) -> list[Json]:
+        """The service's newest deployments (the list's first page); unless `fresh`, as this
+        session last listed them, if it did."""
+        page = await self._api.page(s, operation, None, fresh=fresh)
+        return [e["node"] for e in page["edges"]]
+
     async def _since(self, s: Session, operation: str, before: str) -> list[Json]:
         """The service's deployments created after `before` (every one when `before` is ""),
         as Railway lists them now (a fresh read: it looks for what changed)."""
-        page = await self._api.page(s, operation, None, fresh=True)
-        nodes = [e["node"] for e in page["edges"]]
+        listed = await self._listed(s, operation, fresh=True)
+        return await self._after(s, operation, listed, before)
+
+    async def _after(
+        self, s: Session, operation: str, listed: list[Json], before: str
+    ) -> list[Json]:
+        """Those of `listed` created after `before` (every one when `before` is "")."""
         if not before:
-            return nodes
-        marker = next((n for n in nodes if n["id"] == before), None)
+            return listed
+        marker = next((n for n in listed if n["id"] == before), None)
         marker = marker or await self._api.deployment(s, operation, before)
-        return [n for n in nodes if _at(n) > _at(marker)]
+        return [n for n in listed if _at(n) > _at(marker)]
 
     async def _await_success(self, s: Session, operation: str, new: str, to: str) -> None:
         """Once `new` (a rollback to `to`) is active; an error when it ended badly.
