@@ -4,9 +4,10 @@ Why this module exists: the operator's Railway adapter must be tested over real 
 token headers, GraphQL `errors` inside HTTP 200, Relay pagination, `deploymentRollback`
 returning a bare Boolean and spawning a deployment that moves through statuses, replica
 changes, 429s and transport faults) without talking to Railway. Behaviour follows
-docs/providers.md R1-R23; uncertain points are constructor flags of `FakeRailway` whose defaults
+docs/providers.md R1-R24; uncertain points are constructor flags of `FakeRailway` whose defaults
 are the documented primary behaviour. Where this fake is still kinder than the facts:
-docs/providers.md#kinder, items 3-6, 8 and 12.
+docs/providers.md#kinder, items 3-6, 8, 12 and 17 (a deployment seeded on its way moves only
+when a test ends it, `end_deployment`).
 
 Requests are parsed by a small GraphQL parser (`graphql`), checked against the slice of
 Railway's schema in `railway_model` (`graphql_schema`: unknown fields and arguments, missing
@@ -57,9 +58,9 @@ class FakeRailway(FakeApi, RailwayWorld):
     Deployments created by `deploymentRollback`/`deploymentRedeploy`/`serviceInstanceRedeploy`/
     `serviceInstanceDeployV2` show `deploy_path` statuses for the first `deploy_polls`
     `deployment(id)` polls and reach `deploy_outcome` on the next one (or after `deploy_seconds`
-    of `clock` time); on SUCCESS the previously active deployment goes REMOVING, and REMOVED
-    once `drain_requests` more requests have been answered (the overlap window, counted in
-    requests). A deploy of the service (`serviceInstanceDeployV2`, `serviceInstanceRedeploy`,
+    of `clock` time); on SUCCESS every other active deployment goes REMOVING, whatever its age
+    (R24, the harsh reading), and REMOVED once `drain_requests` more requests have been
+    answered (the overlap window, counted in requests). A deploy of the service (`serviceInstanceDeployV2`, `serviceInstanceRedeploy`,
     `deploy_source`) builds its latest source, not what a rollback restored
     (docs/providers.md#R18). `deploymentStop` keeps the status SUCCESS and takes effect after
     `stop_requests` more requests: then `deploymentStopped` is true, the instances are STOPPED
