@@ -60,11 +60,12 @@ class FakeRailway(FakeApi, RailwayWorld):
     `deployment(id)` polls and reach `deploy_outcome` on the next one (or after `deploy_seconds`
     of `clock` time); on SUCCESS every other active deployment goes REMOVING, whatever its age
     (R24, the harsh reading), and REMOVED once `drain_requests` more requests have been
-    answered (the overlap window, counted in requests). A deploy of the service (`serviceInstanceDeployV2`, `serviceInstanceRedeploy`,
-    `deploy_source`) builds its latest source, not what a rollback restored
-    (docs/providers.md#R18). `deploymentStop` keeps the status SUCCESS and takes effect after
-    `stop_requests` more requests: then `deploymentStopped` is true, the instances are STOPPED
-    and the deployment serves nothing (R22).
+    answered (the overlap window, counted in requests). A deploy of the service
+    (`serviceInstanceDeployV2`, `serviceInstanceRedeploy`, `deploy_source`) builds its latest
+    source, not what a rollback restored (docs/providers.md#R18). `deploymentStop` keeps the
+    status SUCCESS and takes effect after `stop_requests` more requests: then
+    `deploymentStopped` is true, the instances are STOPPED and the deployment serves nothing
+    (R22).
 
     Uncertain points (docs/providers.md) and their flags: validation-error HTTP status
     (`validation_error_status`, 200; R4); project tokens may run mutations
