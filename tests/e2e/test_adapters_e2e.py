@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,19 @@ def _prepare(bed: Bed, saas: Saas) -> None:
     for secret in saas.secrets():
         bed.apply(secret)
     bed.apply(saas.policy())
+
+
+def _backend_step_of_a_partly_failed(bed: Bed, saas: Saas, name: str) -> dict[str, Any]:
+    """Quick rollback `name` on the real adapters; its backend step, once it failed while the
+    frontend's succeeded."""
+    bed.start(real=REAL)
+    _prepare(bed, saas)
+    bed.apply(manifests.rollback(name))
+    body = bed.wait_for(name, {"Succeeded", "Failed", "PartiallyFailed"})
+    steps = {s.get("target"): s for s in body["status"]["steps"]}
+    assert body["status"]["phase"] == "PartiallyFailed", body["status"]
+    assert steps["backend"]["state"] == "Failed"
+    return dict(steps["backend"])
 
 
 def test_quick_rollback_moves_vercel_and_railway_back_and_reaches_ready(bed: Bed) -> None:
@@ -75,16 +89,10 @@ def test_a_deploy_landing_mid_rollback_fails_the_backend_step_naming_it_never_as
         saas.railway.after(
             "deploymentRollback", lambda: landed.append(deploy(saas.service, saas.env))
         )
-        bed.start(real=REAL)
-        _prepare(bed, saas)
-        bed.apply(manifests.rollback("raced"))
-        body = bed.wait_for("raced", {"Succeeded", "Failed", "PartiallyFailed"})
-        steps = {s.get("target"): s for s in body["status"]["steps"]}
-        assert body["status"]["phase"] == "PartiallyFailed", body["status"]
-        assert steps["backend"]["state"] == "Failed"
-        assert landed[0] in steps["backend"]["message"]
-        assert "concurrent deploy" in steps["backend"]["message"]
-        assert steps["backend"]["externalIds"]["deploymentId"] != landed[0]
+        backend = _backend_step_of_a_partly_failed(bed, saas, "raced")
+        assert landed[0] in backend["message"]
+        assert "concurrent deploy" in backend["message"]
+        assert backend["externalIds"]["deploymentId"] != landed[0]
 
 
 def test_dry_run_with_real_adapters_makes_no_mutating_call(bed: Bed) -> None:
@@ -130,14 +138,7 @@ def test_a_backend_build_under_way_before_the_rollback_fails_the_step_naming_it_
         under_way = saas.railway.add_deployment(
             saas.service, saas.env, status="BUILDING", created_at=time.time() - 60
         )  # a CI deploy of the bad release, started a minute before
-        bed.start(real=REAL)
-        _prepare(bed, saas)
-        bed.apply(manifests.rollback("building"))
-        body = bed.wait_for("building", {"Succeeded", "Failed", "PartiallyFailed"})
-        steps = {s.get("target"): s for s in body["status"]["steps"]}
-        assert body["status"]["phase"] == "PartiallyFailed", body["status"]
-        assert steps["backend"]["state"] == "Failed"
-        message = steps["backend"]["message"]
-        assert f"{under_way} (BUILDING) started before the rollback" in message
+        backend = _backend_step_of_a_partly_failed(bed, saas, "building")
+        assert f"{under_way} (BUILDING) started before the rollback" in backend["message"]
         assert saas.railway.log.count_mutating() == 0
         assert saas.live_frontend() == saas.old
