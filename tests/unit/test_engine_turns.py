@@ -315,3 +315,36 @@ async def test_a_restart_while_waiting_to_plan_plans_once_when_nobody_is_ahead_a
     h.host.stop_after_pauses = None  # the first ended while the operator was down
     assert await h.resume() == Phase.SUCCEEDED
     assert h.world.state["requests"]["frontend.plan"] == 2  # the failed one, then one plan
+
+
+def _hotfix_deployed_meanwhile(h: Harness) -> None:
+    """While the rollback waits for its approval, someone deploys a fix: it is live now."""
+    frontend = h.world.state["frontend"]
+    h.host.meanwhile = [
+        lambda: frontend.update(history=[*frontend["history"], "dpl_fix"], live="dpl_fix")
+    ]
+
+
+async def test_an_approval_given_to_a_plan_the_world_moved_away_from_never_runs() -> None:
+    """Approved after a fix went live: the approved rollback would take the fix down and put
+    back the deployment the incident was about. Nothing runs; the approver is told why."""
+    h = _frontend_only(requireApproval=True)
+    h.host.on_pause = ["", "approve"]
+    _hotfix_deployed_meanwhile(h)
+    assert await h.run() == Phase.FAILED
+    assert h.world.state["calls"] == {}
+    assert h.world.state["frontend"]["live"] == "dpl_fix"
+    status, reason, message = _condition(h, ConditionType.APPROVED)
+    assert (status, reason) == ("False", Reason.PLAN_CHANGED)
+    assert "while it waited for approval" in message
+    assert "frontend: dpl_old -> dpl_new" in message
+    assert _frontend_move(h.host.last) == ("dpl_new", "dpl_old")  # the plan alice approved
+
+
+async def test_an_approval_of_a_plan_the_world_still_matches_runs_it() -> None:
+    h = _frontend_only(requireApproval=True)
+    h.host.on_pause = ["", "approve"]
+    assert await h.run() == Phase.SUCCEEDED
+    assert h.world.state["requests"]["frontend.plan"] == 2  # planned, and checked once approved
+    assert h.world.state["frontend"]["live"] == "dpl_old"
+    assert _condition(h, ConditionType.PLANNED)[1] == Reason.PLANNED

@@ -193,14 +193,19 @@ class Gates:
         await self.record.event(warning=True, reason=Reason.SELF_APPROVAL.value, message=message)
 
     async def _await_turn(self, ctx: StepContext) -> Phase | None:
-        """Wait for the turn; a rollback that waited behind others is planned again then. The
-        phase it ended in, or None when it runs."""
+        """Wait for the turn; a rollback that waited behind others, or for a person's approval,
+        is planned again then. The phase it ended in, or None when it runs."""
         waited = await self._wait_turn(ctx.status, "")
         if waited is None:
             return await self.abort(ctx)
         planned = destinations(ctx.status.plan)
         newly = any(t.value in planned for t in self._left_alone(ctx))
-        return await self._replan(ctx) if waited or newly else None
+        approved = ctx.rollback.spec.require_approval  # a person approved a plan read earlier
+        return (
+            await self._replan(ctx, behind=bool(waited or newly))
+            if waited or newly or approved
+            else None
+        )
 
     async def _wait_turn(self, status: RollbackStatus, why: str) -> int | None:
         """Wait until admitted: the last queue position held before (0: none), None if aborted."""
@@ -218,10 +223,11 @@ class Gates:
             await self.record.pause()
             await self.record.refuse_spec_change(status)
 
-    async def _replan(self, ctx: StepContext) -> Phase | None:
-        """Plan again against the state the rollbacks ahead left, leaving alone the targets
-        they rolled back; a plan approved for another state never runs. The phase the
-        rollback ended in, or None when it runs."""
+    async def _replan(self, ctx: StepContext, *, behind: bool) -> Phase | None:
+        """Plan again against the state the rollbacks ahead left (`behind`) or the world moved
+        to while a person approved, leaving alone the targets rollbacks ahead rolled back; a
+        plan approved for another state never runs. The phase the rollback ended in, or None
+        when it runs."""
         status, spec, record = ctx.status, ctx.rollback.spec, self.record
         try:
             fresh, left = await self._read_plan(ctx)
@@ -231,13 +237,16 @@ class Gates:
             return await self._end_unrun(status, Phase.FAILED, message, Reason.PLAN_FAILED)
         change = plan_change(status.plan, fresh, left)
         if change and spec.require_approval:
+            waited = "behind other rollbacks of its targets" if behind else "for approval"
             message = (
-                f"Not run: the plan changed while it waited behind other rollbacks of its "
-                f"targets ({change}), and {status.approved_by} approved the earlier plan. "
-                "Nothing was changed: apply a new Rollback to plan and approve the state now"
+                f"Not run: the plan changed while it waited {waited} ({change}), and "
+                f"{status.approved_by} approved the earlier plan. Nothing was changed: apply a "
+                "new Rollback to plan and approve the state now"
             )
             record.mark(status, ConditionType.APPROVED, False, Reason.PLAN_CHANGED, message)
             return await self._end_unrun(status, Phase.FAILED, message, Reason.PLAN_CHANGED)
+        if not change and not behind:
+            return None  # approved, and the world is where the approved plan found it
         planned = destinations(status.plan)
         newly = {t: done for t, done in left.items() if t.value in planned}
         self._adopt(ctx, fresh, left)
