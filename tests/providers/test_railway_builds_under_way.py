@@ -149,3 +149,20 @@ async def test_resume_traffic_is_refused_too_while_a_deployment_is_under_way(
 
     assert world.mutations("deploymentRollback") == 0
     assert world.traffic_stopped()
+
+
+@pytest.mark.parametrize("status", UNDER_WAY)
+async def test_stop_traffic_is_refused_while_a_deployment_is_under_way_and_stops_nothing(
+    world: RailwayWorld, status: str
+) -> None:
+    """A full rollback stops traffic before it restores the database: a build that finishes
+    meanwhile would serve the release the rollback takes away, on the restored data."""
+    target = world.target()
+    plan = await target.plan(None)
+    under_way = started_a_minute_ago(world, status)
+
+    with pytest.raises(errors.PermanentError, match=f"stop traffic: deployment {under_way} "):
+        await target.stop_traffic(KEY, plan)
+
+    assert world.mutations() == 0
+    assert not world.traffic_stopped()

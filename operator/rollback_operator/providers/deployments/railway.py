@@ -35,6 +35,7 @@ from rollback_operator.providers.context import BuildContext
 from rollback_operator.providers.deployments.pacing import Pacing
 from rollback_operator.providers.deployments.railway_api import (
     ACTIVE,
+    ON_ITS_WAY,
     STOP,
     WAS_GOOD,
     Json,
@@ -198,11 +199,22 @@ class RailwayService:
     # ----- traffic -----
 
     async def _stop_all(self, s: Session, operation: str) -> list[str]:
-        """Stop every deployment that serves, and see their instances gone; their ids."""
+        """Stop every deployment that serves, and see their instances gone; their ids. A
+        deployment on its way fails the step instead (before anything is stopped, if it was
+        there from the start): when it finishes it serves, stopped traffic or not (R24)."""
         stopped: list[str] = []
         for _ in range(STOP_ROUNDS):
-            active = await self._api.every(s, operation, ACTIVE, fresh=True)
-            serving = [d for d in active if serves(d)]
+            listed = await self._api.every(s, operation, ACTIVE | ON_ITS_WAY, fresh=True)
+            under_way = [d for d in listed if d["status"] in ON_ITS_WAY]
+            if under_way:
+                named = ", ".join(f"{d['id']} ({d['status']})" for d in under_way)
+                message = (
+                    f"{operation}: deployment {named} is on its way and will serve when it "
+                    f"finishes, stopped traffic or not (stopped so far: {stopped or 'none'}): "
+                    "cancel it in Railway (deploymentCancel) and run the rollback again"
+                )
+                raise self._api.error(message, errors.PermanentError)
+            serving = [d for d in listed if serves(d)]
             if not serving:
                 return stopped
             for dep in serving:
