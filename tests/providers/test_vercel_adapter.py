@@ -2,11 +2,12 @@
 
 What every deployment target does (plan, rollback once per key, stop and resume traffic,
 candidates, the fault matrix, the factory) is claimed in `tests/contracts`. Claims here: it
-plans from Vercel's own history, skipping what never served production and paging with
-`until`, and refuses pins Vercel would refuse; it rolls back by instant rollback or promote and
-waits for the alias job, adopting a job already running; a deploy that took over production
-fails the step, even when Vercel stamps the job ahead of the deployments' clock; every call
-stays in the team; it records what it paused; and the HTTP layer's Vercel-facing rules (401, Retry-After, redirects).
+plans from Vercel's own history, skipping what never served production and paging with `until`,
+and refuses pins Vercel would refuse; it rolls back by instant rollback or promote and waits for
+the alias job, adopting a job already running; a deploy that took over production fails the
+step, even when Vercel stamps the job ahead of the deployments' clock; every call stays in the
+team; it records what it paused; and the HTTP layer's Vercel-facing rules (401, Retry-After,
+redirects).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ reads nothing twice within one operation. Claims, each on the fake's request log
 the candidates read the project together with the deployments (or the pinned deployment); one
 operation reads each page of the deployments' list once; a rollback reads the project, asks for
 the job, looks at it no sooner than one poll interval later, and lists deployments once, after
-the job, asking only for those created since the job's own request time (so it writes nothing to its journal first, and still
-names a deploy made while a job it did not ask for ran).
+the job, asking only for those created since the job's own request time (so it writes nothing to
+its journal first, and still names a deploy made while a job it did not ask for ran).
 """
 
 from __future__ import annotations
