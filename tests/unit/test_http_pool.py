@@ -79,15 +79,27 @@ async def test_an_adapters_operations_reuse_its_connection(server: CountingServe
     assert len(server.requests) == 6
 
 
-async def test_adapters_on_one_host_share_its_connections_each_with_its_own_credentials(
+async def test_adapters_on_one_host_share_its_connection_each_with_its_own_credentials(
     server: CountingServer,
 ) -> None:
-    tokens = [f"Bearer team-{i}-token" for i in range(3 * http.POOL_SHARDS)]
+    tokens = [f"Bearer team-{i}-token" for i in range(20)]
     for token in tokens:
         await _operation(http.Http("vercel", server.url, {"Authorization": token}), "plan")
 
-    assert server.connections == http.POOL_SHARDS
+    assert server.connections == 1
     assert [r["authorization"] for r in server.requests] == [t for t in tokens for _ in "ab"]
+
+
+async def test_adapters_at_once_open_connections_as_needed_and_keep_them(
+    server: CountingServer,
+) -> None:
+    adapters = [http.Http("railway", server.url, {"Authorization": f"t-{i}"}) for i in range(8)]
+    await asyncio.gather(*(_operation(a, "plan") for a in adapters))
+    opened = server.connections
+    await asyncio.gather(*(_operation(a, "rollback") for a in adapters))
+
+    assert 1 <= opened <= 8
+    assert server.connections == opened
 
 
 async def test_no_cookie_a_server_set_is_ever_sent_back(server: CountingServer) -> None:

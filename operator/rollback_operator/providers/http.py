@@ -11,10 +11,9 @@ are the outer one (docs/architecture.md, "Retries").
 Each attempt is reported to the `OBSERVER` of the running context (the composition root sets
 it to the operator's telemetry), so provider latency and errors are measured in one place.
 
-Connections are kept alive across operations: one client per provider host and event loop
-(`pooled_client`), which holds no credentials (each request carries its own headers) and keeps
-no cookies, so nothing one adapter was told reaches another's request. A client per operation
-paid a new connection each time, and in production a TLS handshake too.
+Connections are kept alive across operations, rollbacks and policies (`providers.http_pool`):
+an operation's client holds no credentials (each request carries its own headers) and keeps no
+cookies, so nothing one adapter was told reaches another's request.
 
 Credentials travel only in headers. Requests are described as `METHOD /path (label)` with no
 query string, and every text that reaches a log line or an exception is scrubbed of the
@@ -24,14 +23,9 @@ secrets this layer was given.
 from __future__ import annotations
 
 import asyncio
-import functools
-import http.cookiejar
-import itertools
 import logging
 import random
-import ssl
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -40,13 +34,16 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from rollback_operator import __version__
 from rollback_operator.providers import errors
 from rollback_operator.providers.http_failures import Failure, classify
+from rollback_operator.providers.http_pool import USER_AGENT as USER_AGENT
+from rollback_operator.providers.http_pool import close_pooled_clients as close_pooled_clients
+from rollback_operator.providers.http_pool import pooled_client
+from rollback_operator.providers.http_pool import shared_transport as shared_transport
+from rollback_operator.providers.http_pool import tls_context as tls_context
 
 logger = logging.getLogger(__name__)
 
-USER_AGENT = f"rollback-operator/{__version__}"
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 DEFAULT_TIMEOUTS = httpx.Timeout(connect=5.0, read=20.0, write=20.0, pool=5.0)
@@ -99,16 +96,6 @@ class Options:
     transport: httpx.AsyncBaseTransport | None = None
 
 
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """The one TLS context of every client (httpx's defaults: certifi's CAs, or SSL_CERT_FILE).
-
-    Made once per process: loading the CA bundle costs milliseconds of CPU, and each adapter
-    call opens a client, so a context per client was a third of the operator's CPU while it
-    started 100 rollbacks at once (docs/benchmarks.md)."""
-    return httpx.create_ssl_context()
-
-
 def make_client(
     base_url: str, headers: Mapping[str, str], options: Options | None = None
 ) -> httpx.AsyncClient:
@@ -123,57 +110,6 @@ def make_client(
         verify=tls_context(),
         follow_redirects=False,
     )
-
-
-POOL_SHARDS = 16
-"""Clients per provider host. httpx looks at every connection of a client each time a request
-starts or ends, so one client holding 100 connections (100 rollbacks at once) spent more CPU on
-that than it saved on connecting; each adapter keeps to one shard (its operations reuse their
-connections) and adapters spread over all of them."""
-POOL_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=4, keepalive_expiry=30)
-"""One shard's connections: 256 at once per host, 64 kept for the next operation."""
-_PoolKey = tuple[str, tuple[float | None, ...], httpx.AsyncBaseTransport | None, int]
-_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_PoolKey, httpx.AsyncClient]]
-_POOLS = weakref.WeakKeyDictionary()
-_SHARDS = itertools.count()
-
-
-class _NoCookies(http.cookiejar.DefaultCookiePolicy):
-    """Refuses every cookie: a pooled client serves many adapters, tenants and credentials."""
-
-    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
-        return False
-
-    def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
-        return False
-
-
-def pooled_client(base_url: str, options: Options, shard: int) -> httpx.AsyncClient:
-    """The running loop's client for `base_url` (with these timeouts and transport) in `shard`
-    (any int), made on first use and kept open until `close_pooled_clients`."""
-    t = options.timeouts
-    key = (base_url, (t.connect, t.read, t.write, t.pool), options.transport, shard % POOL_SHARDS)
-    clients = _POOLS.setdefault(asyncio.get_running_loop(), {})
-    found = clients.get(key)
-    if found is None or found.is_closed:
-        found = clients[key] = httpx.AsyncClient(
-            base_url=base_url,
-            headers={"User-Agent": USER_AGENT},
-            cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
-            timeout=options.timeouts,
-            limits=POOL_LIMITS,
-            transport=options.transport,
-            verify=tls_context(),
-            follow_redirects=False,
-        )
-    return found
-
-
-async def close_pooled_clients() -> None:
-    """Close the running loop's pooled clients (the operator stops)."""
-    clients = _POOLS.pop(asyncio.get_running_loop(), {})
-    for client in clients.values():
-        await client.aclose()
 
 
 @dataclass(frozen=True)
@@ -209,12 +145,16 @@ class Http:
         self.headers = dict(headers)
         """Sent with each request (credentials among them); a pooled client holds none."""
         self._secrets = _secret_parts(headers)
-        self._shard = next(_SHARDS)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
-        """The calls of one adapter operation, on the host's kept-alive connections."""
-        yield Session(self, pooled_client(self._base_url, self.options, self._shard))
+        """The calls of one adapter operation, on the host's kept-alive connections; over a
+        transport of the caller's own (`Options.transport`), on a client of this operation."""
+        if self.options.transport is not None:
+            async with make_client(self._base_url, {}, self.options) as client:
+                yield Session(self, client)
+        else:
+            yield Session(self, pooled_client(self._base_url, self.options.timeouts))
 
     def scrub(self, text: str) -> str:
         """`text` with every secret this endpoint knows replaced."""

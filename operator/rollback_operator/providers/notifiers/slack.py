@@ -216,8 +216,7 @@ class _Webhook(httpx.AsyncBaseTransport):
 
     def __init__(self, url: str, inner: httpx.AsyncBaseTransport | None) -> None:
         self._url = httpx.URL(url)
-        self._inner = inner or httpx.AsyncHTTPTransport(verify=http.tls_context())
-        self._owned = inner is None
+        self._inner = inner or http.shared_transport()
         self.code: str | None = None
         """Slack's error string of the last failed answer."""
 
@@ -231,10 +230,6 @@ class _Webhook(httpx.AsyncBaseTransport):
         self.code = text if _ERROR_CODE.fullmatch(text) else None
         body = {"code": self.code, "message": EXPLAINED.get(text, text[:200])}
         return httpx.Response(response.status_code, headers=_kept(response.headers), json=body)
-
-    async def aclose(self) -> None:
-        if self._owned:
-            await self._inner.aclose()
 
 
 def _secret_parts(url: httpx.URL | None) -> list[str]:

@@ -253,8 +253,7 @@ class _Shaping(httpx.AsyncBaseTransport):
     """Presents a 420 as the 429 it means, and an `error` text as the `message` it is."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport | None) -> None:
-        self._inner = inner or httpx.AsyncHTTPTransport(verify=http.tls_context())
-        self._owned = inner is None
+        self._inner = inner or http.shared_transport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self._inner.handle_async_request(request)
@@ -265,10 +264,6 @@ class _Shaping(httpx.AsyncBaseTransport):
             text = f"rate limited (HTTP 420){': ' + text if text else ''}"
         status = 429 if response.status_code == 420 else response.status_code
         return httpx.Response(status, headers=_kept(response.headers), json={"message": text})
-
-    async def aclose(self) -> None:
-        if self._owned:
-            await self._inner.aclose()
 
 
 def _error_text(raw: bytes) -> str | None:
