@@ -60,6 +60,9 @@ RAILWAY_DEPLOY_SECONDS = 3.0
 """How long a Railway rollback's deployment takes to go live, however often it is read, as
 Railway's builds do (docs/providers.md#R11, kinder item 14); the adapter, polling every 2 s,
 sees it live at its poll 4 s after asking, as it did when the fake counted reads."""
+VERCEL_JOB_SECONDS = 0.5
+"""How long a Vercel rollback's alias job takes to end, however often the project is read
+(docs/providers.md kinder item 16); counting reads charged an adapter that looks less often."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ def _rollback_target(body: Any) -> str:
 @contextmanager
 def fleet() -> Iterator[Fleet]:
     """Serve the fakes (no latency) for the duration of the block."""
-    vercel = FakeVercel(token=VERCEL_TOKEN)
+    vercel = FakeVercel(token=VERCEL_TOKEN, job_seconds=VERCEL_JOB_SECONDS)
     railway = FakeRailway(
         token=RAILWAY_TOKEN, rate_limit=1_000_000, deploy_seconds=RAILWAY_DEPLOY_SECONDS
     )
