@@ -5,11 +5,13 @@ write the API server keeps for an hour, ten of them per quick rollback before.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import pytest
 
-from rollback_operator.api.rollback import Phase
+from rollback_operator.api.rollback import TERMINAL_PHASES, Phase, RollbackStatus
 from tests.unit.test_engine import Harness
 
 
@@ -71,8 +73,27 @@ async def test_a_wait_behind_other_rollbacks_is_posted_with_its_position() -> No
     h.host.queue = [2, 1]
     assert await h.run() == Phase.SUCCEEDED
     queued = [message for _, reason, message in h.host.events if reason == "Queued"]
-    assert queued == [
-        "Waiting for other rollbacks of these targets",
-        "Queued at position 2",
-        "Queued at position 1",
-    ]
+    assert queued == ["Queued at position 2", "Queued at position 1"]  # one write, one Event
+
+
+async def test_the_end_is_posted_even_when_the_run_is_stopped_as_its_last_write_lands() -> None:
+    """kopf stops a Rollback's daemon once the watch brings back its final status, which can
+    come before the daemon hears the write's answer: the end's Event still goes out."""
+    h = Harness()
+    saved = h.host.save
+    run: asyncio.Task[Phase | None] | None = None
+
+    async def save_then_stop(status: RollbackStatus) -> None:
+        await saved(status)
+        if status.phase in TERMINAL_PHASES and run is not None:
+            run.cancel()  # what kopf does when it sees the final status
+
+    h.host.save = save_then_stop  # type: ignore[method-assign]
+    run = asyncio.create_task(h.run())
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+    assert h.host.last.phase == Phase.SUCCEEDED
+    assert _posted(h) == [("Normal", "Running"), ("Normal", "Succeeded")]

@@ -48,17 +48,18 @@ class Record:
         durable: bool = True,
     ) -> None:
         """Move to `phase`, written now or, with `durable=False`, with the next write (no wait
-        and no provider call that changes something comes first); its Event follows the write."""
+        and no provider call that changes something comes first); its Event follows the write,
+        posted by the write itself: kopf stops the daemon once it sees a final phase, maybe
+        before the daemon hears the write's answer, and the end's Event must still go out."""
         before = status.phase
         now, generation = self.clock.now(), self.controls.generation()
         transitions.enter(status, phase, message, now=now, generation=generation, reason=reason)
-        if durable:
-            await self.save(status)
-        else:
-            self.writes.later(status)
+        self.writes.later(status)
         if before != phase or phase == Phase.QUEUED:
             warning = phase in FAILED_PHASES
             await self.writes.event(warning=warning, reason=phase.value, message=message)
+        if durable:
+            await self.save(status)
 
     async def save(self, status: RollbackStatus) -> None:
         """Record `status` now, with every change noted since the last write."""
