@@ -121,3 +121,28 @@ async def test_once_closed_the_next_operation_connects_again(server: CountingSer
     await _operation(endpoint, "notify")
 
     assert server.connections == 2
+
+
+async def test_an_egress_proxy_named_in_the_environment_carries_provider_requests(
+    server: CountingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: name hosts by sending the traffic through an egress proxy (`HTTPS_PROXY` in
+    `extraEnv`); the server here plays the proxy, and the provider's host does not resolve."""
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    adapter = http.Http("railway", "http://backboard.railway.invalid", {"Authorization": "t"})
+
+    await _operation(adapter, "plan")
+
+    assert [r["host"] for r in server.requests] == ["backboard.railway.invalid"] * 2
+
+
+async def test_a_host_in_no_proxy_is_reached_directly(
+    server: CountingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    await _operation(http.Http("slack", server.url, {}), "notify")
+
+    assert len(server.requests) == 2

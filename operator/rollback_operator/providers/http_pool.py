@@ -19,6 +19,7 @@ import asyncio
 import functools
 import http.cookiejar
 import ssl
+import urllib.request
 import weakref
 from typing import Any
 
@@ -63,6 +64,7 @@ class SharedTransport(httpx.AsyncBaseTransport):
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[str, str] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})
@@ -77,10 +79,12 @@ class SharedTransport(httpx.AsyncBaseTransport):
             if k.lower() not in _HOP_BY_HOP
         ]
         body = await request.aread()
+        session = self._open()
         try:
-            async with self._open().request(
+            async with session.request(
                 request.method, yarl.URL(str(request.url), encoded=True), headers=headers,
                 data=body or None, allow_redirects=False, timeout=limit,
+                proxy=self._proxy(request.url),
             ) as answer:  # fmt: skip
                 content = await answer.read()
         except (TimeoutError, aiohttp.ClientError) as error:
@@ -96,8 +100,16 @@ class SharedTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
 
+    def _proxy(self, url: httpx.URL) -> str | None:
+        """The egress proxy the environment names for `url` (HTTPS_PROXY, HTTP_PROXY,
+        ALL_PROXY, NO_PROXY, as httpx's own transport honours them), or None."""
+        found = self._proxies.get(url.scheme) or self._proxies.get("all")
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # untyped
+        return None if found is None or bypass(url.host, self._proxies) else found
+
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            self._proxies = urllib.request.getproxies_environment()
             connector = aiohttp.TCPConnector(
                 ssl=tls_context(), limit=CONNECTIONS, limit_per_host=CONNECTIONS // 4,
                 keepalive_timeout=KEEPALIVE,
