@@ -199,13 +199,9 @@ class Gates:
         if waited is None:
             return await self.abort(ctx)
         planned = destinations(ctx.status.plan)
-        newly = any(t.value in planned for t in self._left_alone(ctx))
+        behind = bool(waited) or any(t.value in planned for t in self._left_alone(ctx))
         approved = ctx.rollback.spec.require_approval  # a person approved a plan read earlier
-        return (
-            await self._replan(ctx, behind=bool(waited or newly))
-            if waited or newly or approved
-            else None
-        )
+        return await self._replan(ctx, behind=behind) if behind or approved else None
 
     async def _wait_turn(self, status: RollbackStatus, why: str) -> int | None:
         """Wait until admitted: the last queue position held before (0: none), None if aborted."""
