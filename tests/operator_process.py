@@ -11,7 +11,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from rollback_operator import app
+from rollback_operator import app, heap
 from rollback_operator.api.policy import RollbackPolicy
 from rollback_operator.providers import registry
 from rollback_operator.providers.base import Notifier, Providers, SecretReader
@@ -102,6 +102,7 @@ def main() -> None:
     )
     real = {t for t in args.real.split(",") if t}
     endpoints = Endpoints(tuple(settings.allowed_endpoints))
+    heap.settle()  # as the console script does
     asyncio.run(app.run(settings, HybridFactory(world, real, endpoints)))
 
 

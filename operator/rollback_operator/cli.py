@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from rollback_operator import app, preflight
+from rollback_operator import app, heap, preflight
 from rollback_operator.api.crd import all_crds
 from rollback_operator.api.validation import describe
 from rollback_operator.settings import Settings
@@ -89,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"rollback-operator: error: {describe(error)}\n")
         return 2
     logs.configure(settings.log_format, verbose=settings.verbose)
+    heap.settle()
     try:
         asyncio.run(app.run(settings))
     except preflight.StartupError as error:
