@@ -228,8 +228,9 @@ def _kept_report(kube: Kube, namespace: str, name: str) -> int:
     if not kept:
         raise PluginError(
             f"rollback/{name} not found, and no report of it was kept here (ConfigMaps labelled "
-            f"{KEPT_REPORT_LABEL}=true); a report archived in S3 is reports/{namespace}/{name}.md "
-            "in the policy's backups bucket"
+            f"{KEPT_REPORT_LABEL}=true); each Rollback of that name archived in S3 has its "
+            f"report at reports/{namespace}/{name}/<created>-<uid8>.md in the policy's backups "
+            "bucket (listed oldest first)"
         )
     newest, *older = kept
     uid = _annotation(newest, KEPT_UID_ANNOTATION) or "unknown"

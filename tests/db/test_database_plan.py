@@ -92,7 +92,9 @@ async def test_what_the_operator_wrote_or_is_no_dump_by_name_is_never_the_newest
     dump = database.dump("custom")
     world.put(s3, backups, "backup_20240101.dump", dump)
     world.next_second()
-    for key in ("reports/deployment.log", "reports/prod/rb-1.md", "README.txt", "dumps.sha256"):
+    run = "reports/prod/rb-1/20240102T000000Z-1f2e3d4c.md"  # and one as older versions named it:
+    reports = ("reports/deployment.log", run, "reports/prod/rb-1.md")
+    for key in (*reports, "README.txt", "dumps.sha256"):
         world.put(s3, backups, key, b"2024-01-02 rollback prod/rb-1 Succeeded\n")
     world.put(s3, backups, "safety/uid-20990101T000000Z.dump", dump)
     adapter = world.pg_adapter(database, s3, backups, prefix="")

@@ -61,6 +61,42 @@ def test_safety_dumps_are_named_by_rollback_and_time_and_never_the_newest() -> N
     assert key.startswith(layout.safety_prefix("database/", "1f2e"))
 
 
+FIRST_UID, SECOND_UID = (
+    "f1e2d3c4-0000-4000-8000-000000000001",
+    "0a1b2c3d-0000-4000-8000-000000000002",
+)
+
+
+def test_a_report_key_is_under_the_rollbacks_name_by_creation_time_and_uid() -> None:
+    key = layout.report_key("prod", "rollback-prod", T, FIRST_UID)
+    assert key == "reports/prod/rollback-prod/20240101T120000Z-f1e2d3c4.md"
+    assert key.startswith(layout.report_folder("prod", "rollback-prod"))
+
+
+def test_a_name_applied_again_gets_a_report_key_of_its_own_and_they_sort_by_time() -> None:
+    """Deleted and applied again under one name: each run keeps its own report, and listing the
+    name's folder shows them oldest first (the later run's uid sorts first on its own)."""
+    first = layout.report_key("prod", "rollback-prod", T, FIRST_UID)
+    again = layout.report_key("prod", "rollback-prod", T + timedelta(minutes=5), SECOND_UID)
+    same_second = layout.report_key("prod", "rollback-prod", T, SECOND_UID)
+    assert len({first, again, same_second}) == 3
+    assert sorted([again, first]) == [first, again]
+
+
+def test_a_names_report_folder_holds_no_report_of_a_longer_name() -> None:
+    longer = layout.report_key("prod", "rb-1", T, FIRST_UID)
+    assert not longer.startswith(layout.report_folder("prod", "rb"))
+    assert not longer.startswith(layout.report_folder("pro", "d/rb-1"))
+
+
+@pytest.mark.parametrize("name", ["rollback-prod", "nightly.dump", "backup_20240101.sql.gz"])
+@pytest.mark.parametrize("prefix", ["", "database/"])
+def test_a_report_is_never_a_backup_whatever_the_rollback_is_named(name: str, prefix: str) -> None:
+    assert not layout.is_backup(prefix, layout.report_key("prod", name, T, FIRST_UID))
+    assert not layout.is_backup(prefix, layout.LOG_KEY)
+    assert layout.is_backup(prefix, f"{prefix}{name}.dump")
+
+
 def test_the_dated_folder_is_the_newest_on_or_before_the_day() -> None:
     days = [date(2024, 1, 1), date(2024, 1, 5), date(2024, 1, 3)]
     assert layout.folder_for(days, datetime(2024, 1, 4, tzinfo=UTC)) == date(2024, 1, 3)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import urllib.parse
 import uuid
+from datetime import datetime
 from typing import Any
 
 from mypy_boto3_s3 import S3Client
 
 from rollback_operator.api.common import SecretKeyRef
 from rollback_operator.api.targets import BackupLocation, PostgresTarget, S3Target
+from rollback_operator.providers.objectstore import layout
 from rollback_operator.providers.postgres import database as postgres
 from rollback_operator.providers.storage import s3 as storage
 from rollback_operator.providers.storage import writes
@@ -35,6 +37,13 @@ def make_bucket(s3: S3Client, *, versioned: bool) -> str:
     if versioned:
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     return name
+
+
+def report_key(rollback: dict[str, Any]) -> str:
+    """The key of the archived report of `rollback` (a Rollback as the API server returns it)."""
+    meta = rollback["metadata"]
+    created = datetime.fromisoformat(meta["creationTimestamp"])
+    return layout.report_key(meta["namespace"], meta["name"], created, meta["uid"])
 
 
 def read(s3: S3Client, bucket: str, key: str) -> bytes | None:

@@ -240,7 +240,7 @@ def _check_end_state(scene: Scene, body: Manifest, backup_print: str, today_prin
     assert {op: fakes.calls(op) for op in FAKE_CHANGES} == dict.fromkeys(FAKE_CHANGES, 1)
     keys = [n["key"] for n in fakes.state["notices"]]
     assert len(keys) == len(set(keys)) == 2
-    report = f"s3://{scene.backups}/reports/{scene.bed.namespace}/crashy.md"
+    report = f"s3://{scene.backups}/{world.report_key(body)}"
     assert status["reportRef"]["s3Key"] == report
 
 

@@ -68,7 +68,8 @@ def test_full_rollback_restores_database_and_files_and_the_safety_dump_undoes_it
 
     report_step = next(s for s in body["status"]["steps"] if s["name"] == "report")
     assert body["status"]["reportRef"].get("s3Key"), report_step
-    report = f"reports/{bed.namespace}/restore.md"
+    report = world.report_key(body)
+    assert report.startswith(f"reports/{bed.namespace}/restore/"), report
     assert body["status"]["reportRef"]["s3Key"] == f"s3://{backups}/{report}"
     assert world.read(s3, backups, report)
     pin = safety_key
@@ -79,7 +80,10 @@ def test_full_rollback_restores_database_and_files_and_the_safety_dump_undoes_it
     assert db.notes() == ["alice", "bob", "mallory"]
     log = (world.read(s3, backups, "reports/deployment.log") or b"").decode().splitlines()
     ns = bed.namespace
-    assert [line.rsplit(" - ", 1)[-1] for line in log] == [f"{ns}/restore", f"{ns}/undo"]
+    reports = [f"s3://{backups}/{world.report_key(b)}" for b in (body, undone)]
+    assert [line.rsplit(" - ", 2)[-2:] for line in log] == [
+        [f"{ns}/restore", reports[0]], [f"{ns}/undo", reports[1]]
+    ]  # fmt: skip
     assert " - Rollback to previous version - Reason: High error rates - Succeeded - " in log[0]
 
 

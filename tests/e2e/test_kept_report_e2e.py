@@ -4,14 +4,19 @@ The real operator keeps the report of a deleted Rollback in a ConfigMap that not
 (`NAME-report-<uid8>`, when no S3 archive holds it); the plugin, run as a user runs it (kubectl
 finds it on PATH), reads that ConfigMap once the Rollback is gone, says on stderr which one it
 read, and takes the newest when Rollbacks of the same name were applied and deleted twice.
+With a backups bucket, each of those Rollbacks keeps a report of its own there
+(`reports/<namespace>/<name>/<created>-<uid8>.md`): applying the name again overwrites nothing.
 """
 
 from __future__ import annotations
 
 import pytest
+from mypy_boto3_s3 import S3Client
 
 from sandbox import manifests
-from tests.e2e.bed import Bed
+from sandbox.services.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
+from tests.db import world
+from tests.e2e.bed import Bed, Manifest
 from tests.e2e.test_deletion_e2e import ROLLBACKS, _wait_gone
 from tests.e2e.test_plugin_e2e import kubectl_rollback
 
@@ -21,6 +26,12 @@ THREE = {"history": ["dpl_older", "dpl_old", "dpl_new"], "live": "dpl_new", "ser
 
 def _run_and_delete(bed: Bed, reason: str) -> str:
     """Run rollback `gone` to its end, delete it, and return its uid."""
+    uid: str = _run_and_delete_body(bed, reason)["metadata"]["uid"]
+    return uid
+
+
+def _run_and_delete_body(bed: Bed, reason: str) -> Manifest:
+    """Run rollback `gone` to its end, delete it, and return it as it ended."""
     bed.apply(manifests.rollback("gone", targets=["frontend"], reason=reason))
     done = bed.wait_for("gone", {"Succeeded", "Failed", "PartiallyFailed"})
     assert done["status"]["phase"] == "Succeeded", done["status"]
@@ -29,8 +40,7 @@ def _run_and_delete(bed: Bed, reason: str) -> str:
     # the garbage collector's part (no controller-manager runs beside the test API server):
     # the report ConfigMap the Rollback owned goes with it; the kept one, owned by nothing, stays
     bed.cluster.kubectl("delete", "configmap", "gone-report")
-    uid: str = done["metadata"]["uid"]
-    return uid
+    return done
 
 
 def test_the_report_of_a_deleted_rollback_is_read_from_the_configmap_kept_of_it(
@@ -62,4 +72,50 @@ def test_a_report_of_a_rollback_that_never_was_is_a_clear_error(bed: Bed) -> Non
     shown = kubectl_rollback(bed.cluster.kubeconfig, "report", "never")
     assert shown.returncode == 1
     assert "rollback/never not found, and no report of it was kept" in shown.stderr
+    assert f"reports/{bed.namespace}/never/<created>-<uid8>.md" in shown.stderr  # each run's
     assert shown.stdout == ""
+
+
+def test_a_name_applied_again_keeps_the_first_runs_report_in_the_backups_bucket(
+    bed: Bed, s3_server: S3Server, s3: S3Client
+) -> None:
+    """GitOps deletes and applies `gone` again: the first incident's report in the bucket, the
+    record meant to outlive the cluster objects, is still there and still the first one's."""
+    backups = world.make_bucket(s3, versioned=False)
+    bed.edit_world(frontend=THREE)
+    bed.start(real=("database",))  # the real database adapter brings the real report archive
+    bed.apply(manifests.secret("db", {"url": "postgresql://app:pw@127.0.0.1:9/app"}))
+    bed.apply(manifests.secret("aws", {"access-key-id": ACCESS_KEY_ID,
+                              "secret-access-key": SECRET_ACCESS_KEY}))  # fmt: skip
+    bed.apply(manifests.policy(
+        targets={"database": {"postgres": {"backups": {"bucket": backups, "prefix": "db/"}}}},
+        objectStore={"endpointUrl": s3_server.url},
+    ))  # fmt: skip
+
+    first = _run_and_delete_body(bed, "first outage")
+    bed.apply(manifests.rollback("gone", targets=["frontend"], reason="second outage"))
+    second = bed.wait_for("gone", {"Succeeded", "Failed", "PartiallyFailed"})
+
+    assert second["status"]["phase"] == "Succeeded", second["status"]
+    first_ref, second_ref = (b["status"]["reportRef"]["s3Key"] for b in (first, second))
+    first_report = (world.read(s3, backups, _key(first_ref, backups)) or b"").decode()
+    assert "first outage" in first_report
+    assert "second outage" not in first_report
+    second_report = (world.read(s3, backups, _key(second_ref, backups)) or b"").decode()
+    assert "second outage" in second_report
+    folder = f"reports/{bed.namespace}/gone/"
+    archived = sorted(k for k in world.objects(s3, backups) if k.startswith(folder))
+    assert archived == [_key(first_ref, backups), _key(second_ref, backups)]  # oldest first
+    for body, ref in ((first, first_ref), (second, second_ref)):
+        assert ref.endswith(f"-{body['metadata']['uid'][:8]}.md"), ref
+    log = (world.read(s3, backups, "reports/deployment.log") or b"").decode().splitlines()
+    assert [line.rsplit(" - ", 1)[-1] for line in log] == [first_ref, second_ref]
+    kept = bed.get("configmap", "gone-report")  # the second run's own, owned by it alone
+    assert [o["uid"] for o in kept["metadata"]["ownerReferences"]] == [second["metadata"]["uid"]]
+    assert "second outage" in kept["data"]["report.md"]
+
+
+def _key(location: str, bucket: str) -> str:
+    """The object key of an `s3://bucket/key` location in `bucket`."""
+    assert location.startswith(f"s3://{bucket}/"), location
+    return location.removeprefix(f"s3://{bucket}/")

@@ -16,13 +16,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from rollback_operator.api.targets import S3Target
+from rollback_operator.providers.objectstore import layout
 from rollback_operator.providers.objectstore.reports import S3ReportArchive
 from rollback_operator.providers.storage import s3 as storage
 from sandbox.services.s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 OBJECTS = ("a.txt", "b.txt")
+REPORTED = datetime(2024, 1, 1, 12, tzinfo=UTC)
+"""The creation time of the Rollbacks whose reports the fault tests copy."""
 
 
 def fast_client(url: str) -> S3Client:
@@ -88,11 +91,14 @@ def operations(
     """The S3 operations of the storage target and the report archive, through `client`."""
     adapter = storage.S3Storage(S3Target(bucket=shelf.files, prefix=prefix), client)
     archive = S3ReportArchive(client, shelf.backups)
-    key = f"uid-{prefix.strip('/')}/restore-storage/storage"
+    n = prefix.strip("/")
+    key = f"uid-{n}/restore-storage/storage"
     return {
         "storage plan": lambda: adapter.plan(shelf.as_of),
         "storage restore": lambda: adapter.restore(shelf.as_of, key),
-        "report copy": lambda: archive.store("prod", f"rb-{prefix.strip('/')}", "# report\n"),
+        "report copy": lambda: archive.store(
+            "prod", f"rb-{n}", "# report\n", uid=f"uid-{n}", created=REPORTED
+        ),
     }
 
 
@@ -103,4 +109,6 @@ def expect_done(shelf: Shelf, operation: str, prefix: str, result: Any) -> None:
     elif operation == "storage plan":
         assert result.objects_to_restore == len(OBJECTS), result
     else:
-        assert world.read(shelf.s3, shelf.backups, f"reports/prod/rb-{prefix.strip('/')}.md")
+        n = prefix.strip("/")
+        report = layout.report_key("prod", f"rb-{n}", REPORTED, f"uid-{n}")
+        assert world.read(shelf.s3, shelf.backups, report)

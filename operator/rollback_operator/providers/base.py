@@ -224,8 +224,12 @@ class Verifier(Protocol):
 class ReportArchive(Protocol):
     """Durable copies of incident reports and the deployment log (an S3 bucket)."""
 
-    async def store(self, namespace: str, name: str, markdown: str) -> str:
-        """Write `reports/<namespace>/<name>.md`; returns its location."""
+    async def store(
+        self, namespace: str, name: str, markdown: str, *, uid: str, created: datetime
+    ) -> str:
+        """Write the report of the Rollback `namespace/name` with `uid`, created at `created`,
+        where no other Rollback's report is (one applied again under the same name has another
+        uid); returns its location."""
         ...
 
     async def log(self, line: str, marker: str) -> bool:

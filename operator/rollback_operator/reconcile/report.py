@@ -209,13 +209,22 @@ def render(data: ReportInput) -> str:
     return "\n".join(lines) + "\n"
 
 
-def deployment_line(data: ReportInput) -> str:
+def deployment_line(data: ReportInput, report: str | None = None) -> str:
     """The runbook's deployment-log line: `<time> - Rollback to <version> - Reason: <reason>`,
-    with the rollback's name at the end so a redone report step does not log it twice."""
+    then the outcome and the rollback's name, and where its archived report is (`report`, the
+    run's own: a Rollback applied again under the name has another), when there is one."""
     spec, meta = data.rollback.spec, data.rollback.metadata
     when = (data.status.started_at or data.now).strftime("%Y-%m-%d %H:%M UTC")
     outcome = (data.outcome or data.status.phase).value
-    return (
+    line = (
         f"{when} - Rollback to {spec.version or 'previous version'} - "
         f"Reason: {spec.reason or '-'} - {outcome} - {meta.namespace}/{meta.name}"
     )
+    return f"{line} - {report}" if report else line
+
+
+def created_at(data: ReportInput) -> datetime:
+    """When the Rollback was created, which names its archived report: the API server's
+    `creationTimestamp`; for a body without one, the run's start, else now."""
+    stamp = data.rollback.metadata.creation_timestamp
+    return datetime.fromisoformat(stamp) if stamp else data.status.started_at or data.now

@@ -35,6 +35,7 @@ from rollback_operator.reconcile import monitoring, steplist, traffic
 from rollback_operator.reconcile.ports import ReportStore
 from rollback_operator.reconcile.report import (
     ReportInput,
+    created_at,
     deployment_line,
     plan_moves,
     render,
@@ -194,26 +195,27 @@ async def _sample_rules(ctx: StepContext) -> None:
 async def _report(step: StepStatus, ctx: StepContext) -> StepResult:
     await _sample_rules(ctx)
     data = ReportInput(ctx.rollback, ctx.status, ctx.outcome, ctx.now(), ctx.trigger, ctx.contacts)
-    name, key = await _store_report(ctx, render(data))
-    logged = await _log_line(ctx, data)
-    archive, meta = ctx.providers.archive, ctx.rollback.metadata
+    name, key = await _store_report(ctx, data)
+    line = deployment_line(data, key)
+    logged = await _log_line(ctx, data, line)
+    archive = ctx.providers.archive
     if archive is None or key is None:
         return StepResult(f"report stored in ConfigMap {name}; {logged}", {"configMap": name})
-    await archive.log(deployment_line(data), f" - {meta.namespace}/{meta.name}")
+    await archive.log(line, f" - {key}")  # the run's own report: logged once per run
     return StepResult(
         f"report stored in ConfigMap {name} and {key}; {logged} and the bucket's",
         {"configMap": name, "s3Key": key},
     )
 
 
-async def _log_line(ctx: StepContext, data: ReportInput) -> str:
+async def _log_line(ctx: StepContext, data: ReportInput, line: str) -> str:
     """The rollback's deployment-log line into the namespace's log, whether or not a backups
     bucket keeps one too; a log the operator may not write is said in the step's message, and
     never fails a rollback that has done its work."""
     when = ctx.status.started_at or data.now
     key = f"{when:%Y%m%dT%H%M%SZ}.{ctx.rollback.metadata.name}"
     try:
-        where = await ctx.reports.log(key, deployment_line(data))
+        where = await ctx.reports.log(key, line)
     except PermanentError as error:
         return f"deployment log not written: {error}"
     return f"deployment log line in {where}"
@@ -223,16 +225,21 @@ async def refresh_report(ctx: StepContext) -> None:
     """The report again after the rollback's end (traffic given back later), in the same
     ConfigMap and S3 object; the deployment log already has the rollback's line."""
     data = ReportInput(ctx.rollback, ctx.status, None, ctx.now(), ctx.trigger, ctx.contacts)
-    await _store_report(ctx, render(data))
+    await _store_report(ctx, data)
 
 
-async def _store_report(ctx: StepContext, markdown: str) -> tuple[str, str | None]:
-    """The ConfigMap's name and the archive's key (None without an archive)."""
+async def _store_report(ctx: StepContext, data: ReportInput) -> tuple[str, str | None]:
+    """The ConfigMap's name and the archive's location of this run's report (None without an
+    archive)."""
+    markdown = render(data)
     name = await ctx.reports.store(markdown)
     archive, meta = ctx.providers.archive, ctx.rollback.metadata
     if archive is None:
         return name, None
-    return name, await archive.store(meta.namespace, meta.name, markdown)
+    created = created_at(data)
+    return name, await archive.store(
+        meta.namespace, meta.name, markdown, uid=meta.uid, created=created
+    )
 
 
 def _notice(ctx: StepContext, kind: str) -> Notice:

@@ -8,8 +8,11 @@
 - Dated storage backups: `<prefix>YYYYMMDD/<key>`, one folder per day; a restore point's copy of
   an unversioned bucket: `<prefix>YYYYMMDDTHHMMSSZ-<restore point>/<key>`, the same layout
   with the moment and the point's name in the folder.
-- Reports and the deployment log: `reports/<namespace>/<name>.md`, `reports/deployment.log`, at
-  the bucket's root whatever the prefix.
+- Reports and the deployment log: `reports/<namespace>/<name>/<created>-<uid8>.md` (the
+  Rollback's creation time, `YYYYMMDDTHHMMSSZ`, and the start of its uid),
+  `reports/deployment.log`, at the bucket's root whatever the prefix. GitOps and people delete
+  and apply a Rollback again under one name: each of those runs keeps its own report, and
+  listing the name's folder shows them oldest first.
 
 A backup is an object whose name says it is a dump (`.dump`, `.sql`, `.backup`, `.pgdump`,
 each optionally `.gz`) and that the operator did not write itself: with the prefix `""`, the
@@ -74,9 +77,21 @@ def is_point_folder(prefix: str, folder: str) -> bool:
     return folder.startswith(prefix) and bool(_POINT_FOLDER.match(folder[len(prefix) :]))
 
 
-def report_key(namespace: str, name: str) -> str:
-    """The object key of the report of Rollback `namespace/name`."""
-    return f"{REPORTS_FOLDER}{namespace}/{name}.md"
+def report_folder(namespace: str, name: str) -> str:
+    """The key prefix of every report of a Rollback named `namespace/name`."""
+    return f"{REPORTS_FOLDER}{namespace}/{name}/"
+
+
+def report_key(namespace: str, name: str, created: datetime, uid: str) -> str:
+    """The object key of the report of the Rollback `namespace/name` created at `created` with
+    `uid`: one a later Rollback of the same name never overwrites."""
+    run = re.sub(r"[^A-Za-z0-9-]", "-", uid[:8]) or "no-uid"
+    return f"{report_folder(namespace, name)}{created.astimezone(UTC).strftime(_STAMP)}-{run}.md"
+
+
+def is_report(key: str) -> bool:
+    """Whether an object key is one of the reports or the deployment log the operator keeps."""
+    return key.startswith(REPORTS_FOLDER)
 
 
 def is_dump_name(name: str) -> bool:
@@ -89,7 +104,7 @@ def is_backup(prefix: str, key: str) -> bool:
     """Whether an object under `prefix` can be the default backup: named as a dump, and none
     of the operator's own objects (safety dumps, restore point dumps, reports, the log)."""
     name = backup_name(prefix, key)
-    own = is_safety_dump(name) or is_point_dump(name) or key.startswith(REPORTS_FOLDER)
+    own = is_safety_dump(name) or is_point_dump(name) or is_report(key)
     return is_dump_name(name) and not own
 
 
