@@ -9,10 +9,11 @@ and keeps every request's headers: exactly what the claims are about.
 from __future__ import annotations
 
 import asyncio
-import json
+import gzip
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
 
 from rollback_operator.providers import http
@@ -20,25 +21,32 @@ from rollback_operator.providers import http
 
 @dataclass
 class CountingServer:
-    """Answers every request `{}` (with a cookie), on keep-alive connections it counts."""
+    """Answers every request `answer` (with a cookie), on keep-alive connections it counts;
+    keeps each request's line, headers and body."""
 
     connections: int = 0
     requests: list[dict[str, str]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
     url: str = ""
+    answer: bytes = b"{}"
+    encoding: str | None = None
+    """The answer's Content-Encoding, when `answer` is encoded."""
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         while head := await reader.readuntil(b"\r\n\r\n"):
-            lines = head.decode().split("\r\n")[1:]
+            line, *lines = head.decode().split("\r\n")
             headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines if x)}
-            await reader.readexactly(int(headers.get("content-length", "0")))
+            self.bodies.append(await reader.readexactly(int(headers.get("content-length", "0"))))
             self.requests.append(headers)
-            body = json.dumps({}).encode()
+            self.lines.append(line)
+            encoded = f"Content-Encoding: {self.encoding}\r\n" if self.encoding else ""
             writer.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                 b"Set-Cookie: session=from-the-server; Path=/\r\n"
-                + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body
+                + f"{encoded}Content-Length: {len(self.answer)}\r\n\r\n".encode()
+                + self.answer
             )
             await writer.drain()
 
@@ -146,3 +154,43 @@ async def test_a_host_in_no_proxy_is_reached_directly(
     await _operation(http.Http("slack", server.url, {}), "notify")
 
     assert len(server.requests) == 2
+
+
+async def test_the_shared_connections_send_and_read_what_httpxs_own_client_does(
+    server: CountingServer,
+) -> None:
+    """The adapters' sessions skip httpx's client on the shared connections; on a transport of
+    a caller's own they go through it. Both send the same request and read the same answer."""
+    server.answer, server.encoding = gzip.compress('{"answered":"é"}'.encode()), "gzip"
+    call = http.Call(
+        "rollback", "POST", "/v1/projects/prj 1/rollback/dpl_é",
+        params={"teamId": "team a/b&c=d", "since": "1"}, json={"description": "é/1", "n": None},
+    )  # fmt: skip
+    own = http.Options(transport=httpx.AsyncHTTPTransport())
+    answers = []
+    for options in (None, own):
+        endpoint = http.Http("vercel", f"{server.url}/api/", {"Authorization": "Bearer t"}, options)
+        async with endpoint.session() as s:
+            answers.append(await http.json_object(s, call))
+
+    assert answers == [{"answered": "é"}] * 2
+    pooled, direct = server.requests
+    assert server.lines[0] == server.lines[1]
+    assert server.lines[0].startswith("POST /api/v1/projects/prj%201/rollback/dpl_%C3%A9?teamId")
+    assert server.bodies[0] == server.bodies[1] == '{"description":"é/1","n":null}'.encode()
+    for name in ("host", "user-agent", "accept", "content-type", "content-length", "authorization"):
+        assert pooled[name] == direct[name], name
+    assert {"gzip", "deflate"} <= set(pooled["accept-encoding"].split(", "))
+    assert set(pooled["accept-encoding"].split(", ")) <= set(direct["accept-encoding"].split(", "))
+
+
+async def test_a_callers_header_replaces_a_default_whatever_its_case(
+    server: CountingServer,
+) -> None:
+    endpoint = http.Http("railway", server.url, {"accept": "application/json", "X-Token": "t"})
+    async with endpoint.session() as s:
+        await s.send(http.Call("plan", "GET", "/graphql"))
+
+    (seen,) = server.requests
+    assert seen["accept"] == "application/json"
+    assert seen["x-token"] == "t"

@@ -37,8 +37,8 @@ import httpx
 from rollback_operator.providers import errors
 from rollback_operator.providers.http_failures import Failure, classify
 from rollback_operator.providers.http_pool import USER_AGENT as USER_AGENT
+from rollback_operator.providers.http_pool import PooledClient, pooled_client
 from rollback_operator.providers.http_pool import close_pooled_clients as close_pooled_clients
-from rollback_operator.providers.http_pool import pooled_client
 from rollback_operator.providers.http_pool import shared_transport as shared_transport
 from rollback_operator.providers.http_pool import tls_context as tls_context
 
@@ -170,7 +170,7 @@ class Http:
 class Session:
     """An open client that sends `Call`s with retries."""
 
-    def __init__(self, http: Http, client: httpx.AsyncClient) -> None:
+    def __init__(self, http: Http, client: httpx.AsyncClient | PooledClient) -> None:
         self.http = http
         self._client = client
 
