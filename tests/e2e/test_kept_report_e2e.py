@@ -81,18 +81,10 @@ def test_a_name_applied_again_keeps_the_first_runs_report_in_the_backups_bucket(
 ) -> None:
     """GitOps deletes and applies `gone` again: the first incident's report in the bucket, the
     record meant to outlive the cluster objects, is still there and still the first one's."""
-    backups = world.make_bucket(s3, versioned=False)
-    bed.edit_world(frontend=THREE)
-    bed.start(real=("database",))  # the real database adapter brings the real report archive
-    bed.apply(manifests.secret("db", {"url": "postgresql://app:pw@127.0.0.1:9/app"}))
-    bed.apply(manifests.secret("aws", {"access-key-id": ACCESS_KEY_ID,
-                              "secret-access-key": SECRET_ACCESS_KEY}))  # fmt: skip
-    bed.apply(manifests.policy(
-        targets={"database": {"postgres": {"backups": {"bucket": backups, "prefix": "db/"}}}},
-        objectStore={"endpointUrl": s3_server.url},
-    ))  # fmt: skip
+    backups = _with_a_backups_bucket(bed, s3_server, s3)
 
     first = _run_and_delete_body(bed, "first outage")
+    world.next_second()  # keys sort by creation time to the second (a tie: by uid)
     bed.apply(manifests.rollback("gone", targets=["frontend"], reason="second outage"))
     second = bed.wait_for("gone", {"Succeeded", "Failed", "PartiallyFailed"})
 
@@ -113,6 +105,56 @@ def test_a_name_applied_again_keeps_the_first_runs_report_in_the_backups_bucket(
     kept = bed.get("configmap", "gone-report")  # the second run's own, owned by it alone
     assert [o["uid"] for o in kept["metadata"]["ownerReferences"]] == [second["metadata"]["uid"]]
     assert "second outage" in kept["data"]["report.md"]
+
+
+def test_a_name_applied_again_before_the_old_report_configmap_goes_archives_its_report(
+    bed: Bed, s3_server: S3Server, s3: S3Client
+) -> None:
+    """The earlier Rollback's `gone-report` is still there (the garbage collector has not come
+    yet, or the Rollback was deleted with `--cascade=orphan`): the new run leaves it as it is,
+    and its own report still reaches the bucket and both deployment logs; the step fails
+    saying which ConfigMap it could not write and where the report is."""
+    backups = _with_a_backups_bucket(bed, s3_server, s3)
+    bed.apply(manifests.rollback("gone", targets=["frontend"], reason="first outage"))
+    first = bed.wait_for("gone", {"Succeeded", "Failed", "PartiallyFailed"})
+    bed.cluster.kubectl("delete", ROLLBACKS, "gone", "--wait=false")
+    _wait_gone(bed, ROLLBACKS, "gone")  # and no garbage collector takes gone-report
+    before = bed.get("configmap", "gone-report")
+
+    bed.apply(manifests.rollback("gone", targets=["frontend"], reason="second outage"))
+    second = bed.wait_for("gone", {"Succeeded", "Failed", "PartiallyFailed"})
+
+    after = bed.get("configmap", "gone-report")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert "first outage" in after["data"]["report.md"]
+    second_key = world.report_key(second)
+    assert "second outage" in (world.read(s3, backups, second_key) or b"").decode()
+    step = next(s for s in second["status"]["steps"] if s["name"] == "report")
+    assert step["state"] == "Failed"
+    assert f"ConfigMap {bed.namespace}/gone-report" in step["message"]
+    assert f"s3://{backups}/{second_key}" in step["message"]
+    log = (world.read(s3, backups, "reports/deployment.log") or b"").decode().splitlines()
+    ends = [f"s3://{backups}/{world.report_key(b)}" for b in (first, second)]
+    assert [line.rsplit(" - ", 1)[-1] for line in log] == ends
+    # a line each in the namespace's log too (keyed by the start, to the second, then the uid)
+    lines = bed.get("configmap", "rollback-deployment-log")["data"].values()
+    assert sorted(line.rsplit(" - ", 1)[-1] for line in lines) == sorted(ends)
+
+
+def _with_a_backups_bucket(bed: Bed, s3_server: S3Server, s3: S3Client) -> str:
+    """Start the operator with a policy whose database backups bucket archives the reports;
+    returns the bucket."""
+    backups = world.make_bucket(s3, versioned=False)
+    bed.edit_world(frontend=THREE)
+    bed.start(real=("database",))  # the real database adapter brings the real report archive
+    bed.apply(manifests.secret("db", {"url": "postgresql://app:pw@127.0.0.1:9/app"}))
+    bed.apply(manifests.secret("aws", {"access-key-id": ACCESS_KEY_ID,
+                              "secret-access-key": SECRET_ACCESS_KEY}))  # fmt: skip
+    bed.apply(manifests.policy(
+        targets={"database": {"postgres": {"backups": {"bucket": backups, "prefix": "db/"}}}},
+        objectStore={"endpointUrl": s3_server.url},
+    ))  # fmt: skip
+    return backups
 
 
 def _key(location: str, bucket: str) -> str:

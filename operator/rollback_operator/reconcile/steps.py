@@ -199,21 +199,24 @@ async def _report(step: StepStatus, ctx: StepContext) -> StepResult:
     line = deployment_line(data, key)
     logged = await _log_line(ctx, data, line)
     archive = ctx.providers.archive
-    if archive is None or key is None:
-        return StepResult(f"report stored in ConfigMap {name}; {logged}", {"configMap": name})
-    await archive.log(line, f" - {key}")  # the run's own report: logged once per run
-    return StepResult(
-        f"report stored in ConfigMap {name} and {key}; {logged} and the bucket's",
-        {"configMap": name, "s3Key": key},
-    )
+    if archive is not None and key is not None:
+        await archive.log(line, f" - {key}")  # the run's own report: logged once per run
+        logged += " and the bucket's"
+    if isinstance(name, PermanentError):
+        raise StepFailed(f"{name}; the report is in {key or 'no archive'}; {logged}")
+    ids = {"configMap": name} | ({"s3Key": key} if key else {})
+    archived = f" and {key}" if key else ""
+    return StepResult(f"report stored in ConfigMap {name}{archived}; {logged}", ids)
 
 
 async def _log_line(ctx: StepContext, data: ReportInput, line: str) -> str:
     """The rollback's deployment-log line into the namespace's log, whether or not a backups
     bucket keeps one too; a log the operator may not write is said in the step's message, and
     never fails a rollback that has done its work."""
-    when = ctx.status.started_at or data.now
-    key = f"{when:%Y%m%dT%H%M%SZ}.{ctx.rollback.metadata.name}"
+    when, meta = ctx.status.started_at or data.now, ctx.rollback.metadata
+    # time first (the log is read in key order), then the run: a Rollback applied again under
+    # the name has a line of its own; at most 253 characters, a ConfigMap key's limit
+    key = f"{when:%Y%m%dT%H%M%SZ}.{meta.name[:226]}.{meta.uid[:8]}"
     try:
         where = await ctx.reports.log(key, line)
     except PermanentError as error:
@@ -225,21 +228,30 @@ async def refresh_report(ctx: StepContext) -> None:
     """The report again after the rollback's end (traffic given back later), in the same
     ConfigMap and S3 object; the deployment log already has the rollback's line."""
     data = ReportInput(ctx.rollback, ctx.status, None, ctx.now(), ctx.trigger, ctx.contacts)
-    await _store_report(ctx, data)
+    name, _ = await _store_report(ctx, data)
+    if isinstance(name, PermanentError):
+        raise name
 
 
-async def _store_report(ctx: StepContext, data: ReportInput) -> tuple[str, str | None]:
-    """The ConfigMap's name and the archive's location of this run's report (None without an
-    archive)."""
+async def _store_report(
+    ctx: StepContext, data: ReportInput
+) -> tuple[str | PermanentError, str | None]:
+    """The ConfigMap's name (or why it could not be written) and the archive's location of this
+    run's report (None without an archive). The archive comes first: a ConfigMap the operator
+    may not write (an earlier Rollback's of this name that the garbage collector has not yet
+    taken) costs the copy in the cluster, never the one meant to outlive it."""
     markdown = render(data)
-    name = await ctx.reports.store(markdown)
     archive, meta = ctx.providers.archive, ctx.rollback.metadata
-    if archive is None:
-        return name, None
-    created = created_at(data)
-    return name, await archive.store(
-        meta.namespace, meta.name, markdown, uid=meta.uid, created=created
-    )
+    key = None
+    if archive is not None:
+        created = created_at(data)
+        key = await archive.store(
+            meta.namespace, meta.name, markdown, uid=meta.uid, created=created
+        )
+    try:
+        return await ctx.reports.store(markdown), key
+    except PermanentError as error:
+        return error, key
 
 
 def _notice(ctx: StepContext, kind: str) -> Notice:
