@@ -118,7 +118,9 @@ def test_second_rollback_of_the_same_targets_queues_until_the_first_ends(bed: Be
     assert queued["status"]["plan"]["frontend"]["from"] == "dpl_new"
     first = bed.wait_for("first", {"Succeeded"})
     second = bed.wait_for("second", {"Succeeded"})
-    assert second["status"]["startedAt"] >= first["status"]["finishedAt"]
+    assert second["status"]["finishedAt"] >= first["status"]["finishedAt"]
+    assert "startedAt" not in second["status"]  # nothing left to run: it never started
+    assert second["status"]["message"].startswith("Nothing to do: frontend: already rolled back")
     assert "frontend" not in second["status"]["plan"]
     assert bed.world().state["frontend"]["live"] == "dpl_old"  # not dpl_older
     left = [s for s in second["status"]["steps"] if s.get("target") == "frontend"]

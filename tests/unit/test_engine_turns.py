@@ -71,8 +71,8 @@ async def test_a_rollback_created_while_another_ran_leaves_what_that_one_rolled_
     said = [(w, m) for w, r, m in h.host.events if r == Reason.ALREADY_ROLLED_BACK]
     assert said == [(False, LEFT_BY_RB_1)]
     assert "Replanned" not in h.host.reasons()
-    assert LEFT_BY_RB_1 in next(iter(h.reports.reports.values()))
-    assert [n["phase"] for n in h.world.state["notices"]] == ["Running", "Succeeded"]
+    assert h.reports.reports == {}  # rb-1 wrote the report and told the channel: nothing to add
+    assert h.world.state["notices"] == []
 
 
 async def test_targets_the_rollback_ahead_did_not_roll_back_are_still_rolled_back() -> None:
@@ -348,3 +348,42 @@ async def test_an_approval_of_a_plan_the_world_still_matches_runs_it() -> None:
     assert h.world.state["requests"]["frontend.plan"] == 2  # planned, and checked once approved
     assert h.world.state["frontend"]["live"] == "dpl_old"
     assert _condition(h, ConditionType.PLANNED)[1] == Reason.PLANNED
+
+
+async def test_a_rollback_with_every_target_gone_back_ahead_asks_and_tells_nobody() -> None:
+    """At 3 a.m. the rollback ahead has told the channel; this one has nothing to do, so it
+    asks no person to approve it, sends no notice, runs no check and writes no report."""
+    h = _frontend_only(requireApproval=True)
+    h.host.ahead = {"frontend": RolledBack(by="rb-1", to="dpl_old")}
+    h.host.stop_after_pauses = 3  # a wait for approval would stop the run here
+    assert await h.run() == Phase.SUCCEEDED
+    assert Phase.AWAITING_APPROVAL not in {s.phase for s in h.host.statuses}
+    assert dict(h.world.state["calls"]) == {}
+    assert (h.host.last.message or "").startswith(
+        "Nothing to do: frontend: already rolled back by rb-1 to dpl_old"
+    )
+    assert h.steps() == [
+        ("notify-started", None, StepState.SKIPPED),
+        ("instant-rollback", "frontend", StepState.SKIPPED),
+        ("verify", None, StepState.SKIPPED),
+        ("report", None, StepState.SKIPPED),
+        ("notify-finished", None, StepState.SKIPPED),
+    ]
+    assert _condition(h, ConditionType.APPROVED)[:2] == ("True", Reason.NOT_REQUIRED)
+    assert h.host.reasons() == ["AlreadyRolledBack", "Succeeded"]
+    assert h.host.last.report_ref is None
+
+
+async def test_a_rollback_left_with_nothing_at_its_turn_ends_there_without_a_notice() -> None:
+    h = _frontend_only()
+    _first_rolls_frontend_back(h)
+    assert await h.run() == Phase.SUCCEEDED
+    assert dict(h.world.state["calls"]) == {}
+    assert [s for _, t, s, _ in _step_records(h) if t is None] == [StepState.SKIPPED] * 4
+    assert (h.host.last.message or "").startswith("Nothing to do: ")
+
+
+async def test_a_dry_run_with_every_target_gone_back_ahead_still_shows_its_plan() -> None:
+    h = _frontend_only(dryRun=True)
+    h.host.ahead = {"frontend": RolledBack(by="rb-1", to="dpl_old")}
+    assert await h.run() == Phase.PLANNED

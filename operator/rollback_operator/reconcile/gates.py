@@ -15,6 +15,9 @@ again when its turn comes, and what runs is always a plan of the state it acts o
   answered the same request: a target it rolled back is left alone, not taken one further
   (`queue.rolled_back_ahead`; pinned targets excepted). Its steps are Skipped saying who took
   it where, an Event (AlreadyRolledBack) says so, and that is no change of plan to approve.
+  When that leaves it nothing at all to do, it ends there, Succeeded: the rollback ahead told
+  the channel and wrote the report, so this one asks nobody for approval, sends no notice,
+  runs no check and writes no report (a dry run still shows its plan).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from rollback_operator.api.conditions import ConditionType, Reason, find
 from rollback_operator.api.rollback import Phase, RollbackPlan, RollbackStatus, StepState
 from rollback_operator.providers.errors import ProviderError
 from rollback_operator.reconcile import approval, transitions
-from rollback_operator.reconcile.outcome import left_alone
+from rollback_operator.reconcile.outcome import left_alone, summary
 from rollback_operator.reconcile.planner import (
     PlanError,
     destinations,
@@ -43,6 +46,7 @@ from rollback_operator.reconcile.steplist import steps_for
 from rollback_operator.reconcile.steps import StepContext
 
 NOT_RUN = "Not run: the rollback ended before its turn to act"
+NOTHING_LEFT = "Not run: every target was rolled back by a rollback ahead of this one"
 ABORTED_UNPLANNED = "Aborted while it waited to plan: nothing was planned or changed"
 
 Left = dict[Target, RolledBack]
@@ -92,6 +96,10 @@ class Gates:
         if spec.dry_run:
             await record.enter(status, Phase.PLANNED, "Dry run: plan ready, nothing changed")
             return Phase.PLANNED
+        if _nothing_left(status):
+            note = "Nothing to approve" if spec.require_approval else "Not required"
+            record.mark(status, ConditionType.APPROVED, True, Reason.NOT_REQUIRED, note)
+            return await self._nothing_to_do(status)
         if spec.require_approval:
             note = "Waiting for the annotation rollback.mindmate.app/approved-by"
             record.mark(status, ConditionType.APPROVED, False, Reason.AWAITING_APPROVAL, note)
@@ -253,7 +261,18 @@ class Gates:
         if change:
             await record.event(warning=False, reason=Reason.REPLANNED.value, message=message)
         await self._say_left(newly)
-        return None
+        return await self._nothing_to_do(status) if _nothing_left(status) else None
+
+    async def _nothing_to_do(self, status: RollbackStatus) -> Phase:
+        """End Succeeded now: every target was left alone, so no step is left to run."""
+        for step in status.steps:
+            if step.state != StepState.SKIPPED:
+                step.state, step.message = StepState.SKIPPED, NOTHING_LEFT
+        status.finished_at = self.clock.now()
+        await self.controls.release()
+        message = summary(status.steps, Phase.SUCCEEDED)
+        await self.record.enter(status, Phase.SUCCEEDED, message, Reason.ALREADY_ROLLED_BACK)
+        return Phase.SUCCEEDED
 
     async def _end_unrun(
         self, status: RollbackStatus, phase: Phase, message: str, reason: Reason | None = None
@@ -265,6 +284,12 @@ class Gates:
         await self.controls.release()
         await self.record.enter(status, phase, message, reason)
         return phase
+
+
+def _nothing_left(status: RollbackStatus) -> bool:
+    """Whether every step that acts on a target is left alone (Skipped at planning)."""
+    acting = [s for s in status.steps if s.target is not None]
+    return bool(acting) and all(s.state == StepState.SKIPPED for s in acting)
 
 
 def _notes(left: Left) -> list[str]:
