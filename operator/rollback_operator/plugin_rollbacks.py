@@ -206,7 +206,13 @@ def report(kube: Kube, args: argparse.Namespace) -> int:
         if not error.not_found:
             raise
         return _kept_report(kube, args.namespace, args.name)
-    ref = (body.get("status", {}).get("reportRef") or {}).get("configMap")
+    where = body.get("status", {}).get("reportRef") or {}
+    ref, archived = where.get("configMap"), where.get("s3Key")
+    if not ref and archived:
+        raise PluginError(
+            f"rollback/{args.name}'s report is only in the policy's backups bucket, at "
+            f"{archived}: its ConfigMap could not be written (the report step says why)"
+        )
     if not ref:
         raise PluginError(f"rollback/{args.name} has no report yet")
     found = kube.get(f"/api/v1/namespaces/{args.namespace}/configmaps/{ref}")

@@ -139,6 +139,11 @@ def test_a_name_applied_again_before_the_old_report_configmap_goes_archives_its_
     # a line each in the namespace's log too (keyed by the start, to the second, then the uid)
     lines = bed.get("configmap", "rollback-deployment-log")["data"].values()
     assert sorted(line.rsplit(" - ", 1)[-1] for line in lines) == sorted(ends)
+    # the status names where the run's report is, and so does `kubectl rollback report`
+    assert second["status"]["reportRef"] == {"s3Key": f"s3://{backups}/{second_key}"}
+    shown = kubectl_rollback(bed.cluster.kubeconfig, "report", "gone")
+    assert shown.returncode == 1
+    assert f"s3://{backups}/{second_key}" in shown.stderr, shown.stderr
 
 
 def _with_a_backups_bucket(bed: Bed, s3_server: S3Server, s3: S3Client) -> str:

@@ -75,3 +75,28 @@ def test_help_imports_neither_the_kubernetes_client_nor_pydantic() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
 
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr
+
+
+class _OneRollback:
+    """A cluster holding one Rollback body, and nothing else."""
+
+    def __init__(self, body: dict[str, object]) -> None:
+        self.body = body
+
+    def get(self, path: str, **_: str) -> dict[str, object]:
+        assert path.endswith("/rollbacks/rb-1"), path
+        return self.body
+
+
+def test_a_report_kept_only_in_the_backups_bucket_is_named_where_it_is() -> None:
+    """Its ConfigMap could not be written (an earlier Rollback's of the name was still there):
+    the archive has the report, and `report` says where, not that there is none."""
+    key = "reports/prod/rb-1/20261207T164257Z-ab63c30c.md"
+    kube = _OneRollback({"status": {"phase": "Succeeded", "reportRef": {"s3Key": key}}})
+    args = argparse.Namespace(namespace="prod", name="rb-1")
+
+    with pytest.raises(plugin_rollbacks.PluginError) as raised:
+        plugin_rollbacks.report(kube, args)  # type: ignore[arg-type]  # the one call it makes
+
+    assert key in str(raised.value)
+    assert "no report yet" not in str(raised.value)

@@ -96,4 +96,5 @@ async def test_an_earlier_runs_configmap_still_there_costs_only_the_copy_in_the_
     assert step.state == StepState.FAILED
     assert REFUSAL in (step.message or "")
     assert f"the report is in {where}" in (step.message or "")
-    assert host.last.report_ref is None
+    assert host.last.report_ref is not None  # the run's report is named where it is
+    assert (host.last.report_ref.config_map, host.last.report_ref.s3_key) == (None, where)

@@ -278,7 +278,9 @@ def _next_open(status: RollbackStatus) -> list[StepStatus] | None:
 
 
 def _report_ref(status: RollbackStatus) -> ReportRef | None:
+    """Where the report step stored the report: its ConfigMap and archive copy, or the archive
+    copy alone when the ConfigMap could not be written."""
     step = next((s for s in status.steps if s.name == REPORT), None)
     ids = step.external_ids if step else {}
     name, key = ids.get("configMap"), ids.get("s3Key")
-    return ReportRef(config_map=name, s3_key=key) if name else None
+    return ReportRef(config_map=name, s3_key=key) if name or key else None

@@ -203,6 +203,8 @@ async def _report(step: StepStatus, ctx: StepContext) -> StepResult:
         await archive.log(line, f" - {key}")  # the run's own report: logged once per run
         logged += " and the bucket's"
     if isinstance(name, PermanentError):
+        if key is not None:  # the run's report is there: status.reportRef names it
+            step.external_ids = {**step.external_ids, "s3Key": key}
         raise StepFailed(f"{name}; the report is in {key or 'no archive'}; {logged}")
     ids = {"configMap": name} | ({"s3Key": key} if key else {})
     archived = f" and {key}" if key else ""
