@@ -59,7 +59,7 @@ CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE
   AS $$ SELECT nullif(current_setting('request.jwt.claim.sub', true), '')::uuid $$;
 ALTER FUNCTION auth.uid() OWNER TO {AUTH_ADMIN};
 GRANT USAGE ON SCHEMA auth TO {APP}, anon, authenticated;
-GRANT SELECT, REFERENCES ON auth.users TO {APP};
+GRANT SELECT, REFERENCES, TRIGGER ON auth.users TO {APP};
 GRANT EXECUTE ON FUNCTION auth.uid() TO {APP}, anon, authenticated;
 INSERT INTO auth.users (email) VALUES ('ada@example.com'), ('bob@example.com');
 """
@@ -90,6 +90,26 @@ GRANT EXECUTE ON FUNCTION public.my_items() TO authenticated;
 INSERT INTO public.profiles (id, username) SELECT id, split_part(email, '@', 1) FROM auth.users;
 """
 
+
+# Supabase's quickstart sign-up trigger, as the app's role makes it (the platform grants the
+# app's role every privilege on auth's tables, TRIGGER among them, but not their ownership).
+SIGN_UP = """
+CREATE FUNCTION public.handle_new_user() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = '' AS $$
+BEGIN
+  INSERT INTO public.profiles (id, username) VALUES (new.id, split_part(new.email, '@', 1));
+  RETURN new;
+END $$;
+CREATE TRIGGER on_auth_user_created AFTER INSERT ON auth.users
+  FOR EACH ROW EXECUTE PROCEDURE public.handle_new_user();
+"""
+
+_OUTSIDE_TRIGGERS = """
+SELECT format('%s %s enabled=%s comment=%s', t.tgrelid::regclass, pg_get_triggerdef(t.oid),
+  t.tgenabled, obj_description(t.oid, 'pg_trigger'))
+FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid
+WHERE NOT t.tgisinternal AND r.relnamespace <> 'public'::regnamespace ORDER BY 1
+"""
 
 _SHAPE = """
 SELECT line FROM (
@@ -151,6 +171,15 @@ class SupabaseDb(Db):
         """What `schema` holds, one line per object: relations with their columns, grants and
         row-level security, routines, constraints, indexes, triggers and policies."""
         return self.sql(_SHAPE.replace("{schema}", schema))
+
+    def outside_triggers(self) -> list[str]:
+        """Each user trigger on a table outside `public`: its table, definition, enabled state
+        (pg_trigger.tgenabled) and comment."""
+        return self.sql(_OUTSIDE_TRIGGERS).splitlines()
+
+    def profiles(self) -> list[str]:
+        """The usernames in public.profiles, sorted."""
+        return self.sql("SELECT username FROM public.profiles ORDER BY username").split()
 
     def users(self) -> list[str]:
         """The emails in auth.users, sorted."""

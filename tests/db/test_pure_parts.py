@@ -167,6 +167,19 @@ async def test_a_plain_dump_must_end_with_pg_dumps_last_line() -> None:
         await _collect(dumps.require_trailer(_from(b"CREATE TABLE t();\n"), "b"))
 
 
+async def test_pg_restores_script_goes_on_without_its_closing_commit_or_is_not_applied() -> None:
+    """So statements after it (the carried triggers) still run in the restore's transaction."""
+    body = b"BEGIN;\n" + b"INSERT INTO t VALUES ('COMMIT;');\n" * 400
+    tail = b"\n\nCOMMIT;\n\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict k\n\n"
+    whole = body + tail
+    pieces = [whole[i : i + 999] for i in range(0, len(whole), 999)]
+    out = await _collect(dumps.open_ended(_from(*pieces), "b"))
+    assert out == whole.replace(b"\nCOMMIT;\n\n--", b"\n\n--")
+    assert out.count(b"COMMIT;") == 400  # the quoted ones are left alone
+    with pytest.raises(dumps.BadDump, match="does not end with its COMMIT"):
+        await _collect(dumps.open_ended(_from(body), "b"))
+
+
 # ----- the storage diff -----
 
 

@@ -35,6 +35,7 @@ from rollback_operator.providers.errors import (
 from rollback_operator.providers.objectstore import layout, s3api
 from rollback_operator.providers.postgres import (
     backups,
+    carried,
     contents,
     dumps,
     locks,
@@ -129,11 +130,13 @@ class PostgresDatabase(PointDumps):
             raise dumps.BadDump(f"backup {backup} is empty", provider=PROVIDER)
         await server.ping(self.dsn)
         started = time.monotonic()
-        fmt = await self._apply(found, key)
+        fmt, schemas = await self._apply(found, key)
         took = time.monotonic() - started
+        kept = [t.describe() for t in await scope.carried_over(self.dsn, schemas)]
         message = (
             f"restored {backup} ({fmt}, {backups.size(found.size)}) into "
             f"{self.dsn.describe()} in {took:.1f}s"
+            + (f", carrying over {'; '.join(kept)}" if kept else "")
         )
         return StepResult(message, {"backup": backup})
 
@@ -213,9 +216,10 @@ class PostgresDatabase(PointDumps):
 
     async def _apply(
         self, backup: Backup, key: str, schemas: Sequence[str] | None = None
-    ) -> DumpFormat:
+    ) -> tuple[DumpFormat, list[str]]:
         """Stream the backup into psql with the restore marker, all in one transaction,
-        replacing `schemas` (default: every schema the backup holds).
+        replacing `schemas` (default: every schema the backup holds); its format and the
+        schemas replaced.
 
         The first chunk names the format (and is checked), and holds an archive's table of
         contents, before any tool starts, so one download serves the checks and the restore.
@@ -253,7 +257,7 @@ class PostgresDatabase(PointDumps):
         outcome = dataclasses.replace(outcome, stderr=self.dsn.redact(outcome.stderr))
         if outcome.failed:
             raise outcome.as_error(f"restoring {backup.name}")
-        return checked.format
+        return checked.format, schemas
 
     def _script(
         self,
@@ -264,20 +268,24 @@ class PostgresDatabase(PointDumps):
         selection: contents.Selection,
     ) -> AsyncIterator[bytes]:
         """The SQL psql runs inside the restore's transaction: the marker, the prelude that
-        empties the restored schemas, then the archive's script of their objects; or the
-        prelude, a plain dump narrowed to those schemas, then the marker (after it, so a dump
-        that recreates the marker's table cannot drop the new row)."""
+        keeps the triggers carried over and empties the restored schemas, the archive's script
+        of their objects (without its COMMIT), then the carried triggers created again; or the
+        prelude, a plain dump narrowed to those schemas, the triggers, then the marker (after
+        them, so a dump that recreates the marker's table cannot drop the new row)."""
         prelude = dumps.once(scope.prelude_sql())
+        recreate = dumps.once(carried.recreate_sql())
         if archive:
             pg_restore = tools.tool("pg_restore", self.options.bin_dir)
             use_list = selection.write_use_list()
             command = tools.script_command(
                 pg_restore, exclude_schema=server.SCHEMA, use_list=use_list
             )
-            script = tools.converted(command, env, chunks, f"restoring {name}")
-            return dumps.chain(dumps.once(server.marker_sql()), prelude, script)
+            script = dumps.open_ended(
+                tools.converted(command, env, chunks, f"restoring {name}"), name
+            )
+            return dumps.chain(dumps.once(server.marker_sql()), prelude, script, recreate)
         narrowed = contents.narrowed(chunks, selection.schemas)
-        return dumps.chain(prelude, narrowed, dumps.once(server.marker_sql()))
+        return dumps.chain(prelude, narrowed, recreate, dumps.once(server.marker_sql()))
 
     # ----- safety dumps -----
 

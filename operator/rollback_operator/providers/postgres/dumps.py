@@ -197,3 +197,27 @@ async def require_trailer(chunks: Chunks, name: str) -> Chunks:
             f"backup {name} does not end with pg_dump's 'dump complete' line: it looks "
             "truncated, so it was not applied"
         )
+
+
+# pg_restore --single-transaction ends its script with COMMIT, then only blank lines, comments
+# ("dump complete") and, from PostgreSQL 17.6 / 16.10 / 15.14, the `\unrestrict` line.
+_CLOSING_COMMIT = re.compile(rb"(?:^|\n)(COMMIT;\n)(?:\s|--[^\n]*\n|\\unrestrict [^\n]*\n)*\Z")
+
+
+async def open_ended(chunks: Chunks, name: str) -> Chunks:
+    """pg_restore's single-transaction script without its closing COMMIT, so that statements
+    after it still run in the transaction (and the restore commits once, after them); fails
+    when the script does not end with that COMMIT."""
+    held = b""
+    try:
+        async for chunk in chunks:
+            held += chunk
+            if len(held) > _TRAILER_WINDOW:
+                yield held[:-_TRAILER_WINDOW]
+                held = held[-_TRAILER_WINDOW:]
+    finally:
+        await close_stream(chunks)
+    closing = _CLOSING_COMMIT.search(held)
+    if closing is None:
+        raise BadDump(f"pg_restore's script of {name} does not end with its COMMIT: not applied")
+    yield held[: closing.start(1)] + held[closing.end(1) :]

@@ -9,10 +9,12 @@ are the extension's, not the schema's: they are left alone.
 
 Before that, two things must hold, checked when the rollback is planned (so a dry run shows
 them): no object outside the restored schemas depends on one inside (the drop would take it
-along: a view in `analytics` on a `public` table, a trigger on `auth.users` calling a `public`
-function), and the app's role may drop every object inside. The prelude (`prelude_sql`), the
-first statements of the restore's one transaction, checks the first again and then drops (a
-DROP the role may not make fails there), so a refusal at any point changes nothing.
+along: a view in `analytics` on a `public` table), and the app's role may drop every object
+inside. A trigger outside whose only tie is its function inside (Supabase's sign-up trigger on
+`auth.users`) is no such object: the restore carries it over (`carried`), if the role could
+create it again. The prelude (`prelude_sql`), the first statements of the restore's one
+transaction, keeps those triggers, checks the first rule again and then drops (a DROP the role
+may not make fails there), so a refusal at any point changes nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 import psycopg
 
 from rollback_operator.providers.errors import PermanentError
-from rollback_operator.providers.postgres import server
+from rollback_operator.providers.postgres import carried, catalog, server
 
 PROVIDER = "postgres"
 SCHEMAS_VARIABLE = "rollback_schemas"  # the psql variable the prelude reads its schemas from
@@ -33,53 +35,20 @@ _SHOWN = 10
 _NO_JIT = "SET jit = off"
 
 
-def _namespace_of(classid: str, objid: str) -> str:
-    """SQL: the schema oid of the catalog object (classid, objid), for the kinds that live in
-    a schema (sub-objects of a table live in the table's); NULL for the others."""
-    by_relation = {
-        "pg_rewrite": "ev_class", "pg_trigger": "tgrelid", "pg_policy": "polrelid",
-        "pg_attrdef": "adrelid",
-    }  # fmt: skip
-    own = {
-        "pg_class": "relnamespace", "pg_proc": "pronamespace", "pg_type": "typnamespace",
-        "pg_constraint": "connamespace", "pg_collation": "collnamespace",
-        "pg_conversion": "connamespace", "pg_operator": "oprnamespace",
-        "pg_opclass": "opcnamespace", "pg_opfamily": "opfnamespace",
-        "pg_ts_config": "cfgnamespace", "pg_ts_dict": "dictnamespace",
-        "pg_statistic_ext": "stxnamespace",
-    }  # fmt: skip
-    cases = [
-        f"WHEN '{table}'::regclass THEN (SELECT {column} FROM {table} WHERE oid = {objid})"
-        for table, column in own.items()
-    ] + [
-        f"WHEN '{table}'::regclass THEN (SELECT c.relnamespace FROM {table} x JOIN pg_class c"
-        f" ON c.oid = x.{column} WHERE x.oid = {objid})"
-        for table, column in by_relation.items()
-    ]
-    return f"CASE {classid} {' '.join(cases)} END"
-
-
-def _dependent(classid: str, objid: str, deptype: str) -> str:
-    """SQL: whether the object depends on another with `deptype`: 'e', it belongs to an
-    extension; 'i', it is part of another object (an identity column's sequence) and goes
-    with it."""
-    return (
-        f"EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = {classid} AND e.objid = {objid}"
-        f" AND e.deptype = '{deptype}')"
-    )
-
-
 def dependents_query(schemas: str) -> str:
     """SQL: (dependent, what it depends on) for each object outside the schema oids `schemas`
-    (an oid[] expression) that depends on an object inside them."""
-    inside = f"{_namespace_of('d.refclassid', 'd.refobjid')} = ANY({schemas})"
-    outside = f"{_namespace_of('d.classid', 'd.objid')}"
+    (an oid[] expression) that depends on an object inside them, but the triggers the restore
+    carries over (`carried`)."""
+    inside = f"{catalog.namespace_of('d.refclassid', 'd.refobjid')} = ANY({schemas})"
+    outside = f"{catalog.namespace_of('d.classid', 'd.objid')}"
     return (
         "SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid),"
         " pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid)"
         f" FROM pg_depend d WHERE d.deptype = 'n' AND {inside}"
-        f" AND NOT {_dependent('d.refclassid', 'd.refobjid', 'e')}"
+        f" AND NOT {catalog.dependent('d.refclassid', 'd.refobjid', 'e')}"
         f" AND ({outside} IS NULL OR NOT {outside} = ANY({schemas}))"
+        " AND NOT (d.classid = 'pg_trigger'::regclass"
+        f" AND d.objid IN ({carried.triggers_query(schemas)}))"
         " ORDER BY 1, 2"
     )
 
@@ -109,8 +78,8 @@ def contents_query(schemas: str) -> str:
         f"SELECT {kinds}, i.identity, o.owner FROM (SELECT {schemas} AS s) params,"
         f" LATERAL ({sources}) AS o(classid, objid, owner),"
         " LATERAL pg_identify_object(o.classid, o.objid, 0) AS i"
-        f" WHERE NOT {_dependent('o.classid', 'o.objid', 'e')}"
-        f" AND NOT {_dependent('o.classid', 'o.objid', 'i')}"
+        f" WHERE NOT {catalog.dependent('o.classid', 'o.objid', 'e')}"
+        f" AND NOT {catalog.dependent('o.classid', 'o.objid', 'i')}"
         " ORDER BY 2"
     )
 
@@ -129,21 +98,36 @@ _NAMESPACES = "ARRAY(SELECT oid FROM pg_namespace WHERE nspname = ANY({names}))"
 
 async def check(dsn: server.Dsn, schemas: Sequence[str]) -> None:
     """PermanentError naming what keeps a restore of `schemas` from running: objects outside
-    that depend on objects inside, or objects inside the role cannot drop."""
-    oids = _NAMESPACES.format(names="%(names)s")
+    that depend on objects inside, objects inside the role cannot drop, or a trigger it
+    carries over (`carried`) that the role could not create again."""
+    oids, params = _NAMESPACES.format(names="%(names)s"), {"names": list(schemas)}
     async with await server.connect(dsn) as conn:
         try:
             await conn.execute(_NO_JIT)
-            found = await conn.execute(dependents_query(oids), {"names": list(schemas)})
+            found = await conn.execute(dependents_query(oids), params)
             dependents = [(str(a), str(b)) for a, b in await found.fetchall()]
-            found = await conn.execute(undroppable_query(oids), {"names": list(schemas)})
+            found = await conn.execute(undroppable_query(oids), params)
             foreign = [(str(k), str(i), str(o)) for k, i, o in await found.fetchall()]
+            triggers = await carried.found(conn, oids, params)
         except psycopg.Error as error:
             raise server.classify(error, dsn) from None
     if dependents:
         raise PermanentError(_dependents_message(dependents, schemas), provider=PROVIDER)
     if foreign:
         raise PermanentError(_foreign_message(foreign, schemas), provider=PROVIDER)
+    carried.check(triggers, list(schemas))
+
+
+async def carried_over(dsn: server.Dsn, schemas: Sequence[str]) -> list[carried.Carried]:
+    """The triggers outside `schemas` that a restore of them carries over (after one, those
+    it carried)."""
+    oids, params = _NAMESPACES.format(names="%(names)s"), {"names": list(schemas)}
+    async with await server.connect(dsn) as conn:
+        try:
+            await conn.execute(_NO_JIT)
+            return await carried.found(conn, oids, params)
+        except psycopg.Error as error:
+            raise server.classify(error, dsn) from None
 
 
 def _dependents_message(found: list[tuple[str, str]], schemas: Sequence[str]) -> str:
@@ -184,14 +168,16 @@ async def user_schemas(dsn: server.Dsn) -> list[tuple[str, bool]]:
 
 
 def prelude_sql() -> bytes:
-    """The restore's first statements, inside its transaction: refuse (raising, so nothing
-    changes) when `check` would, create a restored schema the database lacks, then drop every
-    object in the restored schemas. The schemas arrive as JSON in the psql variable
-    `SCHEMAS_VARIABLE` (psql quotes it), so no name reaches the SQL text."""
+    """The restore's first statements, inside its transaction: keep the triggers it carries
+    over (`carried`), refuse (raising, so nothing changes) when `check` would find dependents,
+    create a restored schema the database lacks, then drop every object in the restored
+    schemas. The schemas arrive as JSON in the psql variable `SCHEMAS_VARIABLE` (psql quotes
+    it), so no name reaches the SQL text."""
     oids = _NAMESPACES.format(names="names")
+    names = f"ARRAY(SELECT json_array_elements_text(current_setting('{_SETTING}')::json))"
     body = f"""
 DECLARE
-  names text[] := ARRAY(SELECT json_array_elements_text(current_setting('{_SETTING}')::json));
+  names text[] := {names};
   found text;
   missing text;
   drops text[];
@@ -216,5 +202,6 @@ END"""
     return (
         "\nSET LOCAL client_min_messages = warning;\n"  # the drops' cascade notices
         f"SELECT set_config('{_SETTING}', :'{SCHEMAS_VARIABLE}', true);\n"
+        f"{carried.capture_sql(names, oids)}"
         f"DO $rollback_prelude${body}\n$rollback_prelude$;\n"
     ).encode()

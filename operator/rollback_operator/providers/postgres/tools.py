@@ -62,9 +62,10 @@ def script_command(
     The script is run by psql (`psql_command`) inside the operator's own transaction
     (`transaction`), so the restore and its marker are one. `--single-transaction` keeps
     pg_restore from committing large objects on their own; its BEGIN inside that transaction
-    is a warning, and its COMMIT, the script's last line, only comes once the archive was read
-    whole. Without `use_list` it cleans what it restores (`--clean --if-exists`); with one,
-    the restore's prelude has dropped what the entries replace (`scope`).
+    is a warning, and its COMMIT, the script's last line, is taken out on the way
+    (`dumps.open_ended`), so the carried triggers (`carried`) follow in the same transaction.
+    Without `use_list` it cleans what it restores (`--clean --if-exists`); with one, the
+    restore's prelude has dropped what the entries replace (`scope`).
     """
     selection = ["--use-list", use_list] if use_list else ["--clean", "--if-exists"]
     return [
