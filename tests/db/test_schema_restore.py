@@ -258,7 +258,7 @@ async def test_a_carried_trigger_keeps_its_definition_enabled_state_and_comment(
 
 
 @pytest.mark.parametrize("fmt", ["custom", "plain-gzip"])
-async def test_a_backup_without_the_trigger_function_fails_the_restore_and_changes_nothing(
+async def test_a_backup_without_the_trigger_function_fails_plan_and_restore_changing_nothing(
     database: supabase.SupabaseDb, s3: S3Client, backups: str, fmt: str
 ) -> None:
     database.seed(["old"])
@@ -268,12 +268,13 @@ async def test_a_backup_without_the_trigger_function_fails_the_restore_and_chang
     now, triggers = database.shape(), database.outside_triggers()
     adapter = world.pg_adapter(database, s3, backups)
 
-    await adapter.plan(NAMES[fmt])  # what the backup holds is the restore's to find
-    with pytest.raises(
-        PermanentError,
-        match=r"backup has no function public\.handle_new_user\(\), which trigger "
-        r"on_auth_user_created on auth\.users calls.*nothing was changed",
-    ):
+    missing = (
+        r"has no function public\.handle_new_user\(\), which trigger on_auth_user_created on"
+        r" auth\.users calls.*nothing was changed"
+    )
+    with pytest.raises(PermanentError, match=f"backup {NAMES[fmt]} {missing}"):
+        await adapter.plan(NAMES[fmt])
+    with pytest.raises(PermanentError, match=missing):  # and in the transaction
         await adapter.restore(NAMES[fmt], KEY)
     database.sql("INSERT INTO auth.users (email) VALUES ('after-failure@example.com')")
 

@@ -8,20 +8,21 @@ but not the trigger, which a dump keeps with its table, outside. So inside the r
 transaction the prelude keeps each such trigger's definition (`pg_get_triggerdef`), its enabled
 state and its comment (`capture_sql`), before anything is dropped; after the backup's objects
 are restored, `recreate_sql` creates it again exactly. A backup without the function makes that
-CREATE fail, and with it the whole restore: nothing changes. Creating it takes the TRIGGER
+CREATE fail, and with it the whole restore: nothing changes; the plan finds it first in the
+backup's table of contents or headers (`require_functions`). Creating it takes the TRIGGER
 privilege on the table; a state other than the default, or a comment, takes its ownership (or
 membership in its owner): `check` finds a missing one when the rollback is planned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import psycopg
 
 from rollback_operator.providers.errors import PermanentError
-from rollback_operator.providers.postgres import catalog
+from rollback_operator.providers.postgres import catalog, contents
 
 PROVIDER = "postgres"
 _SETTING = "rollback_operator.carried"  # the kept definitions, as JSON, for the transaction
@@ -57,6 +58,7 @@ class Carried:
     table: str
     function: str
     lacks: str | None
+    held_as: tuple[str, str] = ("", "")  # (schema, name) of its function in a dump's entries
 
     def describe(self) -> str:
         """How a plan names it."""
@@ -64,7 +66,8 @@ class Carried:
 
 
 def _described_query(schemas: str) -> str:
-    """SQL: (name, table, function, what the role lacks or NULL) of each carried trigger."""
+    """SQL: (name, table, function, what the role lacks or NULL, the function's schema and
+    name) of each carried trigger."""
     lacks = (
         "CASE WHEN NOT has_table_privilege(t.tgrelid, 'TRIGGER')"
         " THEN 'the TRIGGER privilege on ' || t.tgrelid::regclass::text"
@@ -76,7 +79,9 @@ def _described_query(schemas: str) -> str:
     return (
         "SELECT t.tgname, (pg_identify_object('pg_class'::regclass, t.tgrelid, 0)).identity,"
         " (pg_identify_object('pg_proc'::regclass, t.tgfoid, 0)).identity,"
-        f" {lacks} FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid"
+        f" {lacks}, f.pronamespace::regnamespace::text, f.proname"
+        " FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid"
+        " JOIN pg_proc f ON f.oid = t.tgfoid"
         f" WHERE t.oid IN ({triggers_query(schemas)}) ORDER BY 2, 1"
     )
 
@@ -86,7 +91,10 @@ async def found(
 ) -> list[Carried]:
     """The triggers a restore of `schemas` (an oid[] expression reading `params`) carries."""
     rows = await (await conn.execute(_described_query(schemas), params)).fetchall()
-    return [Carried(str(n), str(t), str(f), None if x is None else str(x)) for n, t, f, x in rows]
+    return [
+        Carried(str(n), str(t), str(f), None if x is None else str(x), (str(s), str(p)))
+        for n, t, f, x, s, p in rows
+    ]
 
 
 def check(carried: list[Carried], schemas: list[str]) -> None:
@@ -100,6 +108,25 @@ def check(carried: list[Carried], schemas: list[str]) -> None:
         f"call their functions, but the database role cannot create them again: {shown[:600]}."
         " Grant the role what it lacks (GRANT TRIGGER ON <table> TO <role>, for the first), or"
         " drop the trigger; nothing was changed",
+        provider=PROVIDER,
+    )
+
+
+def require_functions(
+    carried: list[Carried], entries: Iterable[contents.Entry], backup: str
+) -> None:
+    """PermanentError naming each carried trigger whose function the backup (its `entries`)
+    lacks: creating it again would fail the restore. (A trigger function takes no arguments,
+    so a dump names it `name()`.)"""
+    held = {(e.schema, e.name) for e in entries if e.kind == "FUNCTION"}
+    missing = [t for t in carried if (t.held_as[0], f"{t.held_as[1]}()") not in held]
+    if not missing:
+        return
+    shown = "; ".join(f"{t.function}, which trigger {t.name} on {t.table} calls" for t in missing)
+    raise PermanentError(
+        f"backup {backup} has no function {shown[:600]} (a trigger outside the restored schemas,"
+        " which the restore carries over): restoring it would fail. Pick a backup that holds"
+        " the function, or drop the trigger; nothing was changed",
         provider=PROVIDER,
     )
 

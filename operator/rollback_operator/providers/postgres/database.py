@@ -97,7 +97,9 @@ class PostgresDatabase(PointDumps):
         await server.ping(self.dsn)
         await server.check_session_pooling(self.dsn)
         schemas = await self._scope(backup)
-        await scope.check(self.dsn, schemas)
+        kept = await scope.check(self.dsn, schemas)
+        if kept:
+            carried.require_functions(kept, await self._entries(backup), backup.name)
         return DatabasePlan(
             schemas=schemas,
             backup=backup.name,
@@ -194,6 +196,13 @@ class PostgresDatabase(PointDumps):
         if not held:
             raise dumps.BadDump(f"backup {backup.name} holds no schema", provider=PROVIDER)
         return held
+
+    async def _entries(self, backup: Backup) -> Sequence[contents.Entry]:
+        """The objects the backup holds: an archive's table of contents, or a plain dump's
+        headers up to its first data (which name every routine)."""
+        if backup.format and backup.format.archive:
+            return backup.entries
+        return [e async for e in contents.plain_headers(self._chunks(backup, window=_TOC_WINDOW))]
 
     def _chunks(self, backup: Backup, *, window: int | None = None) -> AsyncIterator[bytes]:
         return self._filtered(backup, self._download(backup, window=window))

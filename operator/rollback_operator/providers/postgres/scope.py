@@ -96,10 +96,11 @@ def undroppable_query(schemas: str) -> str:
 _NAMESPACES = "ARRAY(SELECT oid FROM pg_namespace WHERE nspname = ANY({names}))"
 
 
-async def check(dsn: server.Dsn, schemas: Sequence[str]) -> None:
-    """PermanentError naming what keeps a restore of `schemas` from running: objects outside
-    that depend on objects inside, objects inside the role cannot drop, or a trigger it
-    carries over (`carried`) that the role could not create again."""
+async def check(dsn: server.Dsn, schemas: Sequence[str]) -> list[carried.Carried]:
+    """The triggers outside that a restore of `schemas` carries over (`carried`);
+    PermanentError naming what keeps it from running: objects outside that depend on objects
+    inside, objects inside the role cannot drop, or a carried trigger the role could not
+    create again."""
     oids, params = _NAMESPACES.format(names="%(names)s"), {"names": list(schemas)}
     async with await server.connect(dsn) as conn:
         try:
@@ -116,6 +117,7 @@ async def check(dsn: server.Dsn, schemas: Sequence[str]) -> None:
     if foreign:
         raise PermanentError(_foreign_message(foreign, schemas), provider=PROVIDER)
     carried.check(triggers, list(schemas))
+    return triggers
 
 
 async def carried_over(dsn: server.Dsn, schemas: Sequence[str]) -> list[carried.Carried]:
