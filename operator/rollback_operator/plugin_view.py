@@ -93,6 +93,7 @@ def plan(body: Body) -> str:
         elif "backup" in move:
             window = move.get("dataLossWindow") or "?"
             lines.append(f"  {target:<9} restore {move['backup']} (data-loss window {window})")
+            lines += [f"  {'':<9} keeps {t} through it" for t in move.get("carriedTriggers") or []]
         else:
             restore, hide = move.get("objectsToRestore", 0), move.get("objectsToHide", 0)
             lines.append(

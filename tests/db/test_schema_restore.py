@@ -201,12 +201,15 @@ async def test_supabases_sign_up_trigger_is_carried_over_and_fires_after_the_res
     triggers = database.outside_triggers()
     adapter = world.pg_adapter(database, s3, backups)
 
-    await adapter.plan(NAMES[fmt])
+    plan = await adapter.plan(NAMES[fmt])
     done = await adapter.restore(NAMES[fmt], KEY)
     database.sql("INSERT INTO auth.users (email) VALUES ('after-restore@example.com')")
 
     assert len(triggers) == 1
     assert "on_auth_user_created AFTER INSERT ON auth.users FOR EACH ROW" in triggers[0]
+    assert plan.carried_triggers == [  # a dry run shows it, and an approver sees it
+        "trigger on_auth_user_created on auth.users (calls public.handle_new_user())"
+    ]
     assert database.outside_triggers() == triggers
     assert database.shape() == before
     assert "after-restore" in database.profiles()  # the trigger fired

@@ -40,3 +40,16 @@ def test_status_without_checks_or_rules_shows_neither_section() -> None:
     shown = plugin_view.status(_body())
     assert "Verification:" not in shown
     assert "Monitoring during the rollback:" not in shown
+
+
+def test_the_plan_names_each_trigger_a_restore_carries_over() -> None:
+    trigger = "trigger on_auth_user_created on auth.users (calls public.handle_new_user())"
+    body: dict[str, Any] = {"status": {"plan": {"database": {
+        "backup": "backup_latest.dump", "dataLossWindow": "2h", "carriedTriggers": [trigger],
+    }}}}  # fmt: skip
+
+    shown = plugin_view.plan(body).splitlines()
+
+    assert shown[0].split() == ["database", "restore", "backup_latest.dump", "(data-loss",
+                                "window", "2h)"]  # fmt: skip
+    assert shown[1].strip() == f"keeps {trigger} through it"

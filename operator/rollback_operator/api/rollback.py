@@ -198,6 +198,12 @@ class DatabasePlan(Model):
         description="The schemas the restore replaces (the target's schemas, or every schema "
         "the backup holds); the others are untouched.",
     )
+    carried_triggers: list[str] | None = Field(
+        default=None,
+        description="Triggers on tables outside the restored schemas that call a function "
+        "inside them (Supabase's sign-up trigger on auth.users): kept through the restore and "
+        "created again, as they were, once the backup's objects are back.",
+    )
 
 
 class StoragePlan(Model):

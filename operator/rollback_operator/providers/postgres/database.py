@@ -107,6 +107,7 @@ class PostgresDatabase(PointDumps):
             size_bytes=backup.size,
             format=backup.format.value if backup.format else None,
             safety_backup=self.dumps_first,
+            carried_triggers=[t.describe() for t in kept] or None,
         )
 
     async def safety_backup(self, key: str) -> StepResult:
