@@ -265,21 +265,19 @@ class Gates:
 
     async def _nothing_to_do(self, status: RollbackStatus) -> Phase:
         """End Succeeded now: every target was left alone, so no step is left to run."""
-        for step in status.steps:
-            if step.state != StepState.SKIPPED:
-                step.state, step.message = StepState.SKIPPED, NOTHING_LEFT
-        status.finished_at = self.clock.now()
-        await self.controls.release()
         message = summary(status.steps, Phase.SUCCEEDED)
-        await self.record.enter(status, Phase.SUCCEEDED, message, Reason.ALREADY_ROLLED_BACK)
-        return Phase.SUCCEEDED
+        reason = Reason.ALREADY_ROLLED_BACK
+        return await self._end_unrun(status, Phase.SUCCEEDED, message, reason, why=NOTHING_LEFT)
 
     async def _end_unrun(
-        self, status: RollbackStatus, phase: Phase, message: str, reason: Reason | None = None
-    ) -> Phase:
-        """End before any step acted: each step not run, the turn given back."""
+        self, status: RollbackStatus, phase: Phase, message: str, reason: Reason | None = None,
+        *, why: str | None = None,
+    ) -> Phase:  # fmt: skip
+        """End before any step acted: each step not run, the turn given back. With `why`, the
+        steps left alone keep saying so and the others say `why`; else every step `NOT_RUN`."""
         for step in status.steps:
-            step.state, step.message = StepState.SKIPPED, NOT_RUN
+            if why is None or step.state != StepState.SKIPPED:
+                step.state, step.message = StepState.SKIPPED, why or NOT_RUN
         status.finished_at = self.clock.now()
         await self.controls.release()
         await self.record.enter(status, phase, message, reason)
